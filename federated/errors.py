@@ -1,0 +1,69 @@
+"""Exceptions of the federated-learning core.
+
+Every error carries a stable ``code`` (a short upper-case string that scripts and the ledger
+can rely on) and, where it concerns one node's contribution, that node's id.
+
+Hierarchy::
+
+    FederatedError
+    ├── InvalidUpdateError        an update is malformed: wrong shape, NaN/inf, wrong family
+    ├── IncompatibleModelError    model family or feature schema does not match the profile
+    ├── EmptyPartitionError       a node has no rows to train on
+    ├── QuorumNotMetError         fewer usable updates than the profile's minimum
+    ├── PrivacyBudgetError        a round would exceed a node's privacy budget
+    ├── DataValidationError       local data failed its expectation suite (carries GE's result)
+    └── DatasetError              a dataset cannot be loaded or partitioned
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FederatedError(Exception):
+    """Root of every error raised by :mod:`federated`."""
+
+    code: str = "FEDERATED_ERROR"
+
+    def __init__(self, message: str, *, node_id: str | None = None, **details: Any) -> None:
+        self.message = message
+        self.node_id = node_id
+        self.details = details
+        prefix = f"node {node_id}: " if node_id else ""
+        super().__init__(f"{prefix}{message}")
+
+
+class InvalidUpdateError(FederatedError):
+    code = "INVALID_UPDATE"
+
+
+class IncompatibleModelError(FederatedError):
+    code = "INCOMPATIBLE_MODEL"
+
+
+class EmptyPartitionError(FederatedError):
+    code = "EMPTY_PARTITION"
+
+
+class QuorumNotMetError(FederatedError):
+    code = "QUORUM_NOT_MET"
+
+
+class PrivacyBudgetError(FederatedError):
+    code = "BUDGET_EXCEEDED"
+
+
+class DataValidationError(FederatedError):
+    """Local data failed validation; ``result`` is Great Expectations' result (JSON-able)."""
+
+    code = "DATA_VALIDATION_FAILED"
+
+    def __init__(
+        self, message: str, *, result: dict[str, Any], node_id: str | None = None
+    ) -> None:
+        super().__init__(message, node_id=node_id)
+        self.result = result
+
+
+class DatasetError(FederatedError):
+    code = "DATASET_ERROR"

@@ -1,0 +1,1 @@
+"""The ``fedspec`` command line."""

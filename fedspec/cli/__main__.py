@@ -1,0 +1,3 @@
+from fedspec.cli.app import main
+
+main()

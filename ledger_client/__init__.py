@@ -1,0 +1,1 @@
+"""fedspec: ledger_client."""
