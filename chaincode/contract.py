@@ -1,0 +1,102 @@
+"""The fedspec contract: every transaction, its arguments, and whether it only reads.
+
+Both runtimes dispatch through :func:`invoke`: the Fabric contract API adapter
+(:mod:`chaincode.fabric_contract`) and the embedded peer. Transaction names are Fabric-style
+PascalCase; arguments are strings (JSON for documents); results are canonical JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chaincode import models, nodes, profiles, rewards, rounds, updates
+from chaincode.context import Stub, Tx, canonical
+from chaincode.errors import ChaincodeError, InvalidArgument
+
+CONTRACT_NAME = "fedspec"
+
+
+@dataclass(frozen=True)
+class Transaction:
+    name: str
+    fn: Callable[..., Awaitable[Any]]
+    params: tuple[str, ...]
+    evaluate: bool = False
+    description: str = ""
+
+
+def _t(
+    name: str, fn: Callable[..., Awaitable[Any]], *params: str, evaluate: bool = False
+) -> Transaction:
+    doc = (fn.__doc__ or "").strip().splitlines()
+    return Transaction(name, fn, tuple(params), evaluate, doc[0] if doc else "")
+
+
+TRANSACTIONS: dict[str, Transaction] = {
+    t.name: t
+    for t in (
+        _t("InitConsortium", nodes.init_consortium, "orgs_json"),
+        _t("GetConsortium", nodes.get_consortium, evaluate=True),
+        _t("RegisterNode", nodes.register_node),
+        _t("GetNode", nodes.get_node, "node_id", evaluate=True),
+        _t("ListNodes", nodes.list_nodes, "org", evaluate=True),
+        _t("Volunteer", nodes.volunteer, "profile_id"),
+        _t("Withdraw", nodes.withdraw, "profile_id"),
+        _t("ProposeProfile", profiles.propose_profile, "profile_json"),
+        _t("VoteProfile", profiles.vote_profile, "profile_id", "action", "approve"),
+        _t("GetProfile", profiles.get_profile, "profile_id", evaluate=True),
+        _t("ListProfiles", profiles.list_profiles, "status", evaluate=True),
+        _t(
+            "QueryProfiles",
+            profiles.query_profiles,
+            "characteristics_json",
+            "status",
+            evaluate=True,
+        ),
+        _t("OpenRound", rounds.open_round, "profile_id"),
+        _t("JoinRound", rounds.join_round, "profile_id", "round", "commitment"),
+        _t("RevealSeed", rounds.reveal_seed, "profile_id", "round", "secret"),
+        _t("ElectCoordinator", rounds.elect_coordinator, "profile_id", "round"),
+        _t("ReplaceCoordinator", rounds.replace_coordinator, "profile_id", "round"),
+        _t("FailRound", rounds.fail_round, "profile_id", "round", "code", "reason"),
+        _t("GetRound", rounds.get_round, "profile_id", "round", evaluate=True),
+        _t("GetRoundStatus", rounds.round_status, "profile_id", evaluate=True),
+        _t("ListRounds", rounds.list_rounds, "profile_id", evaluate=True),
+        _t("SubmitUpdate", updates.submit_update, "profile_id", "round", "update_json"),
+        _t("GetUpdate", updates.get_update, "profile_id", "round", "node_id", evaluate=True),
+        _t("ListUpdates", updates.list_updates, "profile_id", "round", evaluate=True),
+        _t("GetBudget", updates.get_budget, "node_id", "profile_id", evaluate=True),
+        _t("CommitModel", models.commit_model, "profile_id", "round", "model_json"),
+        _t("GetModel", models.get_model, "profile_id", "round", evaluate=True),
+        _t("GetLatestModel", models.get_latest_model, "profile_id", evaluate=True),
+        _t("GetProfileHistory", models.profile_history, "profile_id", evaluate=True),
+        _t("MintRewards", rewards.mint_rewards, "profile_id", "round"),
+        _t("GetBalance", rewards.get_balance, "node_id", evaluate=True),
+        _t("GetBalances", rewards.get_balances, "org", evaluate=True),
+        _t("Transfer", rewards.transfer, "to_node", "amount"),
+    )
+}
+
+
+async def invoke(stub: Stub, name: str, args: Sequence[str]) -> bytes:
+    """Run one transaction and return its canonical JSON result; failures raise typed errors."""
+    try:
+        spec = TRANSACTIONS.get(name)
+        if spec is None:
+            raise InvalidArgument(f"unknown transaction {name!r:.60}")
+        if len(args) != len(spec.params):
+            raise InvalidArgument(
+                f"{name} takes {len(spec.params)} arguments ({', '.join(spec.params) or 'none'}), "
+                f"got {len(args)}"
+            )
+        if not all(isinstance(a, str) for a in args):
+            raise InvalidArgument(f"{name}: arguments must be strings")
+        tx = Tx(stub)
+        result = await spec.fn(tx, *args)
+        return canonical(result)
+    except ChaincodeError:
+        raise
+    except Exception as exc:  # a bug must surface as an error response, never as a success
+        raise ChaincodeError(f"{name} failed: {type(exc).__name__}: {exc}") from exc

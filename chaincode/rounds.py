@@ -1,0 +1,299 @@
+"""Rounds of one profile: open → join (commit) → reveal → elect → train → commit model.
+
+Deadlines come from transaction timestamps. Joining closes at the join deadline, or as soon
+as every node that volunteered for the profile has joined (so a round need not wait for its
+window when everyone is there). Reveals open when joining closes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaincode import election, keys
+from chaincode.common import (
+    check_profile_id,
+    check_sha256,
+    load_profile,
+    parse_int,
+    require_active_profile,
+    require_member,
+    require_node,
+)
+from chaincode.context import Tx
+from chaincode.errors import FailedPrecondition, Forbidden, InvalidArgument, NotFound
+from chaincode.nodes import add_penalty, list_volunteers, reputation
+
+WITHHELD_REVEAL_PENALTY = 10
+MISSED_DEADLINE_PENALTY = 25
+FAIL_CODES = ("QUORUM_NOT_MET", "AGGREGATION_FAILED", "EVALUATION_FAILED", "ABORTED")
+
+
+async def load_round(tx: Tx, profile_id: str, n: int) -> dict[str, Any]:
+    record = await tx.get(keys.round_(check_profile_id(profile_id), n))
+    if record is None:
+        raise NotFound(f"round {n} of profile {profile_id} does not exist")
+    return record
+
+
+async def _require_opener(tx: Tx) -> None:
+    await require_member(tx)
+    if tx.creator.role == "client":
+        await require_node(tx)
+    elif tx.creator.role != "admin":
+        raise Forbidden(f"{tx.creator.id} ({tx.creator.role}) may not run rounds")
+
+
+async def open_round(tx: Tx, profile_id: str) -> dict[str, Any]:
+    await _require_opener(tx)
+    profile = await require_active_profile(tx, profile_id)
+    pointer = await tx.get(keys.round_pointer(profile_id))
+    n = 1
+    if pointer is not None:
+        previous = await load_round(tx, profile_id, pointer["round"])
+        if previous["status"] not in ("closed", "failed"):
+            raise FailedPrecondition(
+                f"round {previous['round']} of {profile_id} is still {previous['status']}",
+                round=previous["round"],
+            )
+        n = pointer["round"] + 1
+    latest = await tx.get(keys.model_pointer(profile_id))
+    schedule = profile["spec"]["schedule"]
+    join_deadline = tx.timestamp + int(schedule["join_window_s"])
+    record: dict[str, Any] = {
+        "profile": profile_id,
+        "round": n,
+        "status": "joining",
+        "opened_by": tx.creator.id,
+        "opened_at": tx.timestamp,
+        "join_deadline": join_deadline,
+        "reveal_deadline": join_deadline + int(schedule["reveal_window_s"]),
+        "min_nodes": int(profile["spec"]["min_nodes"]),
+        "base_model": latest["sha256"] if latest else "",
+        "base_round": latest["round"] if latest else 0,
+        "participants": [],
+        "withheld": [],
+        "coordinator": "",
+        "coordinator_deadline": 0,
+        "replaced": [],
+        "seed": "",
+        "failure": None,
+        "rewards": None,
+    }
+    await tx.put(keys.round_(profile_id, n), record)
+    await tx.put(keys.round_pointer(profile_id), {"round": n})
+    tx.emit("RoundOpened", _summary(record))
+    return record
+
+
+async def _joining_closed(tx: Tx, record: dict[str, Any]) -> bool:
+    if tx.timestamp >= record["join_deadline"]:
+        return True
+    volunteers = await list_volunteers(tx, record["profile"])
+    if not volunteers:
+        return False
+    for node_id in volunteers:
+        if await tx.get(keys.join(record["profile"], record["round"], node_id)) is None:
+            return False
+    return True
+
+
+async def join_round(tx: Tx, profile_id: str, round_text: str, commitment: str) -> dict[str, Any]:
+    node = await require_node(tx)
+    n = parse_int(round_text, "round", minimum=1)
+    record = await load_round(tx, profile_id, n)
+    check_sha256(commitment, "seed commitment")
+    key = keys.join(profile_id, n, node["id"])
+    entry = {"node": node["id"], "commitment": commitment}
+    if await tx.get(key) is not None:
+        await tx.put_once(key, entry, f"{node['id']}'s commitment for round {n}")
+        return entry  # retried join: same commitment, nothing written
+    if record["status"] != "joining" or await _joining_closed(tx, record):
+        raise FailedPrecondition(f"joining round {n} of {profile_id} is closed")
+    await tx.put(key, entry)
+    tx.emit("RoundJoined", {"profile": profile_id, "round": n, "node": node["id"]})
+    return entry
+
+
+async def reveal_seed(tx: Tx, profile_id: str, round_text: str, secret: str) -> dict[str, Any]:
+    node = await require_node(tx)
+    n = parse_int(round_text, "round", minimum=1)
+    record = await load_round(tx, profile_id, n)
+    joined = await tx.get(keys.join(profile_id, n, node["id"]))
+    if joined is None:
+        raise Forbidden(f"{node['id']} did not join round {n} of {profile_id}")
+    if not isinstance(secret, str) or len(secret) != 64:
+        raise InvalidArgument("the secret must be 32 bytes as 64 hex characters")
+    try:
+        secret_bytes = bytes.fromhex(secret)
+    except ValueError as exc:
+        raise InvalidArgument("the secret must be hex") from exc
+    if election.commitment(secret_bytes) != joined["commitment"]:
+        raise InvalidArgument("the secret does not match the node's commitment")
+    key = keys.reveal(profile_id, n, node["id"])
+    entry = {"node": node["id"], "secret": secret.lower()}
+    if await tx.get(key) is not None:
+        await tx.put_once(key, entry, f"{node['id']}'s reveal for round {n}")
+        return entry
+    if record["status"] != "joining":
+        raise FailedPrecondition(f"round {n} of {profile_id} is {record['status']}")
+    if not await _joining_closed(tx, record):
+        raise FailedPrecondition(f"reveals of round {n} open when joining closes")
+    if tx.timestamp >= record["reveal_deadline"]:
+        raise FailedPrecondition(f"the reveal deadline of round {n} has passed")
+    await tx.put(key, entry)
+    tx.emit("SeedRevealed", {"profile": profile_id, "round": n, "node": node["id"]})
+    return entry
+
+
+async def elect_coordinator(tx: Tx, profile_id: str, round_text: str) -> dict[str, Any]:
+    n = parse_int(round_text, "round", minimum=1)
+    await _require_opener(tx)
+    record = await load_round(tx, profile_id, n)
+    if record["status"] != "joining":
+        raise FailedPrecondition(f"round {n} of {profile_id} is {record['status']}")
+    joins = {attrs[2]: r for attrs, r in await tx.scan("join", profile_id, keys.round_no(n))}
+    reveals = {
+        attrs[2]: r["secret"] for attrs, r in await tx.scan("reveal", profile_id, keys.round_no(n))
+    }
+    if tx.creator.role == "client" and tx.creator.id not in joins:
+        raise Forbidden(f"{tx.creator.id} did not join round {n}")
+    everyone_revealed = (
+        bool(joins) and set(reveals) == set(joins) and await _joining_closed(tx, record)
+    )
+    if not (everyone_revealed or tx.timestamp >= record["reveal_deadline"]):
+        raise FailedPrecondition(
+            f"round {n} elects once every participant revealed or at its reveal deadline"
+        )
+    withheld = sorted(set(joins) - set(reveals))
+    for node_id in withheld:
+        ref = f"reveal:{profile_id}:{keys.round_no(n)}"
+        await add_penalty(tx, node_id, ref, WITHHELD_REVEAL_PENALTY, "withheld its seed reveal")
+    participants = sorted(reveals)
+    record = {**record, "participants": participants, "withheld": withheld}
+    if len(participants) < record["min_nodes"]:
+        return await _fail(
+            tx,
+            record,
+            "QUORUM_NOT_MET",
+            f"{len(participants)} revealed, the profile needs {record['min_nodes']}",
+        )
+    weights = {node_id: await reputation(tx, node_id) for node_id in participants}
+    seed = election.seed_from_reveals(reveals)
+    coordinator = election.draw(seed, weights)
+    profile = await load_profile(tx, profile_id)
+    window = int(profile["spec"]["schedule"]["coordinator_window_s"])
+    record = {
+        **record,
+        "status": "training",
+        "seed": seed,
+        "weights": weights,
+        "coordinator": coordinator,
+        "elected_at": tx.timestamp,
+        "coordinator_deadline": tx.timestamp + window,
+    }
+    await tx.put(keys.round_(profile_id, n), record)
+    tx.emit("CoordinatorElected", _summary(record))
+    return record
+
+
+async def replace_coordinator(tx: Tx, profile_id: str, round_text: str) -> dict[str, Any]:
+    """After the coordinator's deadline, any participant (or an admin) elects a replacement."""
+    n = parse_int(round_text, "round", minimum=1)
+    await _require_opener(tx)
+    record = await load_round(tx, profile_id, n)
+    if record["status"] != "training":
+        raise FailedPrecondition(f"round {n} of {profile_id} is {record['status']}")
+    if tx.creator.role == "client" and tx.creator.id not in record["participants"]:
+        raise Forbidden(f"{tx.creator.id} is not a participant of round {n}")
+    if tx.timestamp < record["coordinator_deadline"]:
+        raise FailedPrecondition(
+            f"the coordinator of round {n} has until {record['coordinator_deadline']}"
+        )
+    old = record["coordinator"]
+    replaced = [*record["replaced"], old]
+    ref = f"coordinator:{profile_id}:{keys.round_no(n)}:{len(replaced)}"
+    await add_penalty(tx, old, ref, MISSED_DEADLINE_PENALTY, "missed its coordinator deadline")
+    weights = {node_id: await reputation(tx, node_id) for node_id in record["participants"]}
+    new = election.draw(election.reseed(record["seed"], len(replaced)), weights, exclude=replaced)
+    record = {**record, "replaced": replaced, "weights": weights}
+    if new is None:
+        return await _fail(tx, record, "ABORTED", "no participant is left to coordinate")
+    profile = await load_profile(tx, profile_id)
+    window = int(profile["spec"]["schedule"]["coordinator_window_s"])
+    record = {**record, "coordinator": new, "coordinator_deadline": tx.timestamp + window}
+    await tx.put(keys.round_(profile_id, n), record)
+    tx.emit("CoordinatorReplaced", {**_summary(record), "previous": old})
+    return record
+
+
+async def fail_round(
+    tx: Tx, profile_id: str, round_text: str, code: str, reason: str
+) -> dict[str, Any]:
+    """The coordinator ends a round that cannot produce a model (e.g. too few good updates)."""
+    node = await require_node(tx)
+    n = parse_int(round_text, "round", minimum=1)
+    record = await load_round(tx, profile_id, n)
+    if record["status"] != "training":
+        raise FailedPrecondition(f"round {n} of {profile_id} is {record['status']}")
+    if record["coordinator"] != node["id"]:
+        raise Forbidden(f"only the coordinator {record['coordinator']} may fail round {n}")
+    if code not in FAIL_CODES:
+        raise InvalidArgument(f"code must be one of {list(FAIL_CODES)}")
+    if not isinstance(reason, str) or not 1 <= len(reason) <= 1000:
+        raise InvalidArgument("reason must be 1 to 1000 characters")
+    return await _fail(tx, record, code, reason)
+
+
+async def _fail(tx: Tx, record: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
+    record = {
+        **record,
+        "status": "failed",
+        "failure": {"code": code, "reason": reason},
+        "closed_at": tx.timestamp,
+    }
+    await tx.put(keys.round_(record["profile"], record["round"]), record)
+    tx.emit("RoundFailed", {**_summary(record), "failure": record["failure"]})
+    return record
+
+
+async def get_round(tx: Tx, profile_id: str, round_text: str) -> dict[str, Any]:
+    n = parse_int(round_text, "round", minimum=1)
+    return await _with_phase(tx, await load_round(tx, profile_id, n))
+
+
+async def round_status(tx: Tx, profile_id: str) -> dict[str, Any]:
+    await load_profile(tx, profile_id)
+    pointer = await tx.get(keys.round_pointer(profile_id))
+    if pointer is None:
+        raise NotFound(f"profile {profile_id} has no rounds yet")
+    return await _with_phase(tx, await load_round(tx, profile_id, pointer["round"]))
+
+
+async def list_rounds(tx: Tx, profile_id: str) -> list[dict[str, Any]]:
+    await load_profile(tx, profile_id)
+    return [_summary(r) | {"failure": r["failure"]} for _, r in await tx.scan("round", profile_id)]
+
+
+async def _with_phase(tx: Tx, record: dict[str, Any]) -> dict[str, Any]:
+    n8 = keys.round_no(record["round"])
+    joined = sorted(a[2] for a, _ in await tx.scan("join", record["profile"], n8))
+    revealed = sorted(a[2] for a, _ in await tx.scan("reveal", record["profile"], n8))
+    phase = record["status"]
+    if phase == "joining" and await _joining_closed(tx, record):
+        phase = "revealing"
+    return {**record, "phase": phase, "joined": joined, "revealed": revealed}
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    fields = (
+        "profile",
+        "round",
+        "status",
+        "coordinator",
+        "coordinator_deadline",
+        "join_deadline",
+        "reveal_deadline",
+        "participants",
+        "base_model",
+    )
+    return {f: record[f] for f in fields}

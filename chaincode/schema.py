@@ -1,0 +1,91 @@
+"""Validation of profile documents against ``profile.schema.json``.
+
+The same schema validates on the client (for a readable error before anything is signed)
+and in the chaincode (which is what counts).
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from chaincode.errors import InvalidArgument
+
+MAX_DOCUMENT_BYTES = 64 * 1024
+
+
+@lru_cache(maxsize=1)
+def profile_schema() -> dict[str, Any]:
+    text = resources.files("chaincode").joinpath("profile.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    Draft202012Validator.check_schema(profile_schema())
+    return Draft202012Validator(profile_schema())
+
+
+def validate_profile(document: Any) -> None:
+    """Raise :class:`InvalidArgument` naming the first problem (in a deterministic order)."""
+    errors = sorted(
+        _validator().iter_errors(document), key=lambda e: (list(map(str, e.path)), e.message)
+    )
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.absolute_path) or "(document)"
+        raise InvalidArgument(f"profile {where}: {first.message}", field=where)
+    if document.get("parent") == document["id"]:
+        raise InvalidArgument("profile parent: a profile cannot be its own parent", field="parent")
+
+
+def parse_json_argument(text: str, what: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
+    if len(text.encode()) > max_bytes:
+        raise InvalidArgument(f"{what} is larger than {max_bytes} bytes")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InvalidArgument(f"{what} is not valid JSON: {exc}") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decimal(text: Any, what: str) -> Fraction:
+    """An exact decimal string as a Fraction: budgets are compared exactly, never in floats."""
+    if not isinstance(text, str):
+        raise InvalidArgument(f'{what} must be a decimal string such as "0.5" or "1e-5"')
+    import re
+
+    if not re.fullmatch(r"-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,12})?([eE]-?[0-9]{1,2})?", text):
+        raise InvalidArgument(f'{what} must be a decimal string such as "0.5" or "1e-5"')
+    return Fraction(text)
+
+
+def decimal_text(value: Fraction) -> str:
+    """Exact decimal text for a Fraction whose denominator divides a power of ten."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    den = value.denominator
+    twos = fives = 0
+    while den % 2 == 0:
+        den //= 2
+        twos += 1
+    while den % 5 == 0:
+        den //= 5
+        fives += 1
+    if den != 1:  # only sums of decimals reach here, so this cannot happen
+        raise InvalidArgument("value is not a finite decimal")
+    places = max(twos, fives)
+    scaled = value * 10**places
+    sign = "-" if scaled < 0 else ""
+    digits = str(abs(scaled.numerator)).rjust(places + 1, "0")
+    text = f"{digits[:-places]}.{digits[-places:]}".rstrip("0").rstrip(".")
+    return sign + text

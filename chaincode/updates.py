@@ -1,0 +1,190 @@
+"""Update commitments: a node's signed record of the update it trained, and its privacy spend."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from chaincode import keys
+from chaincode.common import (
+    check_int_map,
+    check_node_id,
+    check_sha256,
+    load_profile,
+    parse_int,
+    require_node,
+)
+from chaincode.context import Tx, canonical
+from chaincode.errors import (
+    BudgetExceeded,
+    Conflict,
+    FailedPrecondition,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+)
+from chaincode.rounds import load_round
+from chaincode.schema import decimal, decimal_text, parse_json_argument
+
+_FIELDS = {"sha256", "num_samples", "validation", "privacy", "metrics", "uri"}
+
+
+def _parse_update(text: str) -> dict[str, Any]:
+    doc = parse_json_argument(text, "update", max_bytes=16 * 1024)
+    if (
+        not isinstance(doc, dict)
+        or set(doc) - _FIELDS
+        or not {"num_samples", "validation"} <= set(doc)
+    ):
+        raise InvalidArgument(f"update must be an object with fields {sorted(_FIELDS)}")
+    validation = doc["validation"]
+    if not isinstance(validation, dict) or not isinstance(validation.get("passed"), bool):
+        raise InvalidArgument("update.validation must hold summary_sha256 and passed")
+    check_sha256(validation.get("summary_sha256"), "update.validation.summary_sha256")
+    reason = validation.get("reason", "")
+    if (
+        not isinstance(reason, str)
+        or len(reason) > 1000
+        or set(validation) - {"summary_sha256", "passed", "reason"}
+    ):
+        raise InvalidArgument("update.validation.reason must be at most 1000 characters")
+    num = doc["num_samples"]
+    if not isinstance(num, int) or isinstance(num, bool) or not 0 <= num <= 10**12:
+        raise InvalidArgument("update.num_samples must be an integer ≥ 0")
+    privacy = doc.get("privacy", {"epsilon": "0", "delta": "0"})
+    if not isinstance(privacy, dict) or set(privacy) != {"epsilon", "delta"}:
+        raise InvalidArgument("update.privacy must hold epsilon and delta as decimal strings")
+    eps = decimal(privacy["epsilon"], "update.privacy.epsilon")
+    delta = decimal(privacy["delta"], "update.privacy.delta")
+    if eps < 0 or delta < 0 or delta >= 1:
+        raise InvalidArgument("update.privacy: epsilon ≥ 0 and 0 ≤ delta < 1")
+    uri = doc.get("uri", "")
+    if not isinstance(uri, str) or len(uri) > 1000:
+        raise InvalidArgument("update.uri must be at most 1000 characters")
+    if validation["passed"]:
+        check_sha256(doc.get("sha256"), "update.sha256")
+        if num < 1:
+            raise InvalidArgument("an update trained on validated data has num_samples ≥ 1")
+    elif doc.get("sha256", "") != "" or eps != 0 or delta != 0:
+        # Data that failed validation is never trained on: the record states the exclusion.
+        raise InvalidArgument(
+            "an update whose data failed validation carries no sha256 and no spend"
+        )
+    return {
+        "sha256": doc.get("sha256", ""),
+        "num_samples": num,
+        "validation": {
+            "summary_sha256": validation["summary_sha256"],
+            "passed": validation["passed"],
+            "reason": reason,
+        },
+        "privacy": {"epsilon": decimal_text(eps), "delta": decimal_text(delta)},
+        "metrics": check_int_map(doc.get("metrics", {}), "update.metrics"),
+        "uri": uri,
+    }
+
+
+async def submit_update(
+    tx: Tx, profile_id: str, round_text: str, update_json: str
+) -> dict[str, Any]:
+    node = await require_node(tx)
+    n = parse_int(round_text, "round", minimum=1)
+    record = await load_round(tx, profile_id, n)
+    if node["id"] not in record["participants"]:
+        raise Forbidden(f"{node['id']} is not a participant of round {n} of {profile_id}")
+    update = {"profile": profile_id, "round": n, "node": node["id"], **_parse_update(update_json)}
+    key = keys.update(profile_id, n, node["id"])
+    existing = await tx.get(key)
+    if existing is not None:
+        if canonical(existing) == canonical(update):
+            return existing  # a retried submit: its spend is not counted twice
+        raise Conflict(f"{node['id']} already committed a different update for round {n}")
+    if record["status"] != "training":
+        raise FailedPrecondition(f"round {n} of {profile_id} is {record['status']}")
+    profile = await load_profile(tx, profile_id)
+    spend_eps = Fraction(update["privacy"]["epsilon"])
+    spend_delta = Fraction(update["privacy"]["delta"])
+    privacy = profile["spec"]["privacy"]
+    if privacy["mode"] == "none":
+        if spend_eps or spend_delta:
+            raise InvalidArgument(f"profile {profile_id} has no privacy mode; the spend must be 0")
+    else:
+        if spend_eps > decimal(
+            privacy["epsilon_per_round"], "epsilon_per_round"
+        ) or spend_delta > decimal(privacy["delta_per_round"], "delta_per_round"):
+            raise InvalidArgument("the update spends more than the profile's per-round (ε, δ)")
+        budget_key = keys.budget(node["id"], profile_id)
+        spent = await tx.get(budget_key) or {"epsilon": "0", "delta": "0", "rounds": 0}
+        total_eps = Fraction(spent["epsilon"]) + spend_eps
+        total_delta = Fraction(spent["delta"]) + spend_delta
+        cap_eps = decimal(privacy["epsilon_budget"], "epsilon_budget")
+        cap_delta = decimal(privacy["delta_budget"], "delta_budget")
+        if total_eps > cap_eps or total_delta > cap_delta:
+            raise BudgetExceeded(
+                f"{node['id']} would spend ε={decimal_text(total_eps)}, δ={decimal_text(total_delta)} "
+                f"on {profile_id}; the budget is ε={privacy['epsilon_budget']}, δ={privacy['delta_budget']}",
+                spent_epsilon=spent["epsilon"],
+                spent_delta=spent["delta"],
+            )
+        if spend_eps or spend_delta:
+            await tx.put(
+                budget_key,
+                {
+                    "epsilon": decimal_text(total_eps),
+                    "delta": decimal_text(total_delta),
+                    "rounds": int(spent["rounds"]) + 1,
+                    "last_round": n,
+                },
+            )
+    await tx.put(key, update)
+    tx.emit(
+        "UpdateCommitted",
+        {
+            "profile": profile_id,
+            "round": n,
+            "node": node["id"],
+            "sha256": update["sha256"],
+            "passed": update["validation"]["passed"],
+        },
+    )
+    return update
+
+
+async def get_update(tx: Tx, profile_id: str, round_text: str, node_id: str) -> dict[str, Any]:
+    n = parse_int(round_text, "round", minimum=1)
+    record = await tx.get(keys.update(profile_id, n, check_node_id(node_id)))
+    if record is None:
+        raise NotFound(f"{node_id} has no update for round {n} of {profile_id}")
+    return record
+
+
+async def list_updates(tx: Tx, profile_id: str, round_text: str) -> list[dict[str, Any]]:
+    n = parse_int(round_text, "round", minimum=1)
+    await load_round(tx, profile_id, n)
+    return [r for _, r in await tx.scan("update", profile_id, keys.round_no(n))]
+
+
+async def get_budget(tx: Tx, node_id: str, profile_id: str) -> dict[str, Any]:
+    profile = await load_profile(tx, profile_id)
+    privacy = profile["spec"]["privacy"]
+    spent = await tx.get(keys.budget(check_node_id(node_id), profile_id)) or {
+        "epsilon": "0",
+        "delta": "0",
+        "rounds": 0,
+    }
+    out: dict[str, Any] = {
+        "node": node_id,
+        "profile": profile_id,
+        "mode": privacy["mode"],
+        "spent": {"epsilon": spent["epsilon"], "delta": spent["delta"]},
+        "rounds": spent["rounds"],
+    }
+    if privacy["mode"] != "none":
+        cap_eps = decimal(privacy["epsilon_budget"], "epsilon_budget")
+        cap_delta = decimal(privacy["delta_budget"], "delta_budget")
+        out["budget"] = {"epsilon": privacy["epsilon_budget"], "delta": privacy["delta_budget"]}
+        out["remaining"] = {
+            "epsilon": decimal_text(max(Fraction(0), cap_eps - Fraction(spent["epsilon"]))),
+            "delta": decimal_text(max(Fraction(0), cap_delta - Fraction(spent["delta"]))),
+        }
+    return out

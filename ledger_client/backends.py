@@ -1,0 +1,80 @@
+"""Choosing a ledger backend by configuration: the code above this module never knows which.
+
+``embedded`` (the default) opens the local ledger file; ``fabric`` connects to a Fabric
+peer's Gateway over gRPC. Both return a :class:`~ledger_client.service.GatewayService`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledger_client.consortium import Consortium
+from ledger_client.errors import ConfigurationError
+from ledger_client.facade import FedspecLedger
+from ledger_client.gateway import connect
+from ledger_client.service import GatewayService
+
+BACKENDS = ("embedded", "fabric")
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    backend: str = "embedded"
+    ledger_path: Path = Path(".fedspec/ledger.sqlite")
+    consortium_dir: Path = Path(".fedspec/consortium")
+    channel: str = "fedspec"
+    chaincode: str = "fedspec"
+    # Fabric: peer Gateway endpoints by organization, e.g. {"org1": "127.0.0.1:7051"}.
+    fabric_peers: dict[str, str] = field(default_factory=dict)
+
+
+_services: dict[tuple[str, str, str], GatewayService] = {}
+_lock = threading.Lock()
+
+
+def open_service(config: LedgerConfig, *, org: str | None = None) -> GatewayService:
+    """One service per ledger (and per organization, for Fabric) in this process, shared."""
+    if config.backend not in BACKENDS:
+        raise ConfigurationError(
+            f"unknown ledger backend {config.backend!r}; choose one of {', '.join(BACKENDS)}"
+        )
+    key = (config.backend, str(Path(config.ledger_path).absolute()), org or "")
+    with _lock:
+        service = _services.get(key)
+        if service is None:
+            service = _create(config, org)
+            _services[key] = service
+        return service
+
+
+def _create(config: LedgerConfig, org: str | None) -> GatewayService:
+    if config.backend == "embedded":
+        from ledger_client.embedded.peer import EmbeddedLedger
+
+        consortium = (
+            Consortium.load(config.consortium_dir) if Path(config.consortium_dir).exists() else None
+        )
+        return EmbeddedLedger(config.ledger_path, consortium)
+    try:
+        from ledger_client.fabric import FabricGatewayService  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise ConfigurationError("the fabric backend is not available in this build") from exc
+    return FabricGatewayService.from_config(config, org)  # type: ignore[no-any-return,unused-ignore]
+
+
+def open_ledger(config: LedgerConfig, identity: str) -> FedspecLedger:
+    """The domain facade for ``identity`` (e.g. ``org1/node0``) on the configured ledger."""
+    consortium = Consortium.load(config.consortium_dir)
+    msp = consortium.identity(identity)
+    service = open_service(config, org=msp.identity.msp_id)
+    gateway = connect(service, msp.identity, msp.signer)
+    return FedspecLedger(gateway.get_network(config.channel).get_contract(config.chaincode))
+
+
+def close_services() -> None:
+    with _lock:
+        for service in _services.values():
+            service.close()
+        _services.clear()

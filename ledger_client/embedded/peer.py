@@ -1,0 +1,544 @@
+"""The embedded ledger: a Fabric Gateway service in this process, over one SQLite file.
+
+It does what a Fabric network does for a transaction, on one machine:
+
+* **endorse** — check the signed proposal (creator identity against the channel's CAs, the
+  signature, the transaction id, the clock), simulate the contract on committed state, and
+  have peers of enough organizations to satisfy the policy sign the result;
+* **submit** — check the client's signature on the endorsed transaction (as an orderer checks
+  a channel writer), refuse replayed transaction ids, and queue it for ordering;
+* **commit** — a committer thread cuts a block from whatever is queued (group commit), checks
+  every transaction again (signatures, endorsement policy, MVCC and phantom reads), signs the
+  block as the orderer, and appends it and the valid writes in one SQLite transaction.
+
+Peer and orderer identities come from the consortium folder; reading and verifying a ledger
+needs only the file (its genesis block names the CAs it trusts).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabric_protos.common import common_pb2
+from fabric_protos.gateway import gateway_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import chaincode_pb2, proposal_pb2, proposal_response_pb2
+
+from chaincode.contract import invoke
+from chaincode.errors import ChaincodeError, InvalidArgument
+from ledger_client.consortium import Consortium
+from ledger_client.embedded import validation
+from ledger_client.embedded.blocks import build_block
+from ledger_client.embedded.channel import (
+    ChannelConfig,
+    IdentityRejected,
+    Member,
+    Membership,
+    utc_now,
+)
+from ledger_client.embedded.simulator import SimulationStub, drive, read_kvrwset
+from ledger_client.embedded.store import Store
+from ledger_client.errors import LedgerFileError
+from ledger_client.identity import MspIdentity, sha256, verify_signature
+from ledger_client.protocol import (
+    ParsedProposal,
+    ParsedTransaction,
+    build_envelope_payload,
+    parse_proposal,
+    parse_transaction,
+    transaction_id,
+)
+from ledger_client.service import GatewayServiceError
+
+log = logging.getLogger(__name__)
+POLL_S = 0.02  # how often other processes' commits are looked for while waiting
+
+
+@dataclass
+class _Pending:
+    envelope: bytes
+    tx: ParsedTransaction
+    creator: str
+
+
+class EmbeddedLedger:
+    """A :class:`~ledger_client.service.GatewayService` backed by a local ledger file."""
+
+    def __init__(
+        self, path: Path | str, consortium: Consortium | None = None, *, synchronous: str = "FULL"
+    ) -> None:
+        self.path = Path(path)
+        self.store = Store(self.path, synchronous=synchronous)
+        genesis = (
+            self.store.connection().execute("SELECT block FROM blocks WHERE number = 0").fetchone()
+        )
+        if genesis is None:
+            raise LedgerFileError(f"{self.path} has no genesis block")
+        self.config = _config_of_genesis(bytes(genesis[0]))
+        self.membership = Membership(self.config)
+        self.consortium = consortium
+        self._peers: dict[str, MspIdentity] = {}
+        self._orderer: MspIdentity | None = None
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._queued: set[str] = set()
+        self._committed = threading.Condition()
+        self._failures: dict[str, str] = {}
+        self._committer: threading.Thread | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ identities
+    def _peer(self, msp_id: str) -> MspIdentity:
+        if msp_id not in self._peers:
+            if self.consortium is None:
+                raise GatewayServiceError(
+                    "UNAVAILABLE", "this ledger was opened read-only (no consortium folder)"
+                )
+            org = self.consortium.org(msp_id)
+            self._peers[msp_id] = self.consortium.identity(f"{org.name}/{org.peers[0]}")
+        return self._peers[msp_id]
+
+    def _orderer_identity(self) -> MspIdentity:
+        if self._orderer is None:
+            if self.consortium is None:
+                raise GatewayServiceError(
+                    "UNAVAILABLE", "this ledger was opened read-only (no consortium folder)"
+                )
+            org = self.consortium.orderer_org
+            self._orderer = self.consortium.identity(f"{org.name}/{org.orderers[0]}")
+        return self._orderer
+
+    def _identify(self, msp_id: str, cert: bytes, *, at: float) -> Member:
+        try:
+            member = self.membership.identify(msp_id, cert)
+            member.check_time(at)
+        except IdentityRejected as exc:
+            raise GatewayServiceError("ACCESS_DENIED", str(exc)) from exc
+        if msp_id not in self.config.organizations:
+            raise GatewayServiceError("ACCESS_DENIED", f"{msp_id} is not a member organization")
+        return member
+
+    def _check_signed_request(self, raw: bytes, signature: bytes, identity_bytes: bytes) -> None:
+        try:
+            ident = identities_pb2.SerializedIdentity.FromString(identity_bytes)
+        except Exception as exc:
+            raise GatewayServiceError("INVALID_ARGUMENT", "malformed identity") from exc
+        member = self._identify(ident.mspid, bytes(ident.id_bytes), at=utc_now())
+        if not verify_signature(member.public_key, signature, raw):
+            raise GatewayServiceError("BAD_SIGNATURE", "the request's signature does not verify")
+
+    # ------------------------------------------------------------------ proposals
+    def _check_proposal(self, signed: proposal_pb2.SignedProposal) -> tuple[ParsedProposal, Member]:
+        try:
+            parsed = parse_proposal(bytes(signed.proposal_bytes))
+        except ValueError as exc:
+            raise GatewayServiceError("INVALID_ARGUMENT", str(exc)) from exc
+        if parsed.header_type != common_pb2.ENDORSER_TRANSACTION:
+            raise GatewayServiceError("INVALID_ARGUMENT", "not an endorser transaction")
+        if parsed.channel_id != self.config.channel:
+            raise GatewayServiceError("NOT_FOUND", f"channel {parsed.channel_id!r} not found")
+        if parsed.chaincode not in (self.config.chaincode, "qscc"):
+            raise GatewayServiceError("NOT_FOUND", f"chaincode {parsed.chaincode!r} not found")
+        if parsed.tx_id != transaction_id(parsed.nonce, parsed.creator):
+            raise GatewayServiceError(
+                "BAD_PROPOSAL_TXID", "the transaction id is not sha256(nonce ‖ creator)"
+            )
+        ts = parsed.timestamp.seconds + parsed.timestamp.nanos / 1e9
+        member = self._identify(parsed.msp_id, parsed.cert_pem, at=ts)
+        if abs(ts - utc_now()) > self.config.max_clock_skew_s:
+            raise GatewayServiceError(
+                "BAD_TIMESTAMP", "the proposal's timestamp is too far from the peer's clock"
+            )
+        if not verify_signature(member.public_key, bytes(signed.signature), parsed.proposal_bytes):
+            raise GatewayServiceError("BAD_SIGNATURE", "the proposal's signature does not verify")
+        return parsed, member
+
+    def _simulate(self, parsed: ParsedProposal) -> tuple[SimulationStub, bytes]:
+        with self.store.snapshot() as db:
+            stub = SimulationStub(
+                db,
+                msp_id=parsed.msp_id,
+                cert_pem=parsed.cert_pem,
+                tx_id=parsed.tx_id,
+                timestamp=parsed.timestamp,
+                chaincode=self.config.chaincode,
+            )
+            try:
+                args = [a.decode("utf-8") for a in parsed.args]
+                result = drive(invoke(stub, parsed.function, args))
+            except UnicodeDecodeError:
+                raise _chaincode_failure(InvalidArgument("arguments must be UTF-8 text")) from None
+            except ChaincodeError as exc:
+                raise _chaincode_failure(exc) from None
+        return stub, result
+
+    # ------------------------------------------------------------------ Gateway service
+    def evaluate(
+        self, request: gateway_pb2.EvaluateRequest, timeout: float
+    ) -> gateway_pb2.EvaluateResponse:
+        parsed, _ = self._check_proposal(request.proposed_transaction)
+        if parsed.chaincode == "qscc":
+            result = self._qscc(parsed)
+        else:
+            _, result = self._simulate(parsed)
+        return gateway_pb2.EvaluateResponse(
+            result=proposal_response_pb2.Response(status=200, payload=result)
+        )
+
+    def endorse(
+        self, request: gateway_pb2.EndorseRequest, timeout: float
+    ) -> gateway_pb2.EndorseResponse:
+        parsed, member = self._check_proposal(request.proposed_transaction)
+        if parsed.chaincode == "qscc":
+            raise GatewayServiceError("INVALID_ARGUMENT", "qscc answers queries only")
+        if self._known_tx(parsed.tx_id):
+            raise GatewayServiceError(
+                "DUPLICATE_TXID", f"transaction {parsed.tx_id} was already submitted"
+            )
+        stub, result = self._simulate(parsed)
+        action = proposal_pb2.ChaincodeAction(
+            results=stub.rwset_bytes(),
+            events=stub.event.SerializeToString() if stub.event is not None else b"",
+            response=proposal_response_pb2.Response(status=200, payload=result),
+            chaincode_id=chaincode_pb2.ChaincodeID(name=self.config.chaincode),
+        )
+        prp = proposal_response_pb2.ProposalResponsePayload(
+            proposal_hash=parsed.proposal_hash(), extension=action.SerializeToString()
+        ).SerializeToString()
+        endorsements = []
+        for msp_id in self._endorsing_orgs(member.msp_id, list(request.endorsing_organizations)):
+            peer = self._peer(msp_id)
+            endorser = peer.identity.serialize()
+            endorsements.append(
+                proposal_response_pb2.Endorsement(
+                    endorser=endorser, signature=peer.signer(sha256(prp + endorser))
+                )
+            )
+        payload = build_envelope_payload(parsed, prp, endorsements)
+        return gateway_pb2.EndorseResponse(
+            prepared_transaction=common_pb2.Envelope(payload=payload)
+        )
+
+    def _qscc(self, parsed: ParsedProposal) -> bytes:
+        """Fabric's query system chaincode, for the calls tools use on either backend."""
+        args = [a.decode("utf-8", "replace") for a in parsed.args]
+        conn = self.store.connection()
+        if parsed.function == "GetChainInfo" and args[:1] == [self.config.channel]:
+            rows = conn.execute(
+                "SELECT number, header_hash FROM blocks ORDER BY number DESC LIMIT 2"
+            ).fetchall()
+            from fabric_protos.common import ledger_pb2
+
+            info = ledger_pb2.BlockchainInfo(
+                height=rows[0][0] + 1,
+                currentBlockHash=bytes(rows[0][1]),
+                previousBlockHash=bytes(rows[1][1]) if len(rows) > 1 else b"",
+            )
+            return bytes(info.SerializeToString())
+        if (
+            parsed.function == "GetBlockByNumber"
+            and len(args) == 2
+            and args[0] == self.config.channel
+        ):
+            row = conn.execute(
+                "SELECT block FROM blocks WHERE number = ?",
+                (int(args[1]) if args[1].isdigit() else -1,),
+            ).fetchone()
+            if row is None:
+                raise GatewayServiceError("NOT_FOUND", f"block {args[1]} not found")
+            return bytes(row[0])
+        if (
+            parsed.function == "GetTransactionByID"
+            and len(args) == 2
+            and args[0] == self.config.channel
+        ):
+            from fabric_protos.peer import transaction_pb2
+
+            row = conn.execute(
+                "SELECT block, idx, code FROM txs WHERE tx_id = ?", (args[1],)
+            ).fetchone()
+            if row is None:
+                raise GatewayServiceError("NOT_FOUND", f"transaction {args[1]} not found")
+            block = common_pb2.Block.FromString(
+                conn.execute("SELECT block FROM blocks WHERE number = ?", (row[0],)).fetchone()[0]
+            )
+            env = common_pb2.Envelope.FromString(block.data.data[row[1]])
+            return bytes(
+                transaction_pb2.ProcessedTransaction(
+                    transactionEnvelope=env, validationCode=row[2]
+                ).SerializeToString()
+            )
+        raise GatewayServiceError(
+            "INVALID_ARGUMENT", f"qscc does not answer {parsed.function}{tuple(args)}"
+        )
+
+    def _endorsing_orgs(self, creator_org: str, requested: list[str]) -> list[str]:
+        orgs = sorted(self.config.organizations)
+        if requested:
+            unknown = sorted(set(requested) - set(orgs))
+            if unknown:
+                raise GatewayServiceError(
+                    "INVALID_ARGUMENT", f"unknown endorsing organizations {unknown}"
+                )
+            return sorted(set(requested))
+        # The creator's own organization first, as a Fabric gateway prefers its local peer.
+        ordered = [creator_org, *[o for o in orgs if o != creator_org]]
+        return ordered[: self.config.required_endorsements]
+
+    def submit(
+        self, request: gateway_pb2.SubmitRequest, timeout: float
+    ) -> gateway_pb2.SubmitResponse:
+        envelope = request.prepared_transaction.SerializeToString()
+        try:
+            tx = parse_transaction(envelope)
+        except ValueError as exc:
+            raise GatewayServiceError("INVALID_ARGUMENT", str(exc)) from exc
+        if tx.tx_id != request.transaction_id or tx.channel_id != self.config.channel:
+            raise GatewayServiceError("INVALID_ARGUMENT", "the envelope does not match the request")
+        code, member = validation.check_creator(tx, self.membership)
+        if code != validation.VALID or member is None:
+            raise GatewayServiceError(
+                "BAD_SIGNATURE", "the transaction is not signed by a member of the channel"
+            )
+        with self._lock:
+            if self._known_tx(tx.tx_id):
+                raise GatewayServiceError(
+                    "DUPLICATE_TXID", f"transaction {tx.tx_id} was already submitted"
+                )
+            self._queued.add(tx.tx_id)
+        self._start_committer()
+        self._queue.put(_Pending(envelope, tx, f"{member.msp_id}/{member.common_name}"))
+        return gateway_pb2.SubmitResponse()
+
+    def commit_status(
+        self, request: gateway_pb2.SignedCommitStatusRequest, timeout: float
+    ) -> gateway_pb2.CommitStatusResponse:
+        inner = gateway_pb2.CommitStatusRequest.FromString(request.request)
+        self._check_signed_request(
+            bytes(request.request), bytes(request.signature), bytes(inner.identity)
+        )
+        deadline = time.monotonic() + timeout
+        conn = self.store.connection()
+        while True:
+            row = conn.execute(
+                "SELECT code, block FROM txs WHERE tx_id = ?", (inner.transaction_id,)
+            ).fetchone()
+            if row is not None:
+                return gateway_pb2.CommitStatusResponse(result=row[0], block_number=row[1])
+            failure = self._failures.get(inner.transaction_id)
+            if failure is not None:
+                raise GatewayServiceError("UNAVAILABLE", f"the commit failed: {failure}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GatewayServiceError(
+                    "DEADLINE_EXCEEDED", f"transaction {inner.transaction_id} not committed in time"
+                )
+            with self._committed:
+                self._committed.wait(min(remaining, POLL_S))
+
+    def chaincode_events(
+        self, request: gateway_pb2.SignedChaincodeEventsRequest, timeout: float | None
+    ) -> Iterator[gateway_pb2.ChaincodeEventsResponse]:
+        inner = gateway_pb2.ChaincodeEventsRequest.FromString(request.request)
+        self._check_signed_request(
+            bytes(request.request), bytes(request.signature), bytes(inner.identity)
+        )
+        return self._event_stream(inner, timeout)
+
+    def _event_stream(
+        self, inner: gateway_pb2.ChaincodeEventsRequest, timeout: float | None
+    ) -> Iterator[gateway_pb2.ChaincodeEventsResponse]:
+        from fabric_protos.peer import chaincode_event_pb2
+
+        position = inner.start_position
+        if position.HasField("specified"):
+            next_block = int(position.specified.number)
+        elif position.HasField("oldest"):
+            next_block = 0
+        else:
+            next_block = self.store.height()
+        skip_until = inner.after_transaction_id or ""
+        conn = self.store.connection()
+        idle_since = time.monotonic()
+        while not self._closed:
+            rows = conn.execute(
+                "SELECT block, idx, tx_id, chaincode, name, payload FROM events "
+                "WHERE block >= ? AND chaincode = ? ORDER BY block, idx LIMIT 2000",
+                (next_block, inner.chaincode_id),
+            ).fetchall()
+            height = self.store.height()
+            by_block: dict[int, list[chaincode_event_pb2.ChaincodeEvent]] = {}
+            for block, _, tx_id, chaincode, name, payload in rows:
+                if skip_until:
+                    if tx_id == skip_until:
+                        skip_until = ""
+                    continue
+                by_block.setdefault(block, []).append(
+                    chaincode_event_pb2.ChaincodeEvent(
+                        chaincode_id=chaincode, tx_id=tx_id, event_name=name, payload=bytes(payload)
+                    )
+                )
+            for block in sorted(by_block):
+                yield gateway_pb2.ChaincodeEventsResponse(
+                    events=by_block[block], block_number=block
+                )
+            if rows:
+                next_block = max(next_block, rows[-1][0] + (0 if len(rows) == 2000 else 1))
+                idle_since = time.monotonic()
+                if len(rows) == 2000:
+                    continue
+            else:
+                next_block = max(next_block, height)
+            skip_until = ""
+            if timeout is not None and time.monotonic() - idle_since >= timeout:
+                return
+            with self._committed:
+                self._committed.wait(POLL_S * 5)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._committer is not None:
+            self._queue.put(None)
+            self._committer.join(timeout=30)
+            self._committer = None
+        self.store.close()
+
+    # ------------------------------------------------------------------ ordering & commit
+    def _known_tx(self, tx_id: str) -> bool:
+        if tx_id in self._queued:
+            return True
+        row = (
+            self.store.connection()
+            .execute("SELECT 1 FROM txs WHERE tx_id = ?", (tx_id,))
+            .fetchone()
+        )
+        return row is not None
+
+    def _start_committer(self) -> None:
+        with self._lock:
+            if self._committer is None:
+                self._orderer_identity()  # fail now, in the caller, if the orderer key is missing
+                self._committer = threading.Thread(
+                    target=self._commit_loop, name="fedspec-committer", daemon=True
+                )
+                self._committer.start()
+
+    def _commit_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.config.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            try:
+                self.commit_block(batch)
+            except Exception as exc:  # keep the committer alive; waiting clients get the reason
+                log.exception("commit of %d transactions failed", len(batch))
+                for item in batch:
+                    self._failures[item.tx.tx_id] = f"{type(exc).__name__}: {exc}"
+            finally:
+                with self._lock:
+                    for item in batch:
+                        self._queued.discard(item.tx.tx_id)
+                with self._committed:
+                    self._committed.notify_all()
+
+    def commit_block(self, batch: list[_Pending]) -> int:
+        """Validate ``batch`` and append it as one block; returns the block number."""
+        orderer = self._orderer_identity()
+        with self.store.write() as db:
+            number, previous = db.execute(
+                "SELECT number, header_hash FROM blocks ORDER BY number DESC LIMIT 1"
+            ).fetchone()
+            number += 1
+            state = validation.SqlState(db)
+            codes: list[int] = []
+            seen: set[str] = set()
+            valid: list[tuple[int, _Pending]] = []
+            for idx, item in enumerate(batch):
+                tx = item.tx
+                if (
+                    tx.tx_id in seen
+                    or db.execute("SELECT 1 FROM txs WHERE tx_id = ?", (tx.tx_id,)).fetchone()
+                ):
+                    codes.append(validation.code("DUPLICATE_TXID"))
+                    continue
+                seen.add(tx.tx_id)
+                # The creator's signature was checked at submit, in this process.
+                code = validation.check_endorsements(tx, self.membership, self.config)
+                if code == validation.VALID:
+                    kv = read_kvrwset(tx.results, self.config.chaincode)
+                    code = validation.check_mvcc(kv, state)
+                    if code == validation.VALID:
+                        state.apply(kv, number, idx)
+                        valid.append((idx, item))
+                codes.append(code)
+            built = build_block(
+                number, bytes(previous), [i.envelope for i in batch], codes, orderer
+            )
+            db.execute(
+                "INSERT INTO blocks (number, header_hash, tx_count, block) VALUES (?, ?, ?, ?)",
+                (number, built.header_hash, len(batch), built.block_bytes),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO txs (tx_id, block, idx, code, function, creator, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (i.tx.tx_id, number, idx, codes[idx], i.tx.function, i.creator, i.tx.timestamp)
+                    for idx, i in enumerate(batch)
+                ],
+            )
+            for key, (value, b, t) in state.pending.items():
+                if value is None:
+                    db.execute("DELETE FROM state WHERE key = ?", (key,))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO state (key, value, block, txn) VALUES (?, ?, ?, ?)",
+                        (key, value, b, t),
+                    )
+            db.executemany(
+                "INSERT INTO events (block, idx, tx_id, chaincode, name, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        number,
+                        idx,
+                        i.tx.tx_id,
+                        i.tx.event.chaincode_id,
+                        i.tx.event.event_name,
+                        bytes(i.tx.event.payload),
+                    )
+                    for idx, i in valid
+                    if i.tx.event is not None
+                ],
+            )
+        return int(number)
+
+
+def _chaincode_failure(exc: ChaincodeError) -> GatewayServiceError:
+    # Fabric's gateway reports a chaincode error as ABORTED with the chaincode's message.
+    return GatewayServiceError("ABORTED", f"chaincode response 500, {exc.to_wire()}")
+
+
+def _config_of_genesis(block_bytes: bytes) -> ChannelConfig:
+    try:
+        block = common_pb2.Block.FromString(block_bytes)
+        env = common_pb2.Envelope.FromString(block.data.data[0])
+        payload = common_pb2.Payload.FromString(env.payload)
+        return ChannelConfig.from_json(payload.data)
+    except Exception as exc:
+        raise LedgerFileError(
+            f"the genesis block is not a fedspec channel configuration: {exc}"
+        ) from exc

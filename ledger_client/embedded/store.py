@@ -1,0 +1,137 @@
+"""The embedded ledger's SQLite file: blocks, world state, and indexes derived from blocks.
+
+One file holds everything, so a commit is one SQLite transaction: a process killed mid-commit
+leaves the ledger at the previous block. WAL mode lets readers (endorsement, queries) run
+while one writer commits; ``BEGIN IMMEDIATE`` serializes writers across processes, which is
+what makes block numbers and MVCC checks safe when several processes share the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger_client.errors import LedgerFileError
+
+FORMAT = "fedspec-ledger-v1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    number INTEGER PRIMARY KEY, header_hash BLOB NOT NULL, tx_count INTEGER NOT NULL, block BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS txs (
+    tx_id TEXT PRIMARY KEY, block INTEGER NOT NULL, idx INTEGER NOT NULL, code INTEGER NOT NULL,
+    function TEXT NOT NULL, creator TEXT NOT NULL, timestamp INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txs_by_block ON txs (block, idx);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY, value BLOB NOT NULL, block INTEGER NOT NULL, txn INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    block INTEGER NOT NULL, idx INTEGER NOT NULL, tx_id TEXT NOT NULL, chaincode TEXT NOT NULL,
+    name TEXT NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (block, idx)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Version:
+    block: int
+    txn: int
+
+
+class Store:
+    """Thread-safe access to one ledger file: a connection per thread, writes serialized."""
+
+    def __init__(self, path: Path, *, create: bool = False, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        if not create:
+            check_ledger_file(self.path)
+        self._local = threading.local()
+        self._synchronous = synchronous
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if create:
+            self.connection().executescript(SCHEMA)
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write transaction, exclusive across threads and processes."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read view for one simulation (WAL gives snapshot isolation)."""
+        conn = self.connection()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("ROLLBACK")
+
+    def meta(self, key: str) -> bytes | None:
+        row = self.connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def height(self) -> int:
+        """The number of blocks (the next block's number)."""
+        row = self.connection().execute("SELECT MAX(number) FROM blocks").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def check_ledger_file(path: Path) -> None:
+    """Refuse anything that is not a fedspec ledger, with a message that says what it is."""
+    if not path.exists():
+        raise LedgerFileError(f"{path} does not exist; create it with `fedspec ledger init`")
+    if not path.is_file():
+        raise LedgerFileError(f"{path} is not a file")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(16)
+    except OSError as exc:
+        raise LedgerFileError(f"cannot read {path}: {exc}") from exc
+    if magic != b"SQLite format 3\x00":
+        raise LedgerFileError(f"{path} is not a fedspec ledger (not an SQLite file)")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise LedgerFileError(f"{path} is not a fedspec ledger ({exc})") from exc
+    if row is None or bytes(row[0]) != FORMAT.encode():
+        raise LedgerFileError(f"{path} is not a fedspec ledger (no {FORMAT} marker)")

@@ -1,0 +1,84 @@
+"""Errors of the ledger client, typed by the phase that failed (as Fabric Gateway does).
+
+Hierarchy::
+
+    LedgerError
+    ├── IdentityError          IDENTITY_INVALID     an identity folder is missing or unreadable
+    ├── LedgerFileError        LEDGER_INVALID       a file is not a fedspec ledger (or is damaged)
+    ├── ConfigurationError     CONFIG_INVALID       settings name an unknown backend or bad path
+    └── GatewayError                                one transaction failed; carries transaction_id
+        ├── EndorseError       chaincode's code, or the peer's (ACCESS_DENIED, BAD_SIGNATURE, …)
+        ├── SubmitError        SUBMIT_FAILED, DUPLICATE_TXID, BAD_SIGNATURE …
+        ├── CommitStatusError  COMMIT_STATUS_FAILED (e.g. timed out waiting)
+        └── CommitError        the validation code of a transaction committed as invalid
+                               (MVCC_READ_CONFLICT, ENDORSEMENT_POLICY_FAILURE, …)
+
+``code`` is stable and meant for programs; ``str(error)`` is one readable line for people.
+An :class:`EndorseError` raised by the contract keeps the contract's code (``FORBIDDEN``,
+``BUDGET_EXCEEDED``, …) and its ``details``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LedgerError(Exception):
+    code: str = "LEDGER_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class IdentityError(LedgerError):
+    code = "IDENTITY_INVALID"
+
+
+class LedgerFileError(LedgerError):
+    code = "LEDGER_INVALID"
+
+
+class ConfigurationError(LedgerError):
+    code = "CONFIG_INVALID"
+
+
+class GatewayError(LedgerError):
+    def __init__(
+        self, message: str, *, transaction_id: str = "", code: str | None = None, **details: Any
+    ) -> None:
+        super().__init__(message, code=code, **details)
+        self.transaction_id = transaction_id
+
+
+class EndorseError(GatewayError):
+    code = "ENDORSE_FAILED"
+
+
+class SubmitError(GatewayError):
+    code = "SUBMIT_FAILED"
+
+
+class CommitStatusError(GatewayError):
+    code = "COMMIT_STATUS_FAILED"
+
+
+class CommitError(GatewayError):
+    """The transaction was ordered but committed invalid; nothing it wrote was applied."""
+
+    code = "COMMIT_FAILED"
+
+    def __init__(self, message: str, *, transaction_id: str, code: str, block_number: int) -> None:
+        super().__init__(
+            message, transaction_id=transaction_id, code=code, block_number=block_number
+        )
+        self.block_number = block_number
+
+
+RETRYABLE_COMMIT_CODES = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})

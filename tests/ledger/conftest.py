@@ -1,0 +1,118 @@
+"""A consortium and a ledger for the scenario suite, on every backend the suite supports.
+
+The scenario tests only talk to :class:`LedgerEnv` and the domain facade, so the same tests run
+against the embedded ledger now and against a Fabric network (issue "real Fabric network").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fedspec.consortium import init_consortium
+from ledger_client import Consortium, FedspecLedger, connect
+from ledger_client.embedded.genesis import create_ledger
+from ledger_client.embedded.peer import EmbeddedLedger
+from ledger_client.records import new_seed_secret
+
+ORGS = ["org1", "org2", "org3"]
+
+
+@pytest.fixture(scope="session")
+def consortium_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return init_consortium(ORGS, tmp_path_factory.mktemp("consortium") / "c", nodes_per_org=2)
+
+
+@pytest.fixture(scope="session")
+def consortium(consortium_dir: Path) -> Consortium:
+    return Consortium.load(consortium_dir)
+
+
+class LedgerEnv:
+    def __init__(self, consortium: Consortium, service: Any, ledger_path: Path | None) -> None:
+        self.consortium = consortium
+        self.service = service
+        self.ledger_path = ledger_path
+        self._facades: dict[str, FedspecLedger] = {}
+
+    def ledger(self, ref: str) -> FedspecLedger:
+        if ref not in self._facades:
+            msp = self.consortium.identity(ref)
+            gateway = connect(self.service, msp.identity, msp.signer)
+            self._facades[ref] = FedspecLedger(
+                gateway.get_network("fedspec").get_contract("fedspec")
+            )
+        return self._facades[ref]
+
+    def height(self) -> int:
+        return self.ledger("org1/admin").height()
+
+    # -- scenario helpers ------------------------------------------------------------
+    def bootstrap(self, register: list[str] | None = None) -> None:
+        self.ledger("org1/admin").init_consortium(ORGS)
+        for ref in register if register is not None else self.consortium.node_refs():
+            self.ledger(ref).register_node()
+
+    def active_profile(self, profile_id: str = "digits-8x8", **overrides: Any) -> dict[str, Any]:
+        spec = profile_spec(profile_id, **overrides)
+        self.ledger("org1/admin").propose_profile(spec)
+        self.ledger("org1/admin").vote_profile(profile_id)
+        self.ledger("org2/admin").vote_profile(profile_id)
+        return spec
+
+    def elected_round(self, profile_id: str, nodes: list[str]) -> Any:
+        """Volunteer, open, join and reveal with ``nodes``; return the elected round."""
+        for ref in nodes:
+            self.ledger(ref).volunteer(profile_id)
+        rnd = self.ledger(nodes[0]).open_round(profile_id)
+        secrets = {}
+        for ref in nodes:
+            secret, commitment = new_seed_secret()
+            secrets[ref] = secret
+            self.ledger(ref).join_round(profile_id, rnd.number, commitment)
+        for ref in nodes:
+            self.ledger(ref).reveal_seed(profile_id, rnd.number, secrets[ref])
+        return self.ledger(nodes[0]).elect_coordinator(profile_id, rnd.number)
+
+
+def profile_spec(profile_id: str = "digits-8x8", **overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "id": profile_id,
+        "name": f"profile {profile_id}",
+        "characteristics": {"modality": "image", "resolution": "8x8"},
+        "task": {"type": "classification", "labels": list(range(10))},
+        "objective": {"metric": "accuracy", "direction": "maximize"},
+        "model": {"family": "torch-mlp", "hyperparameters": {"hidden": [64], "lr": 0.05}},
+        "aggregation": {"strategy": "fedavg"},
+        "privacy": {
+            "mode": "client-dp",
+            "epsilon_per_round": "1",
+            "delta_per_round": "1e-5",
+            "epsilon_budget": "3",
+            "delta_budget": "1e-4",
+            "clip_norm": "1.0",
+        },
+        "min_nodes": 2,
+        "reward_per_round": 1000,
+    }
+    spec.update(overrides)
+    return spec
+
+
+@pytest.fixture(params=["embedded"])
+def env(
+    request: pytest.FixtureRequest, consortium: Consortium, tmp_path: Path
+) -> Iterator[LedgerEnv]:
+    if request.param == "embedded":
+        path = create_ledger(tmp_path / "ledger.sqlite", consortium)
+        service = EmbeddedLedger(path, consortium, synchronous="NORMAL")
+        yield LedgerEnv(consortium, service, path)
+        service.close()
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)

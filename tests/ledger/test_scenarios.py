@@ -1,0 +1,257 @@
+"""The ledger scenario suite: written against the ledger client only, run on every backend."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+
+from chaincode.election import draw, seed_from_reveals
+from ledger_client import EndorseError, ModelCommitment, UpdateCommitment
+from ledger_client.records import new_seed_secret
+
+from .conftest import LedgerEnv, profile_spec
+
+NODES = ["org1/node0", "org2/node0", "org3/node0"]
+
+
+def update_for(ref: str, n: int = 1, eps: str = "1", delta: str = "1e-5") -> UpdateCommitment:
+    return UpdateCommitment(
+        sha256=hashlib.sha256(f"{ref}:{n}".encode()).hexdigest(),
+        num_samples=100,
+        validation_sha256=hashlib.sha256(b"suite").hexdigest(),
+        epsilon=eps,
+        delta=delta,
+        metrics={"loss": 123_000},
+    )
+
+
+def test_profile_is_activated_by_a_majority_of_organizations(env: LedgerEnv) -> None:
+    env.bootstrap()
+    proposed = env.ledger("org3/node1").propose_profile(profile_spec("gyro"))
+    assert proposed.status == "proposed"
+    first = env.ledger("org1/admin").vote_profile("gyro")
+    assert first["outcome"] == "pending" and first["approvals"] == 1
+    second = env.ledger("org3/admin").vote_profile("gyro")
+    assert second["outcome"] == "active"
+    profile = env.ledger("org2/node1").get_profile("gyro")
+    assert profile.status == "active"
+    assert sorted(v["org"] for v in profile.votes) == ["org1", "org3"]
+    assert [p.id for p in env.ledger("org2/node0").list_profiles("active")] == ["gyro"]
+    assert [p.id for p in env.ledger("org2/node0").query_profiles({"resolution": "8x8"})] == [
+        "gyro"
+    ]
+    assert env.ledger("org2/node0").query_profiles({"resolution": "28x28"}) == []
+
+
+def test_profile_is_rejected_when_a_majority_refuses_and_can_be_retired(env: LedgerEnv) -> None:
+    env.bootstrap([])
+    env.ledger("org1/admin").propose_profile(profile_spec("bad"))
+    env.ledger("org1/admin").vote_profile("bad", approve=False)
+    outcome = env.ledger("org2/admin").vote_profile("bad", approve=False)
+    assert outcome["outcome"] == "rejected"
+    env.active_profile("good")
+    env.ledger("org1/admin").vote_profile("good", action="retire")
+    assert env.ledger("org2/admin").vote_profile("good", action="retire")["outcome"] == "retired"
+    assert env.ledger("org1/admin").get_profile("good").status == "retired"
+
+
+def test_a_full_round_commits_a_model_and_mints_exactly_the_reward(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile()
+    rnd = env.elected_round("digits-8x8", NODES)
+    assert rnd.status == "training" and rnd.participants == sorted(NODES)
+    assert rnd.coordinator in NODES
+    for ref in NODES:
+        env.ledger(ref).submit_update("digits-8x8", 1, update_for(ref))
+    coordinator = env.ledger(rnd.coordinator)
+    model = ModelCommitment(
+        sha256=hashlib.sha256(b"model-1").hexdigest(),
+        uri="models:/digits-8x8/1",
+        metrics={"accuracy": 912_345},
+        inclusion={ref: update_for(ref).sha256 for ref in NODES},
+        contributions={"org1/node0": 5, "org2/node0": 3, "org3/node0": 3},
+        receipt={"code_version": "test", "seeds": [1, 2, 3]},
+    )
+    record = coordinator.commit_model("digits-8x8", 1, model)
+    assert record.coordinator == rnd.coordinator and record.sha256 == model.sha256
+    assert coordinator.last_commit is not None and coordinator.last_commit.block_number > 0
+    assert env.ledger("org2/node1").latest_model("digits-8x8").sha256 == model.sha256
+    minted = coordinator.mint_rewards("digits-8x8", 1)
+    # 1000 · (5, 3, 3) / 11 = 454.5, 272.7, 272.7 → floors 454, 272, 272 (sum 998); the two
+    # units left go to the largest remainders (.72, .72 beat .54), ties by node id.
+    assert minted["amounts"] == {"org1/node0": 454, "org2/node0": 273, "org3/node0": 273}
+    assert coordinator.mint_rewards("digits-8x8", 1)["amounts"] == minted["amounts"]  # idempotent
+    balances = env.ledger("org1/node1").balances()
+    assert balances["total"] == 1000 and balances["orgs"] == {"org1": 454, "org2": 273, "org3": 273}
+    history = env.ledger("org1/node1").profile_history("digits-8x8")
+    assert history["rounds"][0]["model"]["sha256"] == model.sha256
+    budget = env.ledger("org1/node0").budget("org1/node0", "digits-8x8")
+    assert budget["spent"] == {"epsilon": "1", "delta": "0.00001"}
+    assert budget["remaining"] == {"epsilon": "2", "delta": "0.00009"}
+    assert env.ledger("org1/node0").round_status("digits-8x8").status == "closed"
+
+
+def test_the_election_is_the_deterministic_draw_from_the_reveals(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile()
+    for ref in NODES:
+        env.ledger(ref).volunteer("digits-8x8")
+    n = env.ledger("org1/node0").open_round("digits-8x8").number
+    secrets = {ref: new_seed_secret() for ref in NODES}
+    for ref, (_, commitment) in secrets.items():
+        env.ledger(ref).join_round("digits-8x8", n, commitment)
+    assert (
+        env.ledger("org1/node0").get_round("digits-8x8", n).phase == "revealing"
+    )  # every volunteer joined
+    for ref, (secret, _) in secrets.items():
+        env.ledger(ref).reveal_seed("digits-8x8", n, secret)
+    rnd = env.ledger("org3/node0").elect_coordinator("digits-8x8", n)
+    seed = seed_from_reveals({ref: secret for ref, (secret, _) in secrets.items()})
+    assert rnd.seed == seed
+    assert rnd.coordinator == draw(seed, dict.fromkeys(NODES, 100))
+
+
+def test_a_coordinator_that_misses_its_deadline_is_replaced_and_penalized(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile(schedule={"coordinator_window_s": 1})
+    rnd = env.elected_round("digits-8x8", NODES)
+    other = next(r for r in NODES if r != rnd.coordinator)
+    with pytest.raises(EndorseError) as early:
+        env.ledger(other).replace_coordinator("digits-8x8", rnd.number)
+    assert early.value.code == "FAILED_PRECONDITION"
+    time.sleep(1.1)
+    replaced = env.ledger(other).replace_coordinator("digits-8x8", rnd.number)
+    assert replaced.coordinator != rnd.coordinator and replaced.coordinator in NODES
+    assert env.ledger(other).get_node(rnd.coordinator)["reputation"] == 75
+    with pytest.raises(EndorseError) as late:
+        env.ledger(rnd.coordinator).commit_model("digits-8x8", rnd.number, _model(NODES[:2]))
+    assert late.value.code == "FORBIDDEN"
+
+
+def test_a_node_that_withholds_its_reveal_is_excluded_and_penalized(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile(schedule={"join_window_s": 1, "reveal_window_s": 1})
+    n = (
+        env.ledger("org1/node0").open_round("digits-8x8").number
+    )  # no volunteers: the window decides
+    secrets = {ref: new_seed_secret() for ref in NODES}
+    for ref, (_, commitment) in secrets.items():
+        env.ledger(ref).join_round("digits-8x8", n, commitment)
+    time.sleep(1.05)
+    for ref in NODES[:2]:
+        env.ledger(ref).reveal_seed("digits-8x8", n, secrets[ref][0])
+    time.sleep(1.05)
+    rnd = env.ledger("org1/node0").elect_coordinator("digits-8x8", n)
+    assert rnd.participants == sorted(NODES[:2])
+    assert rnd.raw["withheld"] == [NODES[2]]
+    assert env.ledger("org1/node0").get_node(NODES[2])["reputation"] == 90
+
+
+def test_too_few_reveals_fail_the_round_cleanly_and_a_new_round_can_open(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile(schedule={"join_window_s": 1, "reveal_window_s": 1}, min_nodes=3)
+    n = env.ledger("org1/node0").open_round("digits-8x8").number
+    _secret, commitment = new_seed_secret()
+    env.ledger("org1/node0").join_round("digits-8x8", n, commitment)
+    time.sleep(2.1)
+    rnd = env.ledger("org1/node0").elect_coordinator("digits-8x8", n)
+    assert (
+        rnd.status == "failed"
+        and rnd.failure is not None
+        and rnd.failure["code"] == "QUORUM_NOT_MET"
+    )
+    assert env.ledger("org1/node0").open_round("digits-8x8").number == n + 1
+
+
+def test_an_update_over_the_privacy_budget_is_refused(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile(
+        privacy={
+            "mode": "client-dp",
+            "epsilon_per_round": "1",
+            "delta_per_round": "1e-5",
+            "epsilon_budget": "1.5",
+            "delta_budget": "1e-4",
+            "clip_norm": "1",
+        }
+    )
+    rnd = env.elected_round("digits-8x8", NODES)
+    env.ledger("org1/node0").submit_update(
+        "digits-8x8", rnd.number, update_for("org1/node0", eps="1")
+    )
+    coordinator = env.ledger(rnd.coordinator)
+    committed = [r for r in NODES if r != "org3/node0"]
+    if rnd.coordinator != "org1/node0":
+        env.ledger(rnd.coordinator).submit_update(
+            "digits-8x8", rnd.number, update_for(rnd.coordinator)
+        )
+        committed = sorted({"org1/node0", rnd.coordinator})
+    else:
+        env.ledger("org2/node0").submit_update("digits-8x8", rnd.number, update_for("org2/node0"))
+        committed = ["org1/node0", "org2/node0"]
+    coordinator.commit_model("digits-8x8", rnd.number, _model(committed))
+    rnd2 = env.elected_round("digits-8x8", NODES)
+    before = env.height()
+    with pytest.raises(EndorseError) as refused:
+        env.ledger("org1/node0").submit_update(
+            "digits-8x8", rnd2.number, update_for("org1/node0", n=2, eps="0.75")
+        )
+    assert refused.value.code == "BUDGET_EXCEEDED"
+    assert env.height() == before
+    assert env.ledger("org1/node0").budget("org1/node0", "digits-8x8")["spent"]["epsilon"] == "1"
+    env.ledger("org1/node0").submit_update(
+        "digits-8x8", rnd2.number, update_for("org1/node0", n=2, eps="0.5")
+    )
+    assert (
+        env.ledger("org1/node0").budget("org1/node0", "digits-8x8")["remaining"]["epsilon"] == "0"
+    )
+
+
+def test_a_retried_update_is_idempotent_and_a_different_one_conflicts(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile()
+    rnd = env.elected_round("digits-8x8", NODES)
+    node = env.ledger("org2/node0")
+    node.submit_update("digits-8x8", rnd.number, update_for("org2/node0"))
+    node.submit_update("digits-8x8", rnd.number, update_for("org2/node0"))  # same content: fine
+    assert node.budget("org2/node0", "digits-8x8")["spent"]["epsilon"] == "1"  # counted once
+    with pytest.raises(EndorseError) as conflict:
+        node.submit_update("digits-8x8", rnd.number, update_for("org2/node0", n=9))
+    assert conflict.value.code == "CONFLICT"
+
+
+def test_a_failed_validation_is_recorded_as_an_exclusion_without_spend(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile()
+    rnd = env.elected_round("digits-8x8", NODES)
+    excluded = UpdateCommitment(
+        sha256="",
+        num_samples=80,
+        validation_sha256="ab" * 32,
+        validation_passed=False,
+        validation_reason="label outside the label set",
+    )
+    env.ledger("org3/node0").submit_update("digits-8x8", rnd.number, excluded)
+    record = env.ledger("org1/node0").get_update("digits-8x8", rnd.number, "org3/node0")
+    assert record["validation"] == {
+        "passed": False,
+        "reason": "label outside the label set",
+        "summary_sha256": "ab" * 32,
+    }
+    with pytest.raises(EndorseError) as bad:
+        env.ledger(rnd.coordinator).commit_model(
+            "digits-8x8", rnd.number, _model(["org3/node0", "org1/node0"])
+        )
+    assert bad.value.code in {"FAILED_PRECONDITION", "NOT_FOUND", "CONFLICT"}
+
+
+def _model(nodes: list[str]) -> ModelCommitment:
+    return ModelCommitment(
+        sha256=hashlib.sha256(",".join(nodes).encode()).hexdigest(),
+        uri="models:/digits-8x8/x",
+        metrics={"accuracy": 800_000},
+        inclusion={ref: update_for(ref).sha256 for ref in nodes},
+        contributions=dict.fromkeys(nodes, 1),
+    )
