@@ -77,6 +77,7 @@ def _parse_model(text: str) -> dict[str, Any]:
 
 
 async def commit_model(tx: Tx, profile_id: str, round_text: str, model_json: str) -> dict[str, Any]:
+    """The elected coordinator commits the round's model and closes the round."""
     node = await require_node(tx)
     n = parse_int(round_text, "round", minimum=1)
     record = await load_round(tx, profile_id, n)
@@ -141,6 +142,7 @@ async def commit_model(tx: Tx, profile_id: str, round_text: str, model_json: str
 
 
 async def get_model(tx: Tx, profile_id: str, round_text: str) -> dict[str, Any]:
+    """The model committed by a round."""
     n = parse_int(round_text, "round", minimum=1)
     record = await tx.get(keys.model(profile_id, n))
     if record is None:
@@ -149,6 +151,7 @@ async def get_model(tx: Tx, profile_id: str, round_text: str) -> dict[str, Any]:
 
 
 async def get_latest_model(tx: Tx, profile_id: str) -> dict[str, Any]:
+    """The profile's most recent model."""
     await load_profile(tx, profile_id)
     pointer = await tx.get(keys.model_pointer(profile_id))
     if pointer is None:

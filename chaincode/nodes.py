@@ -42,6 +42,7 @@ async def init_consortium(tx: Tx, orgs_json: str) -> dict[str, Any]:
 
 
 async def get_consortium(tx: Tx) -> dict[str, Any]:
+    """The consortium's member organizations."""
     return {"orgs": await consortium(tx)}
 
 
@@ -67,6 +68,7 @@ async def register_node(tx: Tx) -> dict[str, Any]:
 
 
 async def get_node(tx: Tx, node_id: str) -> dict[str, Any]:
+    """A registered node with its current reputation."""
     record = await tx.get(keys.node(check_node_id(node_id)))
     if record is None:
         raise NotFound(f"node {node_id} is not registered")
@@ -74,6 +76,7 @@ async def get_node(tx: Tx, node_id: str) -> dict[str, Any]:
 
 
 async def list_nodes(tx: Tx, org: str) -> list[dict[str, Any]]:
+    """Registered nodes, of one organization or all."""
     records = [r for _, r in await tx.scan("node")]
     if org:
         check_org(org)
@@ -102,6 +105,7 @@ async def volunteer(tx: Tx, profile_id: str) -> dict[str, Any]:
 
 
 async def withdraw(tx: Tx, profile_id: str) -> dict[str, Any]:
+    """A node stops volunteering for a profile's rounds."""
     node = await require_node(tx)
     key = keys.volunteer(profile_id, node["id"])
     if await tx.get(key) is None:

@@ -106,12 +106,14 @@ async def vote_profile(tx: Tx, profile_id: str, action: str, approve_text: str) 
 
 
 async def get_profile(tx: Tx, profile_id: str) -> dict[str, Any]:
+    """A profile with its votes."""
     record = await load_profile(tx, profile_id)
     votes = [v for _, v in await tx.scan("vote", profile_id)]
     return {**record, "votes": votes}
 
 
 async def list_profiles(tx: Tx, status: str) -> list[dict[str, Any]]:
+    """Profiles, optionally only those with a given status."""
     if status and status not in ("proposed", "active", "retired", "rejected"):
         raise InvalidArgument(f"unknown status {status!r:.40}")
     return [r for _, r in await tx.scan("profile") if not status or r["status"] == status]

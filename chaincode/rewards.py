@@ -75,6 +75,7 @@ async def _balance(tx: Tx, node_id: str) -> dict[str, Any]:
 
 
 async def get_balance(tx: Tx, node_id: str) -> dict[str, Any]:
+    """A node's token balance and its entries by kind."""
     check_node_id(node_id)
     if await tx.get(keys.node(node_id)) is None:
         raise NotFound(f"node {node_id} is not registered")
@@ -94,6 +95,7 @@ async def get_balances(tx: Tx, org: str) -> dict[str, Any]:
 
 
 async def transfer(tx: Tx, to_node: str, amount_text: str) -> dict[str, Any]:
+    """A node transfers tokens from its balance to another node."""
     node = await require_node(tx)
     check_node_id(to_node, "recipient")
     amount = parse_int(amount_text, "amount", minimum=1)

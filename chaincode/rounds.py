@@ -44,6 +44,7 @@ async def _require_opener(tx: Tx) -> None:
 
 
 async def open_round(tx: Tx, profile_id: str) -> dict[str, Any]:
+    """Open the profile's next round (the previous one must be closed or failed)."""
     await _require_opener(tx)
     profile = await require_active_profile(tx, profile_id)
     pointer = await tx.get(keys.round_pointer(profile_id))
@@ -98,6 +99,7 @@ async def _joining_closed(tx: Tx, record: dict[str, Any]) -> bool:
 
 
 async def join_round(tx: Tx, profile_id: str, round_text: str, commitment: str) -> dict[str, Any]:
+    """A node joins a round with the sha256 commitment of its election secret."""
     node = await require_node(tx)
     n = parse_int(round_text, "round", minimum=1)
     record = await load_round(tx, profile_id, n)
@@ -115,6 +117,7 @@ async def join_round(tx: Tx, profile_id: str, round_text: str, commitment: str) 
 
 
 async def reveal_seed(tx: Tx, profile_id: str, round_text: str, secret: str) -> dict[str, Any]:
+    """A node reveals its election secret once joining has closed."""
     node = await require_node(tx)
     n = parse_int(round_text, "round", minimum=1)
     record = await load_round(tx, profile_id, n)
@@ -146,6 +149,7 @@ async def reveal_seed(tx: Tx, profile_id: str, round_text: str, secret: str) -> 
 
 
 async def elect_coordinator(tx: Tx, profile_id: str, round_text: str) -> dict[str, Any]:
+    """Draw the coordinator from the revealed seeds, weighted by reputation."""
     n = parse_int(round_text, "round", minimum=1)
     await _require_opener(tx)
     record = await load_round(tx, profile_id, n)
@@ -257,11 +261,13 @@ async def _fail(tx: Tx, record: dict[str, Any], code: str, reason: str) -> dict[
 
 
 async def get_round(tx: Tx, profile_id: str, round_text: str) -> dict[str, Any]:
+    """A round with its phase, joined and revealed nodes."""
     n = parse_int(round_text, "round", minimum=1)
     return await _with_phase(tx, await load_round(tx, profile_id, n))
 
 
 async def round_status(tx: Tx, profile_id: str) -> dict[str, Any]:
+    """The profile's latest round."""
     await load_profile(tx, profile_id)
     pointer = await tx.get(keys.round_pointer(profile_id))
     if pointer is None:
@@ -270,6 +276,7 @@ async def round_status(tx: Tx, profile_id: str) -> dict[str, Any]:
 
 
 async def list_rounds(tx: Tx, profile_id: str) -> list[dict[str, Any]]:
+    """Every round of a profile, oldest first."""
     await load_profile(tx, profile_id)
     return [_summary(r) | {"failure": r["failure"]} for _, r in await tx.scan("round", profile_id)]
 

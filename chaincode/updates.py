@@ -87,6 +87,7 @@ def _parse_update(text: str) -> dict[str, Any]:
 async def submit_update(
     tx: Tx, profile_id: str, round_text: str, update_json: str
 ) -> dict[str, Any]:
+    """A participant commits its update's hash, validation verdict and privacy spend."""
     node = await require_node(tx)
     n = parse_int(round_text, "round", minimum=1)
     record = await load_round(tx, profile_id, n)
@@ -151,6 +152,7 @@ async def submit_update(
 
 
 async def get_update(tx: Tx, profile_id: str, round_text: str, node_id: str) -> dict[str, Any]:
+    """One node's update commitment in a round."""
     n = parse_int(round_text, "round", minimum=1)
     record = await tx.get(keys.update(profile_id, n, check_node_id(node_id)))
     if record is None:
@@ -159,12 +161,14 @@ async def get_update(tx: Tx, profile_id: str, round_text: str, node_id: str) -> 
 
 
 async def list_updates(tx: Tx, profile_id: str, round_text: str) -> list[dict[str, Any]]:
+    """All update commitments of a round."""
     n = parse_int(round_text, "round", minimum=1)
     await load_round(tx, profile_id, n)
     return [r for _, r in await tx.scan("update", profile_id, keys.round_no(n))]
 
 
 async def get_budget(tx: Tx, node_id: str, profile_id: str) -> dict[str, Any]:
+    """A node's privacy spend and what is left of its budget for a profile."""
     profile = await load_profile(tx, profile_id)
     privacy = profile["spec"]["privacy"]
     spent = await tx.get(keys.budget(check_node_id(node_id), profile_id)) or {

@@ -31,6 +31,7 @@ class FedspecLedger:
         self.contract = contract
         self.retries = retries
         self.last_commit: Committed | None = None
+        self.conflicts_retried = 0  # MVCC races lost and retried, for callers that report them
 
     @property
     def caller(self) -> str:
@@ -53,6 +54,7 @@ class FedspecLedger:
                 status.raise_for_failure()
             except CommitError as exc:
                 if exc.code in RETRYABLE_COMMIT_CODES and attempt < self.retries:
+                    self.conflicts_retried += 1
                     time.sleep(random.uniform(0, 0.01 * 2**attempt))  # jitter, not cryptography
                     continue
                 raise

@@ -1,20 +1,51 @@
-"""Entry point of the ``fedspec`` command."""
+"""Entry point of the ``fedspec`` command: sub-commands, settings, and one-line errors.
+
+Every refusal prints one readable line (``fedspec: error: …``) and exits with code 2; a check
+that ran and failed (``ledger verify`` finding tampering) exits with 1.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+try:  # Typer ≥ 0.29 vendors click; its exceptions are only importable from there.
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older Typer on upstream click
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[no-redef,assignment,unused-ignore]
+
+from fedspec.cli import consortium as consortium_cmd
+from fedspec.cli import ledger as ledger_cmd
+from fedspec.cli import profile as profile_cmd
+from fedspec.cli.context import State
 
 app = typer.Typer(
     name="fedspec",
-    help="Federated learning of a family of specialized models, audited on a ledger.",
+    help="Federated learning of a family of specialized models, audited on a permissioned ledger.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(consortium_cmd.app, name="consortium")
+app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(profile_cmd.app, name="profile")
 
 
 @app.callback()
-def _root() -> None:
-    """Federated learning of a family of specialized models, audited on a ledger."""
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home", envvar="FEDSPEC_HOME", help="fedspec's data directory [default: .fedspec]"
+        ),
+    ] = None,
+) -> None:
+    """Federated learning of a family of specialized models, audited on a permissioned ledger."""
+    ctx.obj = State(home)
 
 
 @app.command()
@@ -25,5 +56,41 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def main() -> None:
-    app()
+@app.command()
+def demo(
+    ctx: typer.Context,
+    fresh: Annotated[bool, typer.Option(help="Start from an empty demo directory")] = True,
+) -> None:
+    """Run the end-to-end demo on embedded defaults (a ledger scenario for now)."""
+    from fedspec.demo_ledger import run_ledger_demo
+
+    state: State = ctx.obj
+    run_ledger_demo(state.home_or(Path(".fedspec") / "demo"), fresh=fresh)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from chaincode.errors import ChaincodeError
+    from federated.errors import FederatedError
+    from fedspec.cli.output import fail
+    from fedspec.errors import FedspecError
+    from ledger_client.errors import LedgerError
+
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        raise SystemExit(2) from None
+    except UsageError as exc:
+        hint = f" (try `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        fail(exc.format_message().replace("\n", " ") + hint)
+    except typer.Abort:
+        fail("aborted", code=130)
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except (FedspecError, LedgerError, ChaincodeError, FederatedError) as exc:
+        code = getattr(exc, "code", "ERROR")
+        message = getattr(exc, "message", str(exc))
+        fail(f"{code}: {message}")
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -150,11 +150,11 @@ class EmbeddedLedger:
                 "BAD_PROPOSAL_TXID", "the transaction id is not sha256(nonce ‖ creator)"
             )
         ts = parsed.timestamp.seconds + parsed.timestamp.nanos / 1e9
-        member = self._identify(parsed.msp_id, parsed.cert_pem, at=ts)
         if abs(ts - utc_now()) > self.config.max_clock_skew_s:
             raise GatewayServiceError(
                 "BAD_TIMESTAMP", "the proposal's timestamp is too far from the peer's clock"
             )
+        member = self._identify(parsed.msp_id, parsed.cert_pem, at=ts)
         if not verify_signature(member.public_key, bytes(signed.signature), parsed.proposal_bytes):
             raise GatewayServiceError("BAD_SIGNATURE", "the proposal's signature does not verify")
         return parsed, member

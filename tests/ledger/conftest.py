@@ -13,18 +13,12 @@ from typing import Any
 
 import pytest
 
-from fedspec.consortium import init_consortium
 from ledger_client import Consortium, FedspecLedger, connect
 from ledger_client.embedded.genesis import create_ledger
 from ledger_client.embedded.peer import EmbeddedLedger
 from ledger_client.records import new_seed_secret
 
 ORGS = ["org1", "org2", "org3"]
-
-
-@pytest.fixture(scope="session")
-def consortium_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return init_consortium(ORGS, tmp_path_factory.mktemp("consortium") / "c", nodes_per_org=2)
 
 
 @pytest.fixture(scope="session")

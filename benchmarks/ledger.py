@@ -1,0 +1,276 @@
+"""Embedded-ledger throughput, against baselines measured in the same run.
+
+    python -m benchmarks.ledger [--submits 2000] [--threads 8] [--processes 2]
+
+Prints signed submits/s (threads in one process, then several processes sharing the file),
+commit latency p50/p95, evaluates/s, and `ledger verify` blocks/s and transactions/s, each
+beside the bound the raw ECDSA P-256 operations set on this machine (measured first), and
+the issue's targets (≥ 500 submits/s, ≥ 5,000 evaluates/s, ≥ 10,000 verified blocks/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ecdsa_baseline(seconds: float = 1.0) -> tuple[float, float]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    message = os.urandom(600)
+    signature = key.sign(message, ec.ECDSA(hashes.SHA256()))
+    public = key.public_key()
+
+    def rate(fn: Any) -> float:
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for _ in range(100):
+                fn()
+            n += 100
+        return n / (time.perf_counter() - start)
+
+    return rate(lambda: key.sign(message, ec.ECDSA(hashes.SHA256()))), rate(
+        lambda: public.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    )
+
+
+def profile_doc(pid: str) -> str:
+    return json.dumps(
+        {
+            "id": pid,
+            "name": pid,
+            "characteristics": {"modality": "image", "resolution": "8x8"},
+            "task": {"type": "classification", "labels": list(range(10))},
+            "objective": {"metric": "accuracy", "direction": "maximize"},
+            "model": {"family": "torch-mlp", "hyperparameters": {"hidden": [64], "lr": 0.05}},
+            "aggregation": {"strategy": "fedavg"},
+            "privacy": {
+                "mode": "client-dp",
+                "epsilon_per_round": "1",
+                "delta_per_round": "1e-5",
+                "epsilon_budget": "10",
+                "delta_budget": "1e-4",
+                "clip_norm": "1",
+            },
+            "min_nodes": 2,
+        }
+    )
+
+
+def open_facade(ledger: Path, consortium: Path, ref: str) -> Any:
+    from ledger_client import Consortium, FedspecLedger, connect
+    from ledger_client.embedded.peer import EmbeddedLedger
+
+    c = Consortium.load(consortium)
+    service = EmbeddedLedger(ledger, c)
+    msp = c.identity(ref)
+    return service, FedspecLedger(
+        connect(service, msp.identity, msp.signer).get_network("fedspec").get_contract("fedspec")
+    )
+
+
+def submit_load(
+    ledger: Path, consortium: Path, ref: str, prefix: str, count: int, threads: int
+) -> dict[str, Any]:
+    """Submit ``count`` ProposeProfile transactions from ``threads`` threads; time each commit."""
+    service, facade = open_facade(ledger, consortium, ref)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        mine = []
+        for i in range(k, count, threads):
+            start = time.perf_counter()
+            submitted = facade.contract.submit_async("ProposeProfile", profile_doc(f"{prefix}-{i}"))
+            submitted.get_status().raise_for_failure()
+            mine.append(time.perf_counter() - start)
+        with lock:
+            latencies.extend(mine)
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    service.close()
+    return {"count": count, "seconds": elapsed, "latencies": latencies}
+
+
+def evaluate_load(ledger: Path, consortium: Path, count: int, threads: int) -> float:
+    service, facade = open_facade(ledger, consortium, "org1/node0")
+    contract = facade.contract
+
+    def worker(n: int) -> None:
+        for _ in range(n):
+            contract.evaluate_transaction("GetProfile", "bench-0")
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(count // threads,)) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    rate = (count // threads) * threads / (time.perf_counter() - start)
+    service.close()
+    return rate
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--submits", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--evaluates", type=int, default=4000)
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:  # one of the processes of the multi-process run
+        ledger, consortium, ref, prefix, count = args.worker
+        result = submit_load(Path(ledger), Path(consortium), ref, prefix, int(count), args.threads)
+        print(json.dumps(result))
+        return
+
+    from fedspec.consortium import init_consortium
+    from ledger_client import Consortium, FedspecLedger, connect
+    from ledger_client.embedded.genesis import create_ledger
+    from ledger_client.embedded.peer import EmbeddedLedger
+    from ledger_client.embedded.verify import verify_ledger
+
+    cores = os.cpu_count() or 1
+    print(f"fedspec embedded-ledger benchmark on {cores} cores (Python {sys.version.split()[0]})")
+    sign_rate, verify_rate = ecdsa_baseline()
+    print(
+        f"baseline, this machine, one core: ECDSA P-256 sign {sign_rate:,.0f}/s, verify {verify_rate:,.0f}/s"
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix="fedspec-bench-"))
+    consortium = init_consortium(["org1", "org2", "org3"], tmp / "consortium", nodes_per_org=2)
+    c = Consortium.load(consortium)
+    ledger = create_ledger(tmp / "ledger.sqlite", c)
+    service = EmbeddedLedger(ledger, c)
+    for ref in ["org1/admin", *c.node_refs()]:
+        msp = c.identity(ref)
+        facade = FedspecLedger(
+            connect(service, msp.identity, msp.signer)
+            .get_network("fedspec")
+            .get_contract("fedspec")
+        )
+        if ref == "org1/admin":
+            facade.init_consortium(c.member_ids)
+        else:
+            facade.register_node()
+    service.close()
+
+    # Submits: threads in one process, then processes sharing the ledger file.
+    one = submit_load(ledger, consortium, "org1/node0", "bench", args.submits, args.threads)
+    one_rate = one["count"] / one["seconds"]
+    refs = [r for r in c.node_refs()][: args.processes]
+    per_process = args.submits // args.processes
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.ledger",
+                "--threads",
+                str(args.threads),
+                "--worker",
+                str(ledger),
+                str(consortium),
+                ref,
+                f"mp{k}",
+                str(per_process),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k, ref in enumerate(refs)
+    ]
+    outs = [json.loads(p.communicate(timeout=1200)[0].strip().splitlines()[-1]) for p in procs]
+    multi_seconds = time.perf_counter() - start
+    multi_rate = sum(o["count"] for o in outs) / multi_seconds
+    multi_latencies = [x for o in outs for x in o["latencies"]]
+
+    eval_1 = evaluate_load(ledger, consortium, args.evaluates, 1)
+    eval_2 = evaluate_load(ledger, consortium, args.evaluates, 2)
+
+    serial = verify_ledger(ledger, jobs=1)
+    parallel = verify_ledger(ledger, jobs=cores)
+    if not (serial.ok and parallel.ok):
+        raise SystemExit(
+            f"the benchmark ledger does not verify: {serial.problem or parallel.problem}"
+        )
+    blocks_per_s = max(serial.blocks / serial.seconds, parallel.blocks / parallel.seconds)
+    tx_per_s = max(serial.transactions / serial.seconds, parallel.transactions / parallel.seconds)
+    mean_batch = serial.transactions / max(1, serial.blocks - 1)
+
+    # Bounds the cryptography sets: a submit costs 3 signatures (client proposal + 2
+    # endorsers... plus the client's envelope) and 4 verifications; an evaluate 1 + 1;
+    # verifying a transaction 3 verifications (creator, 2 endorsers) plus 1 per block.
+    submit_bound = 1 / (4 / sign_rate + 4 / verify_rate)
+    evaluate_bound = 1 / (1 / sign_rate + 1 / verify_rate)
+    verify_tx_bound = verify_rate * cores / 3
+
+    def row(
+        name: str, value: float, target: float | None, bound: float | None, unit: str = "/s"
+    ) -> None:
+        t = f"{value / target:6.2f}× target ({target:,.0f})" if target else " " * 24
+        b = f"{value / bound:6.1%} of the crypto bound ({bound:,.0f})" if bound else ""
+        print(f"  {name:<42} {value:>10,.0f}{unit:<3} {t}  {b}")
+
+    print("\nresults")
+    row(f"signed submits/s, 1 process × {args.threads} threads", one_rate, 500, submit_bound)
+    row(
+        f"signed submits/s, {args.processes} processes × {args.threads} threads",
+        multi_rate,
+        500,
+        submit_bound * cores,
+    )
+    lat = one["latencies"]
+    print(
+        f"  {'commit latency (1 process) p50 / p95':<42} {pct(lat, 50) * 1000:>8.1f} ms / {pct(lat, 95) * 1000:.1f} ms"
+    )
+    print(
+        f"  {'commit latency (processes) p50 / p95':<42} {pct(multi_latencies, 50) * 1000:>8.1f} ms / "
+        f"{pct(multi_latencies, 95) * 1000:.1f} ms"
+    )
+    print(f"  {'transactions per block (group commit)':<42} {mean_batch:>10.1f}")
+    row("evaluates/s, 1 thread", eval_1, 5000, evaluate_bound)
+    row("evaluates/s, 2 threads", eval_2, 5000, evaluate_bound * min(2, cores))
+    row(
+        f"ledger verify blocks/s ({serial.blocks} blocks, best of 1 and {cores} processes)",
+        blocks_per_s,
+        10000,
+        None,
+    )
+    row("ledger verify transactions/s", tx_per_s, None, verify_tx_bound)
+    print(
+        f"  {'verify, 1 process / ' + str(cores) + ' processes':<42} {serial.seconds:>8.2f} s / {parallel.seconds:.2f} s"
+    )
+    print(f"\n(ledger and keys in {tmp}; remove it when done)")
+
+
+if __name__ == "__main__":
+    main()

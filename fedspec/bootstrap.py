@@ -1,0 +1,37 @@
+"""Bringing a ledger to life: genesis, the consortium record, and every node's registration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedspec.config import Settings
+from ledger_client import Consortium, open_ledger
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    orgs: list[str]
+    nodes: list[str]
+    height: int
+
+
+def init_ledger(settings: Settings, *, force: bool = False) -> Bootstrapped:
+    """Create the embedded ledger (or use the Fabric channel), then record who is in it."""
+    consortium = Consortium.load(settings.ledger.consortium_dir)
+    if settings.ledger.backend == "embedded":
+        from ledger_client.embedded.genesis import create_ledger
+
+        create_ledger(
+            settings.ledger.ledger_path,
+            consortium,
+            channel=settings.ledger.channel,
+            chaincode=settings.ledger.chaincode,
+            force=force,
+        )
+    first_admin = f"{consortium.members[0].name}/{consortium.members[0].admins[0]}"
+    admin = open_ledger(settings.ledger, first_admin)
+    admin.init_consortium(consortium.member_ids)
+    nodes = consortium.node_refs()
+    for ref in nodes:
+        open_ledger(settings.ledger, ref).register_node()
+    return Bootstrapped(consortium.member_ids, nodes, admin.height())

@@ -1,0 +1,51 @@
+"""``fedspec consortium``: the organizations and their identities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedspec.cli.context import State
+from fedspec.cli.output import console, emit_json
+
+app = typer.Typer(
+    help="Create and inspect the consortium's identities (Fabric MSP folders).",
+    no_args_is_help=True,
+)
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context,
+    orgs: Annotated[
+        str, typer.Option("--orgs", help="Comma-separated organization names, e.g. org1,org2,org3")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write [default: <home>/consortium]")
+    ] = None,
+    nodes_per_org: Annotated[
+        int, typer.Option("--nodes-per-org", min=1, max=64, help="Training nodes per organization")
+    ] = 2,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing consortium folder")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """One CA and one TLS CA per organization; admin, peer and node identities with NodeOUs."""
+    from fedspec.consortium import init_consortium, parse_orgs
+    from ledger_client import Consortium
+
+    state: State = ctx.obj
+    names = parse_orgs(orgs)
+    target = out if out is not None else state.settings.ledger.consortium_dir
+    root = init_consortium(names, target, nodes_per_org=nodes_per_org, force=force)
+    c = Consortium.load(root)
+    if json_out:
+        emit_json({"path": str(root), "organizations": c.member_ids, "nodes": c.node_refs()})
+        return
+    console.print(f"consortium of {len(names)} organizations written to [bold]{root}[/]")
+    for org in c.members:
+        console.print(f"  {org.msp_id}: admin, {org.peers[0]}, nodes {', '.join(org.nodes)}")
+    console.print(f"  ordering service: {', '.join(c.orderer_org.orderers)}")

@@ -1,0 +1,240 @@
+"""``fedspec ledger``: create, verify and read the ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fedspec.cli.context import State
+from fedspec.cli.output import console, emit_json, fail, table
+
+app = typer.Typer(help="Create, verify and inspect the ledger.", no_args_is_help=True)
+
+AsOption = Annotated[
+    str | None,
+    typer.Option("--as", help="Identity to read as, e.g. org1/admin [default: first admin]"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _reader(state: State, as_identity: str | None) -> Any:
+    from ledger_client import open_ledger
+
+    return open_ledger(state.settings.ledger, as_identity or state.default_admin())
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing ledger file")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Create the ledger from the consortium folder, record the members, register every node."""
+    from fedspec.bootstrap import init_ledger
+
+    state: State = ctx.obj
+    result = init_ledger(state.settings, force=force)
+    if json_out:
+        emit_json(
+            {
+                "ledger": str(state.settings.ledger.ledger_path),
+                "orgs": result.orgs,
+                "nodes": result.nodes,
+                "height": result.height,
+            }
+        )
+        return
+    console.print(
+        f"ledger [bold]{state.settings.ledger.ledger_path}[/] created with {len(result.orgs)} "
+        f"organizations and {len(result.nodes)} registered nodes ({result.height} blocks)"
+    )
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    ledger: Annotated[
+        Path | None, typer.Option("--ledger", help="Ledger file [default: from settings]")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", min=1, help="Worker processes for signatures")
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Re-check the hash chain and every signature, replay from genesis, compare the state."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from ledger_client.embedded.verify import verify_ledger
+
+    state: State = ctx.obj
+    path = ledger if ledger is not None else state.settings.ledger.ledger_path
+    if json_out:
+        report = verify_ledger(path, jobs=jobs)
+    else:
+        columns = (
+            TextColumn("verifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("blocks", total=None)
+            report = verify_ledger(
+                path,
+                jobs=jobs,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    if json_out:
+        emit_json(report.__dict__)
+    elif report.ok:
+        console.print(
+            f"[green]ledger verified[/]: {report.blocks} blocks, {report.transactions} transactions "
+            f"({report.invalid} recorded invalid), {report.state_keys} state keys, "
+            f"{report.blocks / max(report.seconds, 1e-9):,.0f} blocks/s with {report.jobs} process(es)"
+        )
+    if not report.ok:
+        fail(
+            f"ledger verification failed at block {report.first_bad_block}: {report.problem}",
+            code=1,
+        )
+
+
+@app.command("status")
+def status(ctx: typer.Context, as_identity: AsOption = None, json_out: JsonOption = False) -> None:
+    """Height, members, nodes and profiles at a glance."""
+    state: State = ctx.obj
+    reader = _reader(state, as_identity)
+    info = {
+        "backend": state.settings.ledger.backend,
+        "height": reader.height(),
+        "orgs": reader.evaluate("GetConsortium")["orgs"],
+        "nodes": [n["id"] for n in reader.list_nodes()],
+        "profiles": {p.id: p.status for p in reader.list_profiles()},
+    }
+    if json_out:
+        emit_json(info)
+        return
+    console.print(
+        f"{info['backend']} ledger, {info['height']} blocks; members {', '.join(info['orgs'])}; "
+        f"{len(info['nodes'])} nodes; profiles: "
+        + (", ".join(f"{k} ({v})" for k, v in info["profiles"].items()) or "none")
+    )
+
+
+@app.command("blocks")
+def blocks(
+    ctx: typer.Context,
+    start: Annotated[int, typer.Option("--from", min=0, help="First block")] = 0,
+    end: Annotated[
+        int | None, typer.Option("--to", min=0, help="Last block [default: the newest]")
+    ] = None,
+    as_identity: AsOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Blocks with their hashes and transactions."""
+    from ledger_client.inspect import describe_block
+
+    state: State = ctx.obj
+    reader = _reader(state, as_identity)
+    height = reader.height()
+    last = height - 1 if end is None else min(end, height - 1)
+    if start > last:
+        fail(f"the ledger has blocks 0 to {height - 1}; --from {start} is past the end")
+    described = [
+        describe_block(reader.block(n), state.settings.ledger.chaincode)
+        for n in range(start, last + 1)
+    ]
+    if json_out:
+        emit_json(described)
+        return
+    rows = [
+        (
+            b["number"],
+            b["hash"][:16],
+            len(b["transactions"]),
+            ", ".join(
+                f"{t.get('function', t.get('type'))}{'' if t['code'] == 'VALID' else ' [' + t['code'] + ']'}"
+                for t in b["transactions"]
+            ),
+        )
+        for b in described
+    ]
+    table(f"blocks {start}–{last} of {height}", ["block", "hash", "txs", "transactions"], rows)
+
+
+@app.command("tx")
+def tx(
+    ctx: typer.Context,
+    transaction_id: str,
+    as_identity: AsOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """One transaction: caller, arguments, endorsers, reads and writes, validation code."""
+    from ledger_client.errors import GatewayError
+    from ledger_client.inspect import describe_transaction
+
+    state: State = ctx.obj
+    reader = _reader(state, as_identity)
+    try:
+        processed = reader.transaction(transaction_id)
+    except GatewayError:
+        fail(f"no transaction {transaction_id} on the ledger")
+    info = describe_transaction(
+        processed.transactionEnvelope.SerializeToString(),
+        processed.validationCode,
+        state.settings.ledger.chaincode,
+    )
+    if json_out:
+        emit_json(info)
+        return
+    for key, value in info.items():
+        console.print(
+            f"[bold]{key:>12}[/] {', '.join(value) if isinstance(value, list) else value}",
+            highlight=False,
+        )
+
+
+@app.command("events")
+def events(
+    ctx: typer.Context,
+    start: Annotated[int, typer.Option("--from", min=0, help="First block")] = 0,
+    name: Annotated[str | None, typer.Option("--name", help="Only events with this name")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many events")] = 200,
+    as_identity: AsOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Chaincode events of committed transactions (one per state change)."""
+    state: State = ctx.obj
+    reader = _reader(state, as_identity)
+    network = reader.contract.network
+    found = []
+    for event in network.get_chaincode_events(
+        state.settings.ledger.chaincode, start_block=start, timeout=0.2
+    ):
+        if name is None or event.name == name:
+            found.append(
+                {
+                    "block": event.block_number,
+                    "tx_id": event.transaction_id,
+                    "name": event.name,
+                    "payload": event.json(),
+                }
+            )
+            if len(found) >= limit:
+                break
+    if json_out:
+        emit_json(found)
+        return
+    table(
+        "chaincode events",
+        ["block", "event", "tx", "payload"],
+        [(e["block"], e["name"], e["tx_id"][:12], str(e["payload"])[:80]) for e in found],
+    )

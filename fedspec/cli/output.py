@@ -1,0 +1,33 @@
+"""How commands speak: tables for people, ``--json`` for scripts, one line for errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*(str(v) for v in r))
+    console.print(t)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One readable line on stderr, then exit (2 for bad input, 1 for a failed check)."""
+    errors.print(f"fedspec: error: {message}", highlight=False, soft_wrap=True, markup=False)
+    raise SystemExit(code)

@@ -1,0 +1,95 @@
+"""One settings object selects backends and endpoints: switching is configuration, not code.
+
+Sources, later ones winning: built-in defaults (everything embedded under ``.fedspec/``),
+``<home>/fedspec.toml``, then environment variables:
+
+======================== =====================================================
+``FEDSPEC_HOME``          the data directory (default ``.fedspec``)
+``FEDSPEC_LEDGER``        ``embedded`` (default) or ``fabric``
+``FEDSPEC_LEDGER_PATH``   embedded ledger file (default ``<home>/ledger.sqlite``)
+``FEDSPEC_CONSORTIUM``    consortium folder (default ``<home>/consortium``)
+``FEDSPEC_FABRIC_PEERS``  ``org1=127.0.0.1:7051,org2=…`` Gateway endpoints
+``MLFLOW_TRACKING_URI``   MLflow server (default SQLite in ``<home>/mlflow``)
+``PREFECT_API_URL``       Prefect server (default: Prefect's local API)
+======================== =====================================================
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedspec.errors import FedspecError
+from ledger_client.backends import BACKENDS, LedgerConfig
+
+
+class SettingsError(FedspecError):
+    code = "CONFIG_INVALID"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    ledger: LedgerConfig
+    mlflow_tracking_uri: str
+    prefect_api_url: str | None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @classmethod
+    def load(cls, home: Path | str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        root = Path(home or env.get("FEDSPEC_HOME") or ".fedspec").absolute()
+        doc = _read_toml(root / "fedspec.toml")
+        ledger_doc = doc.get("ledger", {})
+        backend = env.get("FEDSPEC_LEDGER") or ledger_doc.get("backend") or "embedded"
+        if backend not in BACKENDS:
+            raise SettingsError(f"ledger backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        peers_text = env.get("FEDSPEC_FABRIC_PEERS")
+        peers = _parse_peers(peers_text) if peers_text else dict(ledger_doc.get("fabric_peers", {}))
+        ledger = LedgerConfig(
+            backend=backend,
+            ledger_path=Path(
+                env.get("FEDSPEC_LEDGER_PATH") or ledger_doc.get("path") or root / "ledger.sqlite"
+            ),
+            consortium_dir=Path(
+                env.get("FEDSPEC_CONSORTIUM") or ledger_doc.get("consortium") or root / "consortium"
+            ),
+            channel=str(ledger_doc.get("channel", "fedspec")),
+            chaincode=str(ledger_doc.get("chaincode", "fedspec")),
+            fabric_peers=peers,
+        )
+        mlflow_default = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
+        return cls(
+            home=root,
+            ledger=ledger,
+            mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI")
+            or doc.get("mlflow", {}).get("tracking_uri")
+            or mlflow_default,
+            prefect_api_url=env.get("PREFECT_API_URL") or doc.get("prefect", {}).get("api_url"),
+        )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read {path}: {exc}") from exc
+
+
+def _parse_peers(text: str) -> dict[str, str]:
+    peers = {}
+    for item in text.split(","):
+        org, sep, endpoint = item.strip().partition("=")
+        if not sep or not org or ":" not in endpoint:
+            raise SettingsError(f"FEDSPEC_FABRIC_PEERS entry {item!r} is not org=host:port")
+        peers[org] = endpoint
+    return peers
