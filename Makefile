@@ -40,6 +40,8 @@ test: install
 	$(BIN)/mypy fedspec chaincode ledger_client federated flows registry
 	$(BIN)/python -m pytest -q
 
+# Benchmarks print figures and ratios against baselines measured in the same run; they are
+# not tests and have no pass/fail threshold.
 bench: install
 	$(BIN)/python -m benchmarks.ledger
 

@@ -236,3 +236,9 @@ asyncio.run(main())
     assert [r[0] for r in results] == [200, 200, 200, 500, 500]
     assert json.loads(results[2][1])["reputation"] == 100
     assert parse_wire_error(results[3][2]).code == "FORBIDDEN"  # type: ignore[union-attr]
+
+
+def test_every_transaction_is_documented() -> None:
+    doc = (ROOT / "docs" / "ledger.md").read_text()
+    missing = [name for name in TRANSACTIONS if f"`{name}" not in doc]
+    assert not missing, f"docs/ledger.md does not describe {missing}"
