@@ -28,6 +28,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: install
 	$(BIN)/mypy fedspec chaincode ledger_client federated flows registry
@@ -37,6 +38,7 @@ unit: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy fedspec chaincode ledger_client federated flows registry
 	$(BIN)/python -m pytest -q
 
@@ -44,6 +46,8 @@ test: install
 # not tests and have no pass/fail threshold.
 bench: install
 	$(BIN)/python -m benchmarks.ledger
+	$(BIN)/python -m benchmarks.aggregation
+	$(BIN)/python -m benchmarks.convergence
 
 # Regenerate the lock after changing a pin in pyproject.toml.
 lock:

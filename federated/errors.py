@@ -7,12 +7,17 @@ Hierarchy::
 
     FederatedError
     ├── InvalidUpdateError        an update is malformed: wrong shape, NaN/inf, wrong family
+    │   └── PrivacyCheckError     an update breaks the profile's clipping/noise bounds
+    ├── InvalidInputError         bad features, labels or hyper-parameter values (a ValueError)
+    ├── NotFittedError            a model was used before it was trained (a ValueError)
     ├── IncompatibleModelError    model family or feature schema does not match the profile
     ├── EmptyPartitionError       a node has no rows to train on
     ├── QuorumNotMetError         fewer usable updates than the profile's minimum
     ├── PrivacyBudgetError        a round would exceed a node's privacy budget
     ├── DataValidationError       local data failed its expectation suite (carries GE's result)
-    └── DatasetError              a dataset cannot be loaded or partitioned
+    ├── DatasetError              a dataset cannot be loaded or partitioned
+    ├── ContributionError         contribution scores cannot be computed (no node scored, budget)
+    └── TrainingError             a node's or a federated training run failed or timed out
 """
 
 from __future__ import annotations
@@ -58,12 +63,48 @@ class DataValidationError(FederatedError):
 
     code = "DATA_VALIDATION_FAILED"
 
-    def __init__(
-        self, message: str, *, result: dict[str, Any], node_id: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, result: dict[str, Any], node_id: str | None = None) -> None:
         super().__init__(message, node_id=node_id)
         self.result = result
 
 
 class DatasetError(FederatedError):
     code = "DATASET_ERROR"
+
+
+class InvalidInputError(FederatedError, ValueError):
+    """Data or hyper-parameters given to a model are unusable (NaN, unknown label, bad value).
+
+    Also a ``ValueError``, so scikit-learn style callers that catch that keep working.
+    """
+
+    code = "INVALID_INPUT"
+
+
+class NotFittedError(FederatedError, ValueError):
+    """A model was asked to predict, evaluate or serialize before it had parameters."""
+
+    code = "NOT_FITTED"
+
+
+class PrivacyCheckError(InvalidUpdateError):
+    """An update's distance from the global model is outside what the profile's DP allows.
+
+    Too far: the node did not clip to the clip norm. Too close: it did not add the noise.
+    """
+
+    code = "PRIVACY_CHECK_FAILED"
+
+
+class ContributionError(FederatedError):
+    """Contribution scores cannot be computed: no node scored, or an evaluation budget or
+    callback failed."""
+
+    code = "CONTRIBUTION_ERROR"
+
+
+class TrainingError(FederatedError):
+    """Local or federated training did not finish: a node process failed, the federated
+    server did not start, or the run passed its deadline."""
+
+    code = "TRAINING_FAILED"

@@ -264,7 +264,9 @@ def test_events_resume_from_a_checkpoint(env: LedgerEnv, tmp_path) -> None:  # t
     network = env.ledger("org1/admin").contract.network
     checkpoint = FileCheckpoint(tmp_path / "checkpoint.json")
     seen = []
-    for event in network.get_chaincode_events("fedspec", start_block=0, checkpoint=checkpoint, timeout=0.2):
+    for event in network.get_chaincode_events(
+        "fedspec", start_block=0, checkpoint=checkpoint, timeout=0.2
+    ):
         seen.append(event)
         if len(seen) == 3:
             break
@@ -272,7 +274,9 @@ def test_events_resume_from_a_checkpoint(env: LedgerEnv, tmp_path) -> None:  # t
     assert seen[1].json()["id"] == "org1/node0"
     env.active_profile("late")
     resumed = FileCheckpoint(tmp_path / "checkpoint.json")  # a new listener, same file
-    rest = [e.name for e in network.get_chaincode_events("fedspec", checkpoint=resumed, timeout=0.2)]
+    rest = [
+        e.name for e in network.get_chaincode_events("fedspec", checkpoint=resumed, timeout=0.2)
+    ]
     assert rest[: len(NODES) * 2 - 3] == ["NodeRegistered"] * (len(NODES) * 2 - 3)
     assert rest[-3:] == ["ProfileProposed", "ProfileVoted", "ProfileActivated"]
     assert seen[2].transaction_id not in [e.transaction_id for e in seen[:2]]
@@ -283,7 +287,11 @@ def test_submit_async_reports_block_and_status(env: LedgerEnv) -> None:
     contract = env.ledger("org1/node0").contract
     submitted = contract.submit_async("RegisterNode")
     status = submitted.get_status()
-    assert status.successful and status.code_name == "VALID" and status.block_number == env.height() - 1
+    assert (
+        status.successful
+        and status.code_name == "VALID"
+        and status.block_number == env.height() - 1
+    )
     assert status.transaction_id == submitted.transaction_id
     tx = env.ledger("org1/node0").transaction(submitted.transaction_id)
     assert tx.validationCode == 0

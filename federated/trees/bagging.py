@@ -1,0 +1,186 @@
+"""Tree bagging for rounds whose nodes cannot stay connected: trees are appended, never
+averaged.
+
+Each node boosts a few iterations on its own rows starting from the current global model
+and sends back only those new iterations (:func:`bagging_local_update`). The coordinator
+appends every node's iterations to the global model, in node-id order so the result does
+not depend on arrival order (:class:`XGBBagging`). The model is the only state, so a
+different coordinator next round needs nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from federated.errors import IncompatibleModelError, InvalidInputError, InvalidUpdateError
+from federated.trees.booster_json import (
+    append_iterations,
+    from_document,
+    load_booster,
+    num_iterations,
+    num_trees,
+    signature,
+    to_document,
+)
+from federated.types import FitFailure, FitResult, GlobalModel, NDArray, Scalar
+
+TREE_FAMILIES = ("xgboost-classifier", "xgboost-regressor")
+# Objectives whose link makes base_score 0.5 the neutral margin (logit 0).
+_PROBABILITY_OBJECTIVES = ("binary:logistic", "binary:logitraw", "reg:logistic", "multi:")
+
+
+def _fresh_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters for a first round: every node must start from the same ``base_score``,
+    or their trees would correct different intercepts and could not be joined."""
+    fresh = dict(params)
+    if "base_score" not in fresh:
+        objective = str(fresh.get("objective", "reg:squarederror"))
+        if not objective.startswith(_PROBABILITY_OBJECTIVES):
+            raise InvalidInputError(
+                f"objective {objective!r} needs an explicit base_score for bagging "
+                "(every node must start from the same intercept)"
+            )
+        fresh["base_score"] = 0.5
+    return fresh
+
+
+def bagging_local_update(
+    global_model: bytes,
+    X: NDArray,
+    y: NDArray,
+    params: Mapping[str, Any],
+    *,
+    local_rounds: int,
+    feature_names: Sequence[str] | None = None,
+) -> bytes:
+    """Node side: boost ``local_rounds`` iterations on local rows from ``global_model``
+    (``b""`` for none) and return only the new iterations, as UBJSON."""
+    import xgboost as xgb
+
+    if local_rounds < 1:
+        raise InvalidInputError(f"local_rounds must be at least 1, got {local_rounds}")
+    names = list(feature_names) if feature_names is not None else None
+    dtrain = xgb.DMatrix(X, label=y, feature_names=names)
+    start = load_booster(global_model) if global_model else None
+    train_params = {"tree_method": "hist", **params}
+    if start is None:
+        train_params = _fresh_params(train_params)
+    before = start.num_boosted_rounds() if start is not None else 0
+    booster = xgb.train(train_params, dtrain, num_boost_round=local_rounds, xgb_model=start)
+    return bytes(booster[before:].save_raw(raw_format="ubj"))
+
+
+def _current_bytes(current: GlobalModel) -> bytes:
+    if current.family not in TREE_FAMILIES:
+        raise IncompatibleModelError(
+            f"tree strategies take {TREE_FAMILIES}, not {current.family!r}"
+        )
+    if not isinstance(current.parameters, bytes | bytearray):
+        raise IncompatibleModelError("a tree model's parameters are bytes (XGBoost UBJSON)")
+    return bytes(current.parameters)
+
+
+def _updates(results: Sequence[FitResult]) -> list[tuple[str, bytes]]:
+    """``(node_id, model bytes)`` in node-id order; one update per node, bytes only."""
+    ordered = sorted(results, key=lambda r: r.node_id)
+    updates: list[tuple[str, bytes]] = []
+    for result in ordered:
+        if updates and updates[-1][0] == result.node_id:
+            raise InvalidUpdateError("more than one update from the node", node_id=result.node_id)
+        if not isinstance(result.parameters, bytes | bytearray):
+            raise InvalidUpdateError("tree updates are bytes", node_id=result.node_id)
+        updates.append((result.node_id, bytes(result.parameters)))
+    return updates
+
+
+@dataclass(frozen=True)
+class XGBBagging:
+    """Append every node's new boosting iterations to the global model.
+
+    ``max_iterations_per_update`` bounds what one node can add in a round, so one node
+    cannot flood the ensemble; ``accept_failures=False`` skips a round with any failure.
+    """
+
+    max_iterations_per_update: int = 64
+    accept_failures: bool = True
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        current: GlobalModel,
+        results: Sequence[FitResult],
+        failures: Sequence[FitFailure],
+    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+        start = _current_bytes(current)
+        if not results or (failures and not self.accept_failures):
+            return None, {"nodes_aggregated": 0, "failures": len(failures)}
+        document = to_document(start) if start else None
+        # Without a global model, nodes may have fitted their own intercepts (base_score);
+        # the lowest node id's is kept. From then on every node continues from the global
+        # model, so every setting must match exactly.
+        first_round = document is None
+        appended = 0
+        for node_id, data in _updates(results):
+            update = to_document(data, node_id=node_id)
+            iterations = num_iterations(update)
+            if not 1 <= iterations <= self.max_iterations_per_update:
+                raise InvalidUpdateError(
+                    f"{iterations} iterations, expected 1..{self.max_iterations_per_update}",
+                    node_id=node_id,
+                )
+            if document is None:
+                document, appended = update, num_trees(update)
+                continue
+            mine, theirs = signature(update), signature(document)
+            if first_round:
+                del mine["base_score"], theirs["base_score"]
+            if mine != theirs:
+                raise InvalidUpdateError(
+                    f"model settings differ from the global model's: {mine} != {theirs}",
+                    node_id=node_id,
+                )
+            appended += append_iterations(document, update)
+        if document is None:  # unreachable: results is not empty
+            return None, {"nodes_aggregated": 0, "failures": len(failures)}
+        metrics: dict[str, Scalar] = {
+            "nodes_aggregated": len(results),
+            "failures": len(failures),
+            "trees_appended": appended,
+            "num_trees": num_trees(document),
+        }
+        model = GlobalModel(
+            family=current.family,
+            parameters=from_document(document),
+            server_state=current.server_state,
+        )
+        return model, metrics
+
+
+@dataclass(frozen=True)
+class XGBHistogram:
+    """The aggregation step of histogram federation: every node already holds the same
+    model (the communicator made it so); check that they agree and return it."""
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        current: GlobalModel,
+        results: Sequence[FitResult],
+        failures: Sequence[FitFailure],
+    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+        _current_bytes(current)
+        if not results or failures:
+            # One missing node changes the histograms: the round has no valid model.
+            return None, {"nodes_aggregated": 0, "failures": len(failures)}
+        updates = _updates(results)
+        first_id, model = updates[0]
+        for node_id, data in updates[1:]:
+            if data != model:
+                raise InvalidUpdateError("model differs from the other nodes'", node_id=node_id)
+        trees = num_trees(to_document(model, node_id=first_id))
+        return (
+            GlobalModel(family=current.family, parameters=model, server_state=current.server_state),
+            {"nodes_aggregated": len(updates), "failures": 0, "num_trees": trees},
+        )

@@ -1,0 +1,261 @@
+"""Tree bagging: new trees are appended to the global model, never averaged."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import xgboost as xgb
+from sklearn.metrics import roc_auc_score
+
+from federated.datasets import holdout_split, load_flights, partition_natural
+from federated.errors import IncompatibleModelError, InvalidInputError, InvalidUpdateError
+from federated.trees import XGBBagging, XGBHistogram, bagging_local_update
+from federated.types import FitFailure, FitResult, GlobalModel
+
+PARAMS = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3, "nthread": 1, "seed": 0}
+
+
+def _booster(data: bytes) -> xgb.Booster:
+    booster = xgb.Booster()
+    booster.load_model(bytearray(data))
+    return booster
+
+
+def _margin(data: bytes, X) -> np.ndarray:
+    return _booster(data).predict(xgb.DMatrix(X), output_margin=True)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 5))
+    y = (X[:, 0] + X[:, 1] ** 2 + rng.normal(scale=0.5, size=600) > 1).astype(np.int64)
+    return X, y
+
+
+def test_strategy_factory_builds_the_tree_strategies() -> None:
+    from federated.strategies import create_strategy
+
+    bagging = create_strategy("xgb-bagging", max_iterations_per_update=8)
+    assert isinstance(bagging, XGBBagging) and bagging.max_iterations_per_update == 8
+    assert isinstance(create_strategy("xgb-histogram"), XGBHistogram)
+
+
+def test_appended_trees_add_their_margins_to_the_global_model(toy) -> None:
+    X, y = toy
+    start = bagging_local_update(b"", X[:300], y[:300], PARAMS, local_rounds=3)
+    current = GlobalModel("xgboost-classifier", start)
+    a = bagging_local_update(start, X[:300], y[:300], PARAMS, local_rounds=2)
+    b = bagging_local_update(start, X[300:], y[300:], PARAMS, local_rounds=1)
+    merged, metrics = XGBBagging().aggregate_fit(
+        2, current, [FitResult("b", b, 300), FitResult("a", a, 300)], []
+    )
+    assert merged is not None and merged.family == "xgboost-classifier"
+    assert metrics == {"nodes_aggregated": 2, "failures": 0, "trees_appended": 3, "num_trees": 6}
+    assert _booster(merged.parameters).num_boosted_rounds() == 6
+    # base_score 0.5 is margin 0: each part's margin is the sum of its trees.
+    expected = _margin(start, X) + _margin(a, X) + _margin(b, X)
+    np.testing.assert_allclose(_margin(merged.parameters, X), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_multiclass_iterations_keep_one_tree_per_class(toy) -> None:
+    X, _ = toy
+    y = np.digitize(X[:, 0], [-0.5, 0.5])
+    params = {**PARAMS, "objective": "multi:softprob", "num_class": 3}
+    first = bagging_local_update(b"", X, y, params, local_rounds=2)
+    update = bagging_local_update(first, X[::2], y[::2], params, local_rounds=1)
+    merged, metrics = XGBBagging().aggregate_fit(
+        2, GlobalModel("xgboost-classifier", first), [FitResult("n", update, 300)], []
+    )
+    assert merged is not None
+    assert metrics["num_trees"] == 9 and metrics["trees_appended"] == 3
+    # multi:softprob keeps base_score 0.5 as a raw margin (equal for every class, so
+    # neutral under softmax); each model's margin includes it once.
+    expected = _margin(first, X) + _margin(update, X) - 0.5
+    np.testing.assert_allclose(_margin(merged.parameters, X), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_result_does_not_depend_on_arrival_order(toy) -> None:
+    X, y = toy
+    updates = [
+        FitResult(f"n{i}", bagging_local_update(b"", X[i::4], y[i::4], PARAMS, local_rounds=1), 150)
+        for i in range(4)
+    ]
+    current = GlobalModel("xgboost-classifier", b"")
+    first, _ = XGBBagging().aggregate_fit(1, current, updates, [])
+    shuffled = updates[:]
+    random.Random(3).shuffle(shuffled)
+    second, _ = XGBBagging().aggregate_fit(1, current, shuffled, [])
+    assert first is not None and second is not None
+    assert first.parameters == second.parameters
+
+
+def test_first_round_accepts_own_intercepts_later_rounds_do_not(toy) -> None:
+    X, y = toy
+    fitted = {"objective": "binary:logistic", "max_depth": 2, "nthread": 1}  # no base_score
+
+    def own(rows: slice) -> bytes:
+        return bytes(xgb.train(fitted, xgb.DMatrix(X[rows], y[rows]), 2).save_raw("ubj"))
+
+    empty = GlobalModel("xgboost-classifier", b"")
+    merged, _ = XGBBagging().aggregate_fit(
+        1,
+        empty,
+        [FitResult("a", own(slice(0, 200)), 200), FitResult("b", own(slice(400, 600)), 200)],
+        [],
+    )
+    assert merged is not None
+    with pytest.raises(InvalidUpdateError, match="settings differ") as info:
+        XGBBagging().aggregate_fit(2, merged, [FitResult("c", own(slice(200, 400)), 200)], [])
+    assert info.value.node_id == "c"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"{", b"\x00" * 64, b'{"learner": {}}' + b" " * 16],
+    ids=["empty", "brace", "zeros", "no-model"],
+)
+def test_malformed_updates_are_refused_naming_the_node(toy, payload) -> None:
+    X, y = toy
+    start = bagging_local_update(b"", X, y, PARAMS, local_rounds=1)
+    with pytest.raises(InvalidUpdateError) as info:
+        XGBBagging().aggregate_fit(
+            2, GlobalModel("xgboost-classifier", start), [FitResult("mallory", payload, 10)], []
+        )
+    assert info.value.node_id == "mallory"
+
+
+def test_wrong_width_duplicates_floods_and_arrays_are_refused(toy) -> None:
+    X, y = toy
+    start = bagging_local_update(b"", X, y, PARAMS, local_rounds=1)
+    current = GlobalModel("xgboost-classifier", start)
+    narrow = bagging_local_update(b"", X[:, :4], y, PARAMS, local_rounds=1)
+    with pytest.raises(InvalidUpdateError, match="settings differ"):
+        XGBBagging().aggregate_fit(2, current, [FitResult("n", narrow, 600)], [])
+    ok = bagging_local_update(start, X, y, PARAMS, local_rounds=1)
+    with pytest.raises(InvalidUpdateError, match="more than one"):
+        XGBBagging().aggregate_fit(2, current, [FitResult("n", ok, 1), FitResult("n", ok, 1)], [])
+    flood = bagging_local_update(start, X, y, PARAMS, local_rounds=5)
+    with pytest.raises(InvalidUpdateError, match="iterations"):
+        XGBBagging(max_iterations_per_update=4).aggregate_fit(
+            2, current, [FitResult("n", flood, 1)], []
+        )
+    with pytest.raises(InvalidUpdateError, match="bytes"):
+        XGBBagging().aggregate_fit(2, current, [FitResult("n", [np.zeros(3)], 1)], [])
+    with pytest.raises(IncompatibleModelError):
+        XGBBagging().aggregate_fit(2, GlobalModel("torch-mlp", [np.zeros(3)]), [], [])
+
+
+def test_no_results_or_refused_failures_give_no_model(toy) -> None:
+    X, y = toy
+    start = bagging_local_update(b"", X, y, PARAMS, local_rounds=1)
+    current = GlobalModel("xgboost-classifier", start)
+    update = FitResult("a", bagging_local_update(start, X, y, PARAMS, local_rounds=1), 600)
+    failure = FitFailure("b", "TIMEOUT", "no answer")
+    assert XGBBagging().aggregate_fit(2, current, [], [failure])[0] is None
+    assert (
+        XGBBagging(accept_failures=False).aggregate_fit(2, current, [update], [failure])[0] is None
+    )
+    merged, metrics = XGBBagging().aggregate_fit(2, current, [update], [failure])
+    assert merged is not None and metrics["failures"] == 1
+
+
+def test_regression_without_base_score_is_refused(toy) -> None:
+    X, y = toy
+    with pytest.raises(InvalidInputError, match="base_score"):
+        bagging_local_update(
+            b"", X, y.astype(float), {"objective": "reg:squarederror"}, local_rounds=1
+        )
+    model = bagging_local_update(
+        b"",
+        X,
+        y.astype(float),
+        {"objective": "reg:squarederror", "base_score": 0.3},
+        local_rounds=1,
+    )
+    merged, _ = XGBBagging().aggregate_fit(
+        1, GlobalModel("xgboost-regressor", b""), [FitResult("r", model, 600)], []
+    )
+    assert merged is not None
+
+
+def test_histogram_aggregation_checks_that_nodes_agree(toy) -> None:
+    X, y = toy
+    model = bagging_local_update(b"", X, y, PARAMS, local_rounds=2)
+    other = bagging_local_update(b"", X[:100], y[:100], PARAMS, local_rounds=2)
+    current = GlobalModel("xgboost-classifier", b"")
+    same = [FitResult("a", model, 300), FitResult("b", model, 300)]
+    merged, metrics = XGBHistogram().aggregate_fit(1, current, same, [])
+    assert merged is not None and merged.parameters == model and metrics["num_trees"] == 2
+    with pytest.raises(InvalidUpdateError) as info:
+        XGBHistogram().aggregate_fit(1, current, [same[0], FitResult("b", other, 300)], [])
+    assert info.value.node_id == "b"
+    assert XGBHistogram().aggregate_fit(1, current, same, [FitFailure("c", "X", "y")])[0] is None
+
+
+def test_adapter_tail_bytes_bag_like_local_updates(toy) -> None:
+    """Engineer A's xgboost-classifier adapter ships trees this strategy can append."""
+    from federated.models import create_model
+
+    X, y = toy
+    nodes = {"a": slice(0, 300), "b": slice(300, 600)}
+    current = GlobalModel("xgboost-classifier", b"")
+    for server_round in (1, 2):
+        results = []
+        for node_id, rows in nodes.items():
+            model = create_model("xgboost-classifier", classes=[0, 1], num_threads=1, max_depth=3)
+            base = current.parameters or None
+            model.boost(X[rows], y[rows], num_rounds=2, base=base)  # type: ignore[arg-type]
+            results.append(FitResult(node_id, model.tail_bytes(2), 300))
+        merged, _ = XGBBagging().aggregate_fit(server_round, current, results, [])
+        assert merged is not None
+        current = merged
+    assert _booster(current.parameters).num_boosted_rounds() == 8  # type: ignore[arg-type]
+
+
+def test_bagging_on_flights_improves_over_rounds_and_beats_local_models() -> None:
+    data = load_flights(sample_size=12_000, seed=1)
+    pool_rows, test_rows = holdout_split(data, test_fraction=0.25, seed=0)
+    pool = data.subset(pool_rows)
+    parts = partition_natural(pool.keys["origin"])
+    names = data.info.feature_names
+    test = xgb.DMatrix(data.X[test_rows], feature_names=list(names))
+    params = {**PARAMS, "max_depth": 4}
+    strategy = XGBBagging()
+    current = GlobalModel("xgboost-classifier", b"")
+    aucs = []
+    for server_round in range(1, 7):
+        results = [
+            FitResult(
+                node,
+                bagging_local_update(
+                    current.parameters,  # type: ignore[arg-type]
+                    pool.X[rows],
+                    pool.y[rows],
+                    params,
+                    local_rounds=2,
+                    feature_names=names,
+                ),
+                len(rows),
+            )
+            for node, rows in parts.items()
+        ]
+        merged, _ = strategy.aggregate_fit(server_round, current, results, [])
+        assert merged is not None
+        current = merged
+        aucs.append(roc_auc_score(data.y[test_rows], _booster(merged.parameters).predict(test)))
+    local = {
+        node: roc_auc_score(
+            data.y[test_rows],
+            xgb.train(
+                {**params, "base_score": 0.5},
+                xgb.DMatrix(pool.X[rows], pool.y[rows], feature_names=list(names)),
+                12,  # as many iterations as the node contributed over the six rounds
+            ).predict(test),
+        )
+        for node, rows in parts.items()
+    }
+    assert aucs[-1] > aucs[0] + 0.01
+    assert aucs[-1] > max(local.values()) + 0.01
