@@ -79,6 +79,36 @@ class PrivacyConfig:
         )
 
     @classmethod
+    def from_profile(cls, privacy: Mapping[str, Any]) -> PrivacyConfig | None:
+        """The ledger profile's ``privacy`` object (decimal strings) as a config; ``None`` for mode ``none``.
+
+        The ledger enforces the budget itself (Σε and Σδ, exact decimals); nodes should also
+        check the ledger's remaining budget before training, since Σδ is more conservative
+        than the 1 − Π(1 − δᵢ) this accountant composes.
+        """
+        mode = privacy.get("mode", "none")
+        if mode == "none":
+            return None
+        mechanisms = {"client-dp": "gaussian-update", "dp-model": "dp-estimator"}
+        if mode not in mechanisms:
+            raise ValueError(f"unknown privacy mode {mode!r}")
+
+        def number(key: str, default: float) -> float:
+            value = privacy.get(key)
+            return default if value is None else float(value)
+
+        mechanism = cast(Mechanism, mechanisms[mode])
+        clip = privacy.get("clip_norm")
+        return cls(
+            mechanism=mechanism,
+            epsilon=float(privacy["epsilon_per_round"]),
+            delta=number("delta_per_round", 0.0) if mechanism == "gaussian-update" else 0.0,
+            clip_norm=None if clip is None else float(clip),
+            budget_epsilon=number("epsilon_budget", math.inf),
+            budget_delta=number("delta_budget", 1.0) or 1.0,
+        )
+
+    @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> PrivacyConfig:
         """Build from a profile's JSON ``privacy`` object (unknown keys raise)."""
         known = {

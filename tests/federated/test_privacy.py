@@ -181,3 +181,25 @@ def test_privacy_config_from_a_profile():
     assert config.round_spend == PrivacySpend(2.0, 1e-5)
     assert config.noise_sigma() == pytest.approx(calibrate_sigma(2.0, 1e-5, 1.0))
     assert config.budget([]).rounds_left(config.round_spend) == 5
+
+
+def test_a_ledger_profile_maps_to_a_privacy_config() -> None:
+    from federated.privacy import PrivacyConfig
+    from tests.ledger.conftest import profile_spec
+
+    privacy = profile_spec()["privacy"]
+    config = PrivacyConfig.from_profile(privacy)
+    assert config is not None
+    assert config.mechanism == "gaussian-update" and config.epsilon == 1.0 and config.delta == 1e-5
+    assert config.clip_norm == 1.0 and config.budget_epsilon == 3.0 and config.budget_delta == 1e-4
+    assert PrivacyConfig.from_profile({"mode": "none"}) is None
+    dp_model = PrivacyConfig.from_profile(
+        {
+            "mode": "dp-model",
+            "epsilon_per_round": "0.5",
+            "delta_per_round": "0",
+            "epsilon_budget": "5",
+            "delta_budget": "0",
+        }
+    )
+    assert dp_model is not None and dp_model.mechanism == "dp-estimator" and dp_model.delta == 0.0

@@ -115,13 +115,13 @@ def test_the_election_is_the_deterministic_draw_from_the_reveals(env: LedgerEnv)
 
 def test_a_coordinator_that_misses_its_deadline_is_replaced_and_penalized(env: LedgerEnv) -> None:
     env.bootstrap()
-    env.active_profile(schedule={"coordinator_window_s": 1})
+    env.active_profile(schedule={"coordinator_window_s": 3})
     rnd = env.elected_round("digits-8x8", NODES)
     other = next(r for r in NODES if r != rnd.coordinator)
     with pytest.raises(EndorseError) as early:
         env.ledger(other).replace_coordinator("digits-8x8", rnd.number)
     assert early.value.code == "FAILED_PRECONDITION"
-    time.sleep(1.1)
+    _sleep_until(rnd.coordinator_deadline)
     replaced = env.ledger(other).replace_coordinator("digits-8x8", rnd.number)
     assert replaced.coordinator != rnd.coordinator and replaced.coordinator in NODES
     assert env.ledger(other).get_node(rnd.coordinator)["reputation"] == 75
@@ -130,32 +130,39 @@ def test_a_coordinator_that_misses_its_deadline_is_replaced_and_penalized(env: L
     assert late.value.code == "FORBIDDEN"
 
 
+def _sleep_until(deadline: int) -> None:
+    """Ledger deadlines are whole seconds of transaction time: wait until one has passed."""
+    time.sleep(max(0.0, deadline - time.time()) + 0.05)
+
+
 def test_a_node_that_withholds_its_reveal_is_excluded_and_penalized(env: LedgerEnv) -> None:
     env.bootstrap()
-    env.active_profile(schedule={"join_window_s": 1, "reveal_window_s": 1})
-    n = (
-        env.ledger("org1/node0").open_round("digits-8x8").number
-    )  # no volunteers: the window decides
+    env.active_profile(schedule={"join_window_s": 1, "reveal_window_s": 5})
+    rnd = env.ledger("org1/node0").open_round("digits-8x8")  # no volunteers: the window decides
     secrets = {ref: new_seed_secret() for ref in NODES}
     for ref, (_, commitment) in secrets.items():
-        env.ledger(ref).join_round("digits-8x8", n, commitment)
-    time.sleep(1.05)
+        env.ledger(ref).join_round("digits-8x8", rnd.number, commitment)
+    _sleep_until(rnd.join_deadline)
     for ref in NODES[:2]:
-        env.ledger(ref).reveal_seed("digits-8x8", n, secrets[ref][0])
-    time.sleep(1.05)
-    rnd = env.ledger("org1/node0").elect_coordinator("digits-8x8", n)
-    assert rnd.participants == sorted(NODES[:2])
-    assert rnd.raw["withheld"] == [NODES[2]]
+        env.ledger(ref).reveal_seed("digits-8x8", rnd.number, secrets[ref][0])
+    with pytest.raises(EndorseError) as early:
+        env.ledger("org1/node0").elect_coordinator("digits-8x8", rnd.number)
+    assert early.value.code == "FAILED_PRECONDITION"  # one participant has not revealed yet
+    _sleep_until(rnd.reveal_deadline)
+    elected = env.ledger("org1/node0").elect_coordinator("digits-8x8", rnd.number)
+    assert elected.participants == sorted(NODES[:2])
+    assert elected.raw["withheld"] == [NODES[2]]
     assert env.ledger("org1/node0").get_node(NODES[2])["reputation"] == 90
 
 
 def test_too_few_reveals_fail_the_round_cleanly_and_a_new_round_can_open(env: LedgerEnv) -> None:
     env.bootstrap()
     env.active_profile(schedule={"join_window_s": 1, "reveal_window_s": 1}, min_nodes=3)
-    n = env.ledger("org1/node0").open_round("digits-8x8").number
+    rnd = env.ledger("org1/node0").open_round("digits-8x8")
+    n = rnd.number
     _secret, commitment = new_seed_secret()
     env.ledger("org1/node0").join_round("digits-8x8", n, commitment)
-    time.sleep(2.1)
+    _sleep_until(rnd.reveal_deadline)
     rnd = env.ledger("org1/node0").elect_coordinator("digits-8x8", n)
     assert (
         rnd.status == "failed"
