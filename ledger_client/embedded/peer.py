@@ -478,8 +478,11 @@ class EmbeddedLedger:
                     codes.append(validation.code("DUPLICATE_TXID"))
                     continue
                 seen.add(tx.tx_id)
-                # The creator's signature was checked at submit, in this process.
-                code = validation.check_endorsements(tx, self.membership, self.config)
+                # The creator was checked at submit (as an orderer checks a writer) and is
+                # checked again here, so the committed block never rests on an unchecked input.
+                code, _ = validation.check_creator(tx, self.membership)
+                if code == validation.VALID:
+                    code = validation.check_endorsements(tx, self.membership, self.config)
                 if code == validation.VALID:
                     kv = read_kvrwset(tx.results, self.config.chaincode)
                     code = validation.check_mvcc(kv, state)
