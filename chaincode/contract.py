@@ -44,6 +44,7 @@ TRANSACTIONS: dict[str, Transaction] = {
         _t("ListNodes", nodes.list_nodes, "org", evaluate=True),
         _t("Volunteer", nodes.volunteer, "profile_id"),
         _t("Withdraw", nodes.withdraw, "profile_id"),
+        _t("ListVolunteers", nodes.list_volunteers, "profile_id", evaluate=True),
         _t("ProposeProfile", profiles.propose_profile, "profile_json"),
         _t("VoteProfile", profiles.vote_profile, "profile_id", "action", "approve"),
         _t("GetProfile", profiles.get_profile, "profile_id", evaluate=True),

@@ -117,6 +117,7 @@ async def withdraw(tx: Tx, profile_id: str) -> dict[str, Any]:
 
 
 async def list_volunteers(tx: Tx, profile_id: str) -> list[str]:
+    """The nodes that volunteer for a profile's rounds."""
     return [attrs[1] for attrs, _ in await tx.scan("vol", profile_id)]
 
 

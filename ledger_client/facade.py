@@ -85,6 +85,10 @@ class FedspecLedger:
     def withdraw(self, profile_id: str) -> None:
         self.submit("Withdraw", profile_id)
 
+    def volunteers(self, profile_id: str) -> list[str]:
+        result: list[str] = self.evaluate("ListVolunteers", profile_id)
+        return result
+
     # ---------------------------------------------------------------- profiles
     def propose_profile(self, spec: Mapping[str, Any]) -> Profile:
         from chaincode.errors import ChaincodeError

@@ -71,17 +71,25 @@ def validate_local_data(
     """Validate a node's rows; raise :class:`DataValidationError` if any expectation fails."""
     outcome = check_local_data(X, y, spec, feature_names=feature_names, mostly=mostly)
     if not outcome.summary.success:
-        failed = ", ".join(
-            f"{f['expectation']}({f['column']})" if f["column"] else f["expectation"]
-            for f in outcome.summary.as_dict()["failed"]
-        )
-        detail = diagnose(X, plan_from_spec(spec), feature_names) if np.ndim(X) == 2 else ""
         raise DataValidationError(
-            f"local data failed {failed}" + (f"; {detail}" if detail else ""),
-            result=outcome.result,
-            node_id=node_id,
+            explain(outcome, X, spec, feature_names), result=outcome.result, node_id=node_id
         )
     return outcome.summary
+
+
+def explain(
+    outcome: ValidationOutcome,
+    X: NDArray,
+    spec: Spec,
+    feature_names: Sequence[str] | None = None,
+) -> str:
+    """One readable line: which expectations failed, and on which columns and values."""
+    failed = ", ".join(
+        f"{f['expectation']}({f['column']})" if f["column"] else f["expectation"]
+        for f in outcome.summary.as_dict()["failed"]
+    )
+    detail = diagnose(X, plan_from_spec(spec), feature_names) if np.ndim(X) == 2 else ""
+    return f"local data failed {failed}" + (f"; {detail}" if detail else "")
 
 
 def validate_node_data(node: NodeData, spec: Spec, *, mostly: float = 1.0) -> ValidationSummary:
@@ -101,6 +109,7 @@ __all__ = [
     "build_expectations",
     "canonical_json",
     "check_local_data",
+    "explain",
     "plan_from_spec",
     "suite_sha256",
     "summarize_validation",

@@ -302,3 +302,14 @@ def test_submit_async_reports_block_and_status(env: LedgerEnv) -> None:
     assert status.transaction_id == submitted.transaction_id
     tx = env.ledger("org1/node0").transaction(submitted.transaction_id)
     assert tx.validationCode == 0
+
+
+def test_volunteers_are_listed_per_profile_and_withdraw_removes_them(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile("digits-8x8")
+    env.ledger("org1/node0").volunteer("digits-8x8")
+    env.ledger("org2/node0").volunteer("digits-8x8")
+    assert env.ledger("org3/node0").volunteers("digits-8x8") == ["org1/node0", "org2/node0"]
+    env.ledger("org1/node0").withdraw("digits-8x8")
+    assert env.ledger("org3/node0").volunteers("digits-8x8") == ["org2/node0"]
+    assert env.ledger("org3/node0").volunteers("other") == []

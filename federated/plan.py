@@ -1,0 +1,164 @@
+"""What training a profile needs, derived once from the profile document on the ledger.
+
+The profile names the family, hyper-parameters, strategy and privacy; the model's shape
+(classes, input size) comes from the profile's task and feature schema, never from any one
+node's data, so every node and every coordinator builds the same model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from federated.errors import FederatedError
+from federated.privacy import PrivacyConfig
+from federated.strategies import create_strategy, guard_strategy
+from federated.types import GlobalModel, NDArray, Strategy
+
+TREE_FAMILIES = frozenset({"xgboost-classifier", "xgboost-regressor"})
+
+
+class PlanError(FederatedError):
+    """The profile cannot be trained as written (a readable reason)."""
+
+    code = "PLAN_INVALID"
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    profile_id: str
+    spec: Mapping[str, Any]
+    family: str
+    hyperparameters: Mapping[str, Any]
+    strategy_name: str
+    strategy_params: Mapping[str, Any]
+    privacy: PrivacyConfig | None
+    min_nodes: int
+    task_type: str
+    objective_metric: str
+    objective_direction: str
+    xgb_params: Mapping[str, Any] = field(default_factory=dict)
+    local_rounds: int = 1
+
+    @property
+    def is_tree(self) -> bool:
+        return self.family in TREE_FAMILIES
+
+    @property
+    def characteristics(self) -> Mapping[str, Any]:
+        return dict(self.spec["characteristics"])
+
+    @classmethod
+    def from_profile(cls, profile_id: str, spec: Mapping[str, Any]) -> TrainingPlan:
+        family = str(spec["model"]["family"])
+        hp = dict(spec["model"].get("hyperparameters") or {})
+        task = spec["task"]
+        task_type = str(task["type"])
+        shape = (spec.get("feature_schema") or {}).get("shape")
+        columns = (spec.get("feature_schema") or {}).get("columns")
+        n_features = math.prod(shape) if shape else (len(columns) if columns else None)
+        if task_type == "classification":
+            labels = task.get("labels")
+            if not labels or not all(isinstance(v, int) for v in labels):
+                raise PlanError(f"profile {profile_id}: classification needs integer task.labels")
+            if family != "xgboost-regressor":
+                hp.setdefault("classes", list(labels))
+        if family == "torch-cnn":
+            if n_features is None or math.isqrt(n_features) ** 2 != n_features:
+                raise PlanError(
+                    f"profile {profile_id}: torch-cnn needs a square image feature_schema.shape"
+                )
+            hp.setdefault("image_size", math.isqrt(n_features))
+        elif n_features is not None:
+            hp.setdefault("n_features", n_features)
+        aggregation = spec["aggregation"]
+        strategy = str(aggregation["strategy"])
+        if strategy == "xgb-histogram":
+            raise PlanError(
+                f"profile {profile_id}: xgb-histogram needs every node connected to the coordinator "
+                "for the whole round; the flows run xgb-bagging rounds (federated.trees has the "
+                "histogram federation for co-located nodes)"
+            )
+        local_rounds = int(
+            aggregation.get("params", {}).get("local_rounds", hp.pop("local_rounds", 2))
+        )
+        xgb_params: dict[str, Any] = {}
+        if family in TREE_FAMILIES:
+            xgb_params = _xgb_params(family, hp)
+        objective = spec["objective"]
+        return cls(
+            profile_id=profile_id,
+            spec=spec,
+            family=family,
+            hyperparameters=hp,
+            strategy_name=strategy,
+            strategy_params={
+                k: v for k, v in (aggregation.get("params") or {}).items() if k != "local_rounds"
+            },
+            privacy=PrivacyConfig.from_profile(spec["privacy"]),
+            min_nodes=int(spec["min_nodes"]),
+            task_type=task_type,
+            objective_metric=str(objective["metric"]),
+            objective_direction=str(objective["direction"]),
+            xgb_params=xgb_params,
+            local_rounds=local_rounds,
+        )
+
+    def strategy(self) -> Strategy:
+        """The profile's strategy behind the screen, privacy check and k-of-n quorum."""
+        return guard_strategy(
+            create_strategy(self.strategy_name, **self.strategy_params),
+            min_nodes=self.min_nodes,
+            privacy=self.privacy,
+        )
+
+    def seed(self, *parts: object) -> int:
+        """A deterministic 31-bit seed for this profile and ``parts`` (round, node, …)."""
+        text = "/".join([self.profile_id, *map(str, parts)])
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+    def prepare(self, X: Any) -> NDArray:
+        """Raw feature rows → the scaled rows every model of the profile trains and predicts on."""
+        from federated.preprocessing import scale_features
+
+        return scale_features(X, self.spec.get("feature_schema") or {})
+
+    def initial_model(self) -> GlobalModel:
+        """Round 0: seeded initial weights, or an empty tree ensemble."""
+        if self.is_tree:
+            return GlobalModel(self.family, b"")
+        from federated.simulation import initial_model
+
+        return initial_model(self.family, self.hyperparameters, seed=self.seed("initial"))
+
+
+def _xgb_params(family: str, hp: Mapping[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "max_depth": int(hp.get("max_depth", 4)),
+        "eta": float(hp.get("learning_rate", 0.3)),
+        "nthread": 1,
+    }
+    if family == "xgboost-regressor":
+        params["objective"] = "reg:squarederror"
+    else:
+        classes = list(hp.get("classes") or [])
+        if len(classes) > 2:
+            params.update(objective="multi:softprob", num_class=len(classes))
+        else:
+            params["objective"] = "binary:logistic"
+    return params
+
+
+def matches(characteristics: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether data with ``characteristics`` fits a profile asking for ``wanted``."""
+    for key, value in wanted.items():
+        have = characteristics.get(key)
+        if isinstance(have, list):
+            if not (set(value) <= set(have) if isinstance(value, list) else value in have):
+                return False
+        elif have != value:
+            return False
+    return True
