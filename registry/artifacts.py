@@ -1,0 +1,96 @@
+"""Bytes in and out of MLflow's artifact store, checked against the hash the ledger records.
+
+Updates and global models travel between organizations this way: the sender logs the bytes
+to a run, the ledger records their sha256, the receiver fetches them with that hash and gets
+them only if they match. ``runs:/<run_id>/<path>`` URIs are returned because they resolve
+through the tracking server on any organization's machine, whatever the artifact root.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from federated.exchange import sha256_hex
+from registry.errors import (
+    ArtifactIntegrityError,
+    ArtifactMissingError,
+    RegistryError,
+    TrackingError,
+)
+from registry.tracking import client, current_config, translate
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_sha256(value: str) -> str:
+    """``value`` as a lower-case sha256 hex digest; anything else is a ``RegistryError``."""
+    digest = value.strip().lower()
+    if not _SHA256.match(digest):
+        raise RegistryError(f"not a sha256 hex digest: {value!r}")
+    return digest
+
+
+def log_bytes(run_id: str, artifact_path: str, data: bytes) -> str:
+    """Store ``data`` as the run's artifact ``artifact_path`` (``updates/org1-n1.safetensors``)
+    and return its ``runs:/<run_id>/<artifact_path>`` URI. Logging the same path again
+    replaces the file (a retried upload of the same bytes is harmless)."""
+    path = PurePosixPath(artifact_path)
+    if path.is_absolute() or ".." in path.parts or not path.name or artifact_path.endswith("/"):
+        raise RegistryError(f"artifact path must be relative and name a file: {artifact_path!r}")
+    with tempfile.TemporaryDirectory(prefix="fedspec-artifact-") as tmp:
+        local = Path(tmp) / path.name
+        local.write_bytes(data)
+        parent = str(path.parent) if str(path.parent) != "." else None
+        with translate(f"upload of {artifact_path} to run {run_id}"):
+            client().log_artifact(run_id, str(local), artifact_path=parent)
+    return f"runs:/{run_id}/{path}"
+
+
+def fetch_bytes(uri: str, *, sha256: str) -> bytes:
+    """Download the file at ``uri`` (``runs:/``, ``models:/``, ``mlflow-artifacts:``,
+    ``file:``) and return its bytes only if their sha256 is ``sha256``.
+
+    Raises ``ArtifactIntegrityError`` (``ARTIFACT_INTEGRITY``, naming both hashes) on a
+    mismatch, ``ArtifactMissingError`` (``ARTIFACT_MISSING``) when nothing is there, and
+    ``TrackingError`` when the store cannot be reached.
+    """
+    expected = check_sha256(sha256)
+    data = _download(uri)
+    actual = sha256_hex(data)
+    if actual != expected:
+        raise ArtifactIntegrityError(uri, expected=expected, actual=actual)
+    return data
+
+
+def _download(uri: str) -> bytes:
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="fedspec-fetch-") as tmp:
+        try:
+            local = Path(
+                download_artifacts(
+                    artifact_uri=uri, dst_path=tmp, tracking_uri=current_config().tracking_uri
+                )
+            )
+        except (MlflowException, OSError) as exc:
+            if _means_missing(exc):
+                raise ArtifactMissingError(f"no artifact at {uri}", uri=uri) from exc
+            raise TrackingError(f"download of {uri}: {type(exc).__name__}: {exc}") from exc
+        if not local.is_file():
+            raise ArtifactMissingError(f"{uri} is a directory, not a file", uri=uri)
+        return local.read_bytes()
+
+
+def _means_missing(exc: Exception) -> bool:
+    """Whether a download failure says "not there" rather than "cannot reach the store"."""
+    if isinstance(exc, FileNotFoundError):
+        return True
+    code = str(getattr(exc, "error_code", ""))
+    if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+        return True
+    # The HTTP artifact repository reports a missing file as a 404 in the message only.
+    text = str(exc)
+    return "404" in text or "does not exist" in text or "No such file" in text

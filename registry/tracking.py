@@ -1,0 +1,378 @@
+"""Tracking layout: one experiment per profile, a parent run per round, a child run per node.
+
+Every function takes run ids explicitly and talks to MLflow through an ``MlflowClient``, never
+through MLflow's fluent "active run", which is thread-local: Prefect runs tasks in other
+threads and other processes, and a node's child run may be opened by a worker that knows
+only the parent run id.
+
+Embedded default: ``configure_embedded(dir)`` (SQLite ``dir/mlflow.db``, artifacts under
+``dir/artifacts``). Distributed: ``configure("http://host:5000")`` against an ``mlflow
+server`` with proxied artifacts (``mlflow-artifacts:``). Same code either way. Each process
+calls ``configure`` once (or sets ``MLFLOW_TRACKING_URI``); the setting is process-wide,
+because MLflow's own URI resolution (``models:/`` URIs, model loading) is process-wide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from registry.errors import NotConfiguredError, RegistryError, TrackingError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
+
+EXPERIMENT_PREFIX = "fedspec/"
+TAG_KIND = "fedspec.kind"  # "round" or "node"
+TAG_PROFILE = "fedspec.profile"
+TAG_ROUND = "fedspec.round"
+TAG_NODE = "fedspec.node"
+TAG_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag: the UI draws the tree from it
+
+_MAX_PARAM_CHARS = 6000  # MLflow refuses longer param values
+_PARAMS_PER_BATCH = 100  # MLflow's log_batch limits
+_METRICS_PER_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Where runs and registered models live. ``artifact_root`` (a ``file:`` URI) is where
+    new experiments put their artifacts; ``None`` leaves it to the server (proxied
+    ``mlflow-artifacts:``)."""
+
+    tracking_uri: str
+    artifact_root: str | None = None
+
+
+_lock = threading.Lock()
+_state: dict[str, TrackingConfig] = {}  # "config" → this process's store
+_experiments: dict[tuple[str, str], str] = {}
+
+
+def configure(tracking_uri: str, *, artifact_root: str | Path | None = None) -> TrackingConfig:
+    """Point this process at a tracking store (``sqlite:////abs/mlflow.db`` or an HTTP URL).
+
+    ``artifact_root`` is a local directory for the artifacts of experiments this process
+    creates (needed with SQLite, whose default is ``./mlruns`` under the working directory).
+    """
+    import mlflow
+
+    root = None
+    if artifact_root is not None:
+        root = (
+            Path(artifact_root).absolute().as_uri()
+            if _is_path(artifact_root)
+            else str(artifact_root)
+        )
+    config = TrackingConfig(tracking_uri=tracking_uri, artifact_root=root)
+    # MLflow resolves models:/ URIs and loads models through its process-wide URIs.
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    # Download progress bars would interleave with flow logs.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with _lock:
+        _state["config"] = config
+        _experiments.clear()
+    return config
+
+
+def configure_embedded(directory: str | Path) -> TrackingConfig:
+    """SQLite store ``directory/mlflow.db`` with artifacts under ``directory/artifacts``."""
+    base = Path(directory).absolute()
+    (base / "artifacts").mkdir(parents=True, exist_ok=True)
+    return configure(f"sqlite:///{base / 'mlflow.db'}", artifact_root=base / "artifacts")
+
+
+def current_config() -> TrackingConfig:
+    """The configured store, else ``MLFLOW_TRACKING_URI``; raises ``NotConfiguredError``."""
+    if "config" in _state:
+        return _state["config"]
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise NotConfiguredError("no tracking store: call registry.configure(...) first")
+    return configure(uri)
+
+
+def client() -> MlflowClient:
+    """A client bound to the configured store (cheap: MLflow caches the store per URI)."""
+    from mlflow import MlflowClient
+
+    config = current_config()
+    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+
+
+def experiment_name(profile_id: str) -> str:
+    return f"{EXPERIMENT_PREFIX}{profile_id}"
+
+
+def ensure_experiment(profile_id: str) -> str:
+    """The id of the profile's experiment ``fedspec/<profile_id>``, created on first use."""
+    config = current_config()
+    key = (config.tracking_uri, profile_id)
+    if key in _experiments:
+        return _experiments[key]
+    name = experiment_name(profile_id)
+    with translate(f"experiment {name}"):
+        mlflow_client = client()
+        found = mlflow_client.get_experiment_by_name(name)
+        if found is not None:
+            experiment_id = str(found.experiment_id)
+            if found.lifecycle_stage == "deleted":  # deleted in the UI: runs could not start
+                mlflow_client.restore_experiment(experiment_id)
+        else:
+            location = None
+            if config.artifact_root is not None:
+                location = f"{config.artifact_root.rstrip('/')}/{profile_id}"
+            experiment_id = _create_experiment(name, location, profile_id)
+    _experiments[key] = experiment_id
+    return experiment_id
+
+
+def _create_experiment(name: str, location: str | None, profile_id: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client()
+    try:
+        return str(
+            mlflow_client.create_experiment(
+                name, artifact_location=location, tags={TAG_PROFILE: profile_id}
+            )
+        )
+    except MlflowException:
+        # Another process created it between our lookup and our create.
+        found = mlflow_client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+def start_round_run(
+    profile_id: str,
+    round_no: int,
+    *,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> str:
+    """Open (or reopen, on a retry) the parent run of ``round_no``; returns its run id.
+
+    Idempotent: a second call for the same profile and round returns the same run, marked
+    running again, so a retried flow does not scatter one round over several runs.
+    """
+    experiment_id = ensure_experiment(profile_id)
+    run_tags = {TAG_KIND: "round", TAG_PROFILE: profile_id, TAG_ROUND: str(round_no)}
+    found = _find_run(
+        experiment_id,
+        f"tags.`{TAG_KIND}` = 'round' and tags.`{TAG_ROUND}` = '{round_no}'",
+    )
+    run_id = found or _create_run(experiment_id, f"round-{round_no:04d}", run_tags)
+    if found:
+        _reopen(found)
+    _log_extras(run_id, params, tags)
+    return run_id
+
+
+def start_node_run(
+    parent_run_id: str,
+    node_id: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> str:
+    """Open (or reopen) the child run of ``node_id`` under ``parent_run_id``; returns its id.
+
+    Needs only the parent's run id: a worker in another thread or process can call it.
+    """
+    with translate(f"parent run {parent_run_id}"):
+        parent = client().get_run(parent_run_id)
+    experiment_id = str(parent.info.experiment_id)
+    inherited = {k: v for k, v in parent.data.tags.items() if k in (TAG_PROFILE, TAG_ROUND)}
+    run_tags = {**inherited, TAG_KIND: "node", TAG_NODE: node_id, TAG_PARENT: parent_run_id}
+    safe_node = node_id.replace("'", "")
+    found = _find_run(
+        experiment_id,
+        f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_NODE}` = '{safe_node}'",
+    )
+    run_id = found or _create_run(experiment_id, f"node-{node_id}", run_tags)
+    if found:
+        _reopen(found)
+    _log_extras(run_id, params, tags)
+    return run_id
+
+
+def end_run(run_id: str, *, status: RunStatus = "FINISHED") -> None:
+    with translate(f"run {run_id}"):
+        client().set_terminated(run_id, status=status)
+
+
+@contextmanager
+def round_run(
+    profile_id: str,
+    round_no: int,
+    *,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> Iterator[str]:
+    """``with round_run(...) as run_id``: FINISHED on exit, FAILED if the body raised."""
+    run_id = start_round_run(profile_id, round_no, params=params, tags=tags)
+    with _terminating(run_id):
+        yield run_id
+
+
+@contextmanager
+def node_run(
+    parent_run_id: str,
+    node_id: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> Iterator[str]:
+    """``with node_run(parent_run_id, node) as run_id``: FINISHED, or FAILED on an error."""
+    run_id = start_node_run(parent_run_id, node_id, params=params, tags=tags)
+    with _terminating(run_id):
+        yield run_id
+
+
+@contextmanager
+def _terminating(run_id: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException as exc:
+        end_run(run_id, status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    end_run(run_id)
+
+
+def find_round_run(profile_id: str, round_no: int) -> str | None:
+    """The parent run id of ``round_no``, or ``None`` if none was started."""
+    experiment_id = ensure_experiment(profile_id)
+    return _find_run(
+        experiment_id, f"tags.`{TAG_KIND}` = 'round' and tags.`{TAG_ROUND}` = '{round_no}'"
+    )
+
+
+def node_runs(parent_run_id: str) -> dict[str, str]:
+    """``{node_id: run_id}`` of the child runs under ``parent_run_id``."""
+    with translate(f"run {parent_run_id}"):
+        mlflow_client = client()
+        parent = mlflow_client.get_run(parent_run_id)
+        runs = mlflow_client.search_runs(
+            [parent.info.experiment_id], f"tags.`{TAG_PARENT}` = '{parent_run_id}'"
+        )
+    return {r.data.tags.get(TAG_NODE, r.info.run_id): r.info.run_id for r in runs}
+
+
+def log_params(run_id: str, params: Mapping[str, Any]) -> None:
+    """Log params; nested mappings are flattened with dots (``privacy.mode``), other
+    non-strings are written as JSON. Re-logging an equal value is fine; a different value
+    for a logged key raises ``TrackingError`` (MLflow params are immutable)."""
+    from mlflow.entities import Param
+
+    flat = flatten(params)
+    items = [Param(k, v) for k, v in sorted(flat.items())]
+    with translate(f"params of run {run_id}"):
+        for i in range(0, len(items), _PARAMS_PER_BATCH):
+            client().log_batch(run_id, params=items[i : i + _PARAMS_PER_BATCH])
+
+
+def log_metrics(run_id: str, metrics: Mapping[str, float], *, step: int | None = None) -> None:
+    """Log metrics at ``step`` (flows use the round number), one timestamp for the batch."""
+    from mlflow.entities import Metric
+
+    stamp = int(time.time() * 1000)
+    items = [Metric(k, float(v), stamp, step or 0) for k, v in sorted(metrics.items())]
+    with translate(f"metrics of run {run_id}"):
+        for i in range(0, len(items), _METRICS_PER_BATCH):
+            client().log_batch(run_id, metrics=items[i : i + _METRICS_PER_BATCH])
+
+
+def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
+    """Set run tags (mutable, unlike params); values are written as strings."""
+    from mlflow.entities import RunTag
+
+    items = [RunTag(k, v) for k, v in sorted(flatten(tags).items())]
+    with translate(f"tags of run {run_id}"):
+        client().log_batch(run_id, tags=items)
+
+
+def log_json(run_id: str, artifact_file: str, data: Mapping[str, Any] | Sequence[Any]) -> None:
+    """Write ``data`` as sorted-key JSON to the run's ``artifact_file`` (e.g. ``round.json``)."""
+    from registry.artifacts import log_bytes
+
+    log_bytes(run_id, artifact_file, json.dumps(data, sort_keys=True, indent=2).encode())
+
+
+def log_table(run_id: str, artifact_file: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Log rows as an MLflow table artifact (``*.json``; the UI's artifact view shows a grid)."""
+    import pandas as pd
+
+    with translate(f"table {artifact_file} of run {run_id}"):
+        client().log_table(run_id, data=pd.DataFrame(list(rows)), artifact_file=artifact_file)
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"privacy": {"mode": "none"}}`` → ``{"privacy.mode": "none"}``; values as strings."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            if len(text) > _MAX_PARAM_CHARS:
+                raise TrackingError(f"value of {name!r} is over {_MAX_PARAM_CHARS} characters")
+            flat[name] = text
+    return flat
+
+
+@contextmanager
+def translate(what: str) -> Iterator[None]:
+    """Turn MLflow and connection failures into ``TrackingError`` (ours pass through)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except RegistryError:
+        raise
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def _find_run(experiment_id: str, filter_string: str) -> str | None:
+    with translate(f"search in experiment {experiment_id}"):
+        runs = client().search_runs(
+            [experiment_id], filter_string, max_results=1, order_by=["attributes.start_time ASC"]
+        )
+    return str(runs[0].info.run_id) if runs else None
+
+
+def _create_run(experiment_id: str, name: str, tags: Mapping[str, str]) -> str:
+    with translate(f"new run {name}"):
+        run = client().create_run(experiment_id, run_name=name, tags=dict(tags))
+    return str(run.info.run_id)
+
+
+def _reopen(run_id: str) -> None:
+    with translate(f"run {run_id}"):
+        client().update_run(run_id, status="RUNNING")
+
+
+def _log_extras(
+    run_id: str, params: Mapping[str, Any] | None, tags: Mapping[str, Any] | None
+) -> None:
+    if params:
+        log_params(run_id, params)
+    if tags:
+        set_tags(run_id, tags)
+
+
+def _is_path(value: str | Path) -> bool:
+    return isinstance(value, Path) or "://" not in value
