@@ -80,6 +80,10 @@ def model_pointer(profile_id: str) -> str:
     return composite("mptr", profile_id)
 
 
+def champion_pointer(profile_id: str) -> str:
+    return composite("cptr", profile_id)
+
+
 def budget(node_id: str, profile_id: str) -> str:
     return composite("budget", node_id, profile_id)
 

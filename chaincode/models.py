@@ -18,7 +18,18 @@ from chaincode.errors import Conflict, FailedPrecondition, Forbidden, InvalidArg
 from chaincode.rounds import load_round
 from chaincode.schema import parse_json_argument
 
-_FIELDS = {"sha256", "uri", "metrics", "inclusion", "contributions", "excluded", "receipt"}
+_FIELDS = {
+    "sha256",
+    "uri",
+    "metrics",
+    "inclusion",
+    "contributions",
+    "excluded",
+    "receipt",
+    "alias",
+}
+# The next round trains from the champion; a challenger is recorded but not built on.
+_ALIASES = ("champion", "challenger")
 
 
 def _parse_model(text: str) -> dict[str, Any]:
@@ -65,6 +76,9 @@ def _parse_model(text: str) -> dict[str, Any]:
     receipt = doc.get("receipt", {})
     if not isinstance(receipt, dict):
         raise InvalidArgument("model.receipt must be an object")
+    alias = doc.get("alias", "champion")
+    if alias not in _ALIASES:
+        raise InvalidArgument(f"model.alias must be one of {list(_ALIASES)}")
     return {
         "sha256": doc["sha256"],
         "uri": uri,
@@ -73,6 +87,7 @@ def _parse_model(text: str) -> dict[str, Any]:
         "contributions": contributions,
         "excluded": sorted(excluded, key=lambda e: e["node"]),
         "receipt": receipt,
+        "alias": alias,
     }
 
 
@@ -127,6 +142,8 @@ async def commit_model(tx: Tx, profile_id: str, round_text: str, model_json: str
         {**record, "status": "closed", "closed_at": tx.timestamp, "model": doc["sha256"]},
     )
     await tx.put(keys.model_pointer(profile_id), {"round": n, "sha256": doc["sha256"]})
+    if doc["alias"] == "champion":
+        await tx.put(keys.champion_pointer(profile_id), {"round": n, "sha256": doc["sha256"]})
     tx.emit(
         "ModelCommitted",
         {
@@ -136,6 +153,7 @@ async def commit_model(tx: Tx, profile_id: str, round_text: str, model_json: str
             "uri": doc["uri"],
             "coordinator": node["id"],
             "included": [i["node"] for i in doc["inclusion"]],
+            "alias": doc["alias"],
         },
     )
     return model

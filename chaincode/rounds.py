@@ -57,7 +57,10 @@ async def open_round(tx: Tx, profile_id: str) -> dict[str, Any]:
                 round=previous["round"],
             )
         n = pointer["round"] + 1
-    latest = await tx.get(keys.model_pointer(profile_id))
+    # A round trains from the profile's champion (a challenger is recorded, not built on).
+    latest = await tx.get(keys.champion_pointer(profile_id)) or await tx.get(
+        keys.model_pointer(profile_id)
+    )
     schedule = profile["spec"]["schedule"]
     join_deadline = tx.timestamp + int(schedule["join_window_s"])
     record: dict[str, Any] = {

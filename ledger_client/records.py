@@ -143,9 +143,11 @@ class ModelCommitment:
     contributions: Mapping[str, int]
     excluded: list[dict[str, str]] = field(default_factory=list)
     receipt: Mapping[str, Any] = field(default_factory=dict)
+    alias: str = "champion"  # "challenger": recorded, but the next round trains from the champion
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "alias": self.alias,
             "sha256": self.sha256,
             "uri": self.uri,
             "metrics": dict(self.metrics),
@@ -183,3 +185,8 @@ class ModelRecord:
             dict(doc.get("receipt", {})),
             dict(doc),
         )
+
+    @property
+    def alias(self) -> str:
+        """``champion`` (the next round trains from it) or ``challenger``."""
+        return str(self.raw.get("alias", "champion"))

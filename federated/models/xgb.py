@@ -157,6 +157,13 @@ class XGBoostModel(BaseAdapter):
                 expected=cls.family,
                 found=other,
             )
+        # XGBoost 3.2 aborts the process (std::terminate) on an empty buffer: refuse it here.
+        if len(data) < 16:
+            raise IncompatibleModelError(
+                f"expected a {cls.family} model as XGBoost UBJSON; {len(data)} bytes are not one",
+                expected=cls.family,
+                found=None,
+            )
         booster = xgb.Booster()
         try:
             booster.load_model(bytearray(data))

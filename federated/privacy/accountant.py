@@ -57,6 +57,8 @@ class NodeBudget:
         except ValueError as exc:
             raise ValueError(f"invalid privacy budget: {exc}") from exc
         for past in spends:
+            if past.epsilon == 0 and past.delta == 0:
+                continue  # nothing spent yet (diffprivlib refuses a (0, 0) spend)
             try:
                 self._accountant.spend(past.epsilon, past.delta)
             except BudgetError as exc:

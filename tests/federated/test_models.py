@@ -372,3 +372,11 @@ def test_set_parameters_refuses_malformed_updates(fitted) -> None:
         _model("torch-mlp").set_parameters(broken)
     with pytest.raises(InvalidUpdateError, match="arrays"):
         _model("torch-mlp").set_parameters(parameters[:-1])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("data", [b"", b"\x00", b"{}"])
+def test_empty_or_truncated_bytes_are_refused_not_a_crash(family, data) -> None:
+    # XGBoost itself aborts the process on an empty buffer; every adapter must raise instead.
+    with pytest.raises(IncompatibleModelError):
+        load_model(family, data)

@@ -203,3 +203,9 @@ def test_a_ledger_profile_maps_to_a_privacy_config() -> None:
         }
     )
     assert dp_model is not None and dp_model.mechanism == "dp-estimator" and dp_model.delta == 0.0
+
+
+def test_a_recorded_zero_spend_is_nothing_spent_not_an_error():
+    budget = NodeBudget(1.0, 1e-5, spent=[PrivacySpend(0.0, 0.0)], node_id="org1-n1")
+    assert budget.total().epsilon == 0.0
+    budget.check(PrivacySpend(1.0, 1e-6))

@@ -313,3 +313,44 @@ def test_volunteers_are_listed_per_profile_and_withdraw_removes_them(env: Ledger
     env.ledger("org1/node0").withdraw("digits-8x8")
     assert env.ledger("org3/node0").volunteers("digits-8x8") == ["org2/node0"]
     assert env.ledger("org3/node0").volunteers("other") == []
+
+
+def test_the_next_round_trains_from_the_champion_not_from_a_challenger(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile()
+    digests = []
+    for n, alias in ((1, "champion"), (2, "challenger"), (3, "champion")):
+        rnd = env.elected_round("digits-8x8", NODES)
+        for ref in NODES:
+            env.ledger(ref).submit_update("digits-8x8", n, update_for(ref, n, eps="0.1"))
+        digest = hashlib.sha256(f"model-{n}".encode()).hexdigest()
+        digests.append(digest)
+        record = env.ledger(rnd.coordinator).commit_model(
+            "digits-8x8",
+            n,
+            ModelCommitment(
+                sha256=digest,
+                uri=f"models:/digits-8x8/{n}",
+                metrics={"accuracy": 900_000},
+                inclusion={ref: update_for(ref, n, eps="0.1").sha256 for ref in NODES},
+                contributions=dict.fromkeys(NODES, 1),
+                alias=alias,
+            ),
+        )
+        assert record.alias == alias
+        if n == 1:
+            assert rnd.base_model == ""
+        else:  # round 2 and 3 both start from round 1's model: round 2's was a challenger
+            assert rnd.base_model == digests[0]
+    assert env.ledger("org1/node1").latest_model("digits-8x8").sha256 == digests[2]
+    bad = ModelCommitment(
+        sha256=digests[0],
+        uri="",
+        metrics={},
+        inclusion={NODES[0]: update_for(NODES[0], 3, eps="0.1").sha256},
+        contributions={NODES[0]: 1},
+        alias="best",
+    )
+    with pytest.raises(EndorseError) as info:
+        env.ledger(NODES[0]).commit_model("digits-8x8", 3, bad)
+    assert info.value.code == "INVALID_ARGUMENT" and "alias" in info.value.message
