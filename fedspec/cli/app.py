@@ -60,12 +60,24 @@ def version() -> None:
 def demo(
     ctx: typer.Context,
     fresh: Annotated[bool, typer.Option(help="Start from an empty demo directory")] = True,
+    rounds: Annotated[int, typer.Option(min=1, max=50, help="Rounds per profile")] = 3,
+    ledger_only: Annotated[
+        bool, typer.Option("--ledger-only", help="Only the ledger scenario (seconds, no training)")
+    ] = False,
 ) -> None:
-    """Run the end-to-end demo on embedded defaults (a ledger scenario for now)."""
-    from fedspec.demo_ledger import run_ledger_demo
-
+    """Run the end-to-end demo on embedded defaults: a consortium trains a family of models."""
     state: State = ctx.obj
-    run_ledger_demo(state.home_or(Path(".fedspec") / "demo"), fresh=fresh)
+    home = state.home_or(Path(".fedspec") / "demo")
+    if ledger_only:
+        from fedspec.demo_ledger import run_ledger_demo
+
+        run_ledger_demo(home, fresh=fresh)
+        return
+    from flows.demo import run_demo
+
+    report = run_demo(home, rounds=rounds, fresh=fresh)
+    if not report["verified"]:
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

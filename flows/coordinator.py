@@ -1,0 +1,430 @@
+"""The elected coordinator's work: verify, aggregate, evaluate, register, commit, reward.
+
+Every update is fetched from MLflow and checked against the hash its node committed on the
+ledger before it is decoded; a missing, tampered or malformed update is left out with the
+reason, never averaged. The strategy runs behind the profile's k-of-n quorum; if too few
+good updates remain the round is failed on the ledger with that reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from federated.errors import FederatedError, QuorumNotMetError
+from federated.exchange import decode_update, encode_global_model, sha256_hex
+from federated.plan import TrainingPlan
+from federated.types import FitFailure, FitResult, GlobalModel
+from flows import tracking
+from flows.environment import NodeEnvironment
+from flows.models import ProfileModel, adapter_for
+from ledger_client import ModelCommitment, Round, to_fixed
+from registry import ArtifactIntegrityError, ArtifactMissingError
+
+if TYPE_CHECKING:
+    from registry import AliasDecision, ModelVersionInfo
+
+log = logging.getLogger("fedspec.coordinator")
+UPDATE_MARGIN_S = 2.0  # stop waiting for updates this long before the coordinator deadline
+
+
+@dataclass
+class CoordinatorReport:
+    model_sha256: str = ""
+    version: str = ""
+    alias: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    included: list[str] = field(default_factory=list)
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    block: int = -1
+    transaction_id: str = ""
+
+
+class Coordinator:
+    def __init__(
+        self,
+        env: NodeEnvironment,
+        plan: TrainingPlan,
+        parent_run_id: str | None,
+        *,
+        progress: Callable[[str], None] | None = None,
+        poll_s: float = 0.1,
+    ) -> None:
+        self.env = env
+        self.plan = plan
+        self.ledger = env.ledger
+        self.parent_run_id = parent_run_id
+        self.progress = progress or (lambda _: None)
+        self.poll_s = poll_s
+        self.report = CoordinatorReport()
+        self.profile = {**plan.spec, "id": plan.profile_id}
+        self.run_id = parent_run_id or ""
+
+    def _start(self, rnd: Round) -> None:
+        if not self.run_id:
+            self.run_id = tracking.start_round_run(self.plan.profile_id, rnd.number)
+
+    def _timed(self, name: str, step: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return step()
+        finally:
+            self.report.seconds[name] = (
+                self.report.seconds.get(name, 0.0) + time.perf_counter() - start
+            )
+
+    def run(self, rnd: Round) -> CoordinatorReport:
+        from registry import round_params
+
+        self._start(rnd)
+        self.progress("coordinating")
+        tracking.log_params(self.run_id, round_params(self.profile, rnd.participants))
+        records = self._timed("await_updates", lambda: self._await_updates(rnd))
+        results, failures, reports = self._timed("verify", lambda: self._verified(rnd, records))
+        current = self._timed("fetch_base", lambda: self._current(rnd))
+        strategy = self.plan.strategy()
+        try:
+            model, agg_metrics = self._timed(
+                "aggregate", lambda: strategy.aggregate_fit(rnd.number, current, results, failures)
+            )
+        except QuorumNotMetError as exc:
+            self.ledger.fail_round(
+                self.plan.profile_id, rnd.number, "QUORUM_NOT_MET", exc.message[:1000]
+            )
+            self.progress(f"round failed: {exc.message}")
+            return self.report
+        except FederatedError as exc:
+            self.ledger.fail_round(
+                self.plan.profile_id,
+                rnd.number,
+                "AGGREGATION_FAILED",
+                f"{exc.code}: {exc.message}"[:1000],
+            )
+            return self.report
+        if model is None:
+            self.ledger.fail_round(
+                self.plan.profile_id,
+                rnd.number,
+                "AGGREGATION_FAILED",
+                str(agg_metrics.get("reason", "no model"))[:1000],
+            )
+            return self.report
+        included = [r for r in results if r.node_id in _included(agg_metrics, results)]
+        failed_nodes = {f.node_id: f for f in failures}
+        for node_id, reason in _left_out(agg_metrics).items():
+            code, _, text = reason.partition(": ")
+            failed_nodes.setdefault(node_id, FitFailure(node_id, code, text or code))
+        evaluation = self.env.evaluation_data(dict(self.plan.characteristics))
+        metrics = self._timed("evaluate", lambda: self._evaluate(model, evaluation))
+        tokens = self._timed(
+            "contribution",
+            lambda: self._contributions(
+                strategy,
+                rnd,
+                current,
+                included,
+                [r for r in reports if r.node_id in {i.node_id for i in included}],
+                evaluation,
+            ),
+        )
+        data = encode_global_model(model)
+        digest = sha256_hex(data)
+        registered = self._timed("register", lambda: self._register(rnd, data, metrics, evaluation))
+        decision = self._decide(metrics)
+        commitment = ModelCommitment(
+            sha256=digest,
+            uri=registered.uri,
+            metrics={k: to_fixed(v) for k, v in metrics.items() if abs(v) < 1e12},
+            inclusion={r.node_id: sha256_hex(r_bytes) for r, r_bytes in self._bytes_of(included)},
+            contributions=tokens,
+            excluded=[
+                {"node": f.node_id, "code": f.code, "reason": f.reason[:1000]}
+                for f in failed_nodes.values()
+            ],
+            receipt=self._receipt(rnd, digest, records),
+            alias=decision.alias,
+        )
+        self._timed(
+            "ledger", lambda: self.ledger.commit_model(self.plan.profile_id, rnd.number, commitment)
+        )
+        committed = self.ledger.last_commit
+        self._timed("ledger", lambda: self.ledger.mint_rewards(self.plan.profile_id, rnd.number))
+        # Only now, with the hash on the ledger, may the registry serve this version.
+        self._timed("register", lambda: self._promote(digest, metrics, committed))
+        self.report.model_sha256 = digest
+        self.report.version = str(registered.version)
+        self.report.alias = decision.alias
+        self.report.metrics = metrics
+        self.report.included = [r.node_id for r in included]
+        self.report.excluded = commitment.excluded
+        tracking.log_round_evaluation(
+            self.run_id,
+            rnd.number,
+            metrics,
+            included=self.report.included,
+            excluded=self.report.excluded,
+            alias=decision.alias,
+            alias_reason=decision.reason,
+            seconds=self.report.seconds,
+        )
+        self.progress(f"model {digest[:12]} committed in block {self.report.block}")
+        return self.report
+
+    # ------------------------------------------------------------------ steps
+    def _await_updates(self, rnd: Round) -> dict[str, dict[str, Any]]:
+        """Every participant's update record, or whatever arrived before the deadline margin."""
+        while True:
+            records = {
+                u["node"]: u for u in self.ledger.list_updates(self.plan.profile_id, rnd.number)
+            }
+            if (
+                set(rnd.participants) <= set(records)
+                or time.time() >= rnd.coordinator_deadline - UPDATE_MARGIN_S
+            ):
+                return records
+            time.sleep(self.poll_s)
+
+    def _verified(
+        self, rnd: Round, records: dict[str, dict[str, Any]]
+    ) -> tuple[list[FitResult], list[FitFailure], list[Any]]:
+        from federated.contribution import NodeReport
+        from federated.validation import ValidationSummary
+
+        results: list[FitResult] = []
+        failures: list[FitFailure] = []
+        reports: list[Any] = []
+        self._update_bytes: dict[str, bytes] = {}
+        for node in rnd.participants:
+            record = records.get(node)
+            if record is None:
+                failures.append(
+                    FitFailure(
+                        node, "TIMEOUT", "no update committed before the coordinator's deadline"
+                    )
+                )
+                continue
+            if not record["validation"]["passed"]:
+                reason = record["validation"]["reason"] or "data validation failed"
+                failures.append(
+                    FitFailure(node, reason.split(":")[0] if ":" in reason else "EXCLUDED", reason)
+                )
+                continue
+            try:
+                data = tracking.fetch_bytes(record["uri"], sha256=record["sha256"])
+                result, family = decode_update(data)
+            except (ArtifactIntegrityError, ArtifactMissingError) as exc:
+                failures.append(FitFailure(node, exc.code, str(exc)))
+                continue
+            except FederatedError as exc:
+                failures.append(FitFailure(node, exc.code, exc.message))
+                continue
+            if family != self.plan.family or result.node_id != node:
+                failures.append(
+                    FitFailure(
+                        node,
+                        "INVALID_UPDATE",
+                        f"update of {result.node_id} ({family}) under {node}",
+                    )
+                )
+                continue
+            self._update_bytes[node] = data
+            results.append(result)
+            summary = None
+            try:
+                summary_text = tracking.fetch_bytes(
+                    record["uri"].rsplit("/", 1)[0] + "/validation.json",
+                    sha256=record["validation"]["summary_sha256"],
+                ).decode()
+                summary = ValidationSummary.from_canonical_json(summary_text)
+            except (ArtifactIntegrityError, ArtifactMissingError, ValueError) as exc:
+                log.warning(
+                    "%s: validation summary unavailable (%s); quality counts as 0", node, exc
+                )
+            metrics = result.metrics
+            reports.append(
+                NodeReport(
+                    node_id=node,
+                    num_examples=result.num_examples,
+                    train_seconds=float(metrics.get("train_seconds", 0.0) or 0.0),
+                    cpu_seconds=float(metrics.get("cpu_seconds", 0.0) or 0.0),
+                    validation=summary,
+                )
+            )
+        return results, failures, reports
+
+    def _bytes_of(self, results: list[FitResult]) -> list[tuple[FitResult, bytes]]:
+        return [(r, self._update_bytes[r.node_id]) for r in results]
+
+    def _current(self, rnd: Round) -> GlobalModel:
+        if not rnd.base_model:
+            return self.plan.initial_model()
+        from federated.exchange import decode_global_model
+        from registry.models import fetch_model_bytes
+
+        return decode_global_model(fetch_model_bytes(self.plan.profile_id, rnd.base_model))
+
+    def _evaluate(self, model: GlobalModel, evaluation: Any) -> dict[str, float]:
+        """The profile's objective, quality, latency, size and CPU-time on the held-out set."""
+        from registry import evaluate_global_model
+
+        return evaluate_global_model(
+            adapter_for(self.plan, model),
+            evaluation.X,  # raw rows: the evaluation scales them as serving does
+            evaluation.y,
+            self.profile,
+            model_bytes=encode_global_model(model),
+        )
+
+    def _contributions(
+        self,
+        strategy: Any,
+        rnd: Round,
+        current: GlobalModel,
+        included: list[FitResult],
+        reports: list[Any],
+        evaluation: Any,
+    ) -> dict[str, int]:
+        from federated.contribution import (
+            aggregation_evaluator,
+            contribution_scores,
+            shapley_values,
+        )
+
+        def score(candidate: GlobalModel) -> float:
+            if candidate.parameters == b"":  # round 0 of trees: no ensemble yet
+                metrics = _constant_predictor_metrics(self.plan, evaluation.y)
+            else:
+                metrics = ProfileModel.of(self.plan, candidate).evaluate(evaluation.X, evaluation.y)
+            value = float(metrics.get(self.plan.objective_metric, metrics.get("accuracy", 0.0)))
+            return value if self.plan.objective_direction == "maximize" else -value
+
+        ids = [r.node_id for r in included]
+        utility = None
+        if len(ids) > 1:
+            inner = getattr(strategy, "strategy", strategy)
+            while hasattr(inner, "strategy"):
+                inner = inner.strategy  # the bare strategy: subsets need no quorum
+            evaluate = aggregation_evaluator(inner, rnd.number, current, included, score)
+            utility = shapley_values(ids, evaluate, max_evaluations=16)
+        result = contribution_scores(reports, total=1_000_000, utility=utility)
+        return {k: v for k, v in result.tokens().items() if k in set(ids)} or dict.fromkeys(ids, 1)
+
+    def _register(
+        self, rnd: Round, data: bytes, metrics: dict[str, float], evaluation: Any
+    ) -> ModelVersionInfo:
+        from registry import register_global_model
+
+        return register_global_model(
+            self.profile,
+            rnd.number,
+            data,
+            run_id=self.run_id,
+            input_example=evaluation.X[:5],
+            hyperparameters=dict(self.plan.hyperparameters),
+            metrics=metrics,
+        )
+
+    def _decide(self, metrics: dict[str, float]) -> AliasDecision:
+        """Champion if it beats the current champion on the profile's objective."""
+        from registry import champion, decide_alias, objective_of
+
+        current = champion(self.plan.profile_id)
+        return decide_alias(
+            objective_of(self.profile), metrics, current.metrics if current else None
+        )
+
+    def _promote(self, digest: str, metrics: dict[str, float], committed: Any) -> None:
+        from registry import promote, record_ledger_commit
+
+        if committed is not None:
+            record_ledger_commit(
+                self.plan.profile_id,
+                digest,
+                tx_id=committed.transaction_id,
+                block=committed.block_number,
+            )
+            self.report.block = committed.block_number
+            self.report.transaction_id = committed.transaction_id
+        promote(self.profile, digest, metrics)
+
+    def _receipt(
+        self, rnd: Round, digest: str, records: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        from registry import node_runs
+
+        return {
+            "code_version": _code_version(),
+            "strategy": self.plan.strategy_name,
+            "family": self.plan.family,
+            "seeds": {"initial": self.plan.seed("initial"), "election": rnd.seed},
+            "privacy": dict(self.plan.spec["privacy"]),
+            "participants": rnd.participants,
+            "aggregate_sha256": digest,
+            "base_model": rnd.base_model,
+            "validation_sha256": {
+                n: r["validation"]["summary_sha256"] for n, r in sorted(records.items())
+            },
+            "mlflow_run_id": self.run_id,
+            "mlflow_node_runs": node_runs(self.run_id),
+        }
+
+
+def _constant_predictor_metrics(plan: TrainingPlan, y: Any) -> dict[str, float]:
+    """What knowing nothing scores: the label prior (or the mean), the value of an empty
+    tree ensemble when contributions are scored against it."""
+    import numpy as np
+
+    from federated.models.metrics import classification_metrics, regression_metrics
+
+    y = np.asarray(y)
+    if plan.task_type != "classification":
+        return regression_metrics(y.astype(float), np.full(len(y), float(np.mean(y))))
+    classes = np.asarray(sorted(int(c) for c in plan.spec["task"]["labels"]))
+    prior = np.array([np.mean(y == c) for c in classes]) + 1e-9
+    proba = np.tile(prior / prior.sum(), (len(y), 1))
+    return classification_metrics(y, proba, classes.astype(y.dtype))
+
+
+def _included(metrics: dict[str, Any], results: list[FitResult]) -> set[str]:
+    raw = metrics.get("included_nodes")
+    if isinstance(raw, str) and raw:
+        return set(raw.split(","))
+    return {r.node_id for r in results}
+
+
+def _left_out(metrics: dict[str, Any]) -> dict[str, str]:
+    """``{node: "CODE: reason"}`` for the nodes the strategy's wrappers left out."""
+    codes = dict(
+        item.rsplit(":", 1)
+        for item in str(metrics.get("failed_nodes") or "").split(",")
+        if ":" in item
+    )
+    reasons: dict[str, str] = {}
+    for item in str(metrics.get("failure_reasons") or "").split("; "):
+        node, sep, reason = item.partition(": ")
+        if sep and node in codes:
+            reasons[node] = reason
+    return {node: f"{code}: {reasons.get(node, '')}".rstrip(": ") for node, code in codes.items()}
+
+
+def _code_version() -> str:
+    try:
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=Path(__file__).parent,
+                check=False,
+            ).stdout.strip()
+            or "unknown"
+        )
+    except OSError:
+        return "unknown"

@@ -1,0 +1,182 @@
+"""`make demo`: a consortium trains a family of specialized models, on embedded defaults.
+
+Embedded ledger, Prefect's local API (its database under ``<home>/prefect``), MLflow on
+SQLite (``<home>/mlflow``). Four organizations, four profiles trained concurrently for a few
+rounds each, live progress from the ledger's events, then the results: rounds per profile,
+rewards per organization, the family of specialized models against one global model trained
+on everyone's data, and ``ledger verify``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from fedspec.cli.output import console, table
+from fedspec.config import Settings
+
+ROUNDS = 3
+
+
+def _environment(home: Path) -> None:
+    """Prefect and MLflow settings for a quiet, local, offline run (before they are imported)."""
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ["FEDSPEC_HOME"] = str(home)
+
+
+def run_demo(home: Path, *, rounds: int = ROUNDS, fresh: bool = True) -> dict[str, Any]:
+    started = time.perf_counter()
+    home = home.absolute()
+    if fresh and home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    _environment(home)
+    settings = Settings.load(home, env={})
+    console.rule("[bold]fedspec[/] — a family of specialized models, trained across organizations")
+
+    with console.status("consortium, ledger, data and profiles…"):
+        profiles = _setup(settings)
+    console.print(
+        f"[green]✓[/] consortium of {len(profiles['orgs'])} organizations, "
+        f"{len(profiles['nodes'])} nodes; profiles voted in: {', '.join(profiles['ids'])}"
+    )
+
+    with console.status("Prefect's local API…"):
+        _start_prefect()
+
+    from flows.progress import LedgerProgress
+
+    progress = LedgerProgress(settings, profiles["ids"], rounds)
+    with progress.live(console):
+        results = _train(settings, profiles["ids"], rounds)
+    console.print(
+        f"[green]✓[/] {sum(len(r) for r in results.values())} rounds in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+
+    report = _report(settings, profiles["ids"], results)
+    console.print(f"\ndone in {time.perf_counter() - started:.0f} s. Look around:")
+    console.print(f"  fedspec --home {home} ledger blocks | events | verify", highlight=False)
+    console.print(
+        f"  mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --host 127.0.0.1 --port 5000",
+        highlight=False,
+    )
+    console.print(
+        f"  PREFECT_HOME={home / 'prefect'} prefect server start --host 127.0.0.1 --port 4200",
+        highlight=False,
+    )
+    return report
+
+
+def _start_prefect() -> None:
+    """Start Prefect's temporary local API once, here: the profiles' flows start together in
+    threads, and Prefect's lazy start of it is not thread-safe (concurrent migrations)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.api_healthcheck()
+
+
+def _setup(settings: Settings) -> dict[str, Any]:
+    from fedspec.bootstrap import init_ledger
+    from fedspec.consortium import init_consortium
+    from flows.demo_setup import ORGS, PROFILES, prepare_data, profile_document
+    from ledger_client import open_ledger
+
+    init_consortium(ORGS, settings.ledger.consortium_dir, nodes_per_org=2, force=True)
+    boot = init_ledger(settings, force=True)
+    datasets = prepare_data(settings)
+    admins = [open_ledger(settings.ledger, f"{org}/admin") for org in ORGS]
+    for profile in PROFILES:
+        admins[0].propose_profile(profile_document(profile, datasets[profile.id]))
+        for admin in admins:
+            if admin.vote_profile(profile.id)["outcome"] == "active":
+                break
+        for org in ORGS:
+            open_ledger(settings.ledger, f"{org}/{profile.node}").volunteer(profile.id)
+    return {"orgs": boot.orgs, "nodes": boot.nodes, "ids": [p.id for p in PROFILES]}
+
+
+def _train(
+    settings: Settings, profile_ids: list[str], rounds: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Every profile's training flow at once (each its own thread, as separate deployments would)."""
+    from flows.rounds import federated_training
+
+    def train(profile_id: str) -> list[dict[str, Any]]:
+        return federated_training(
+            profile_id, rounds=rounds, opener="org1/admin", home=str(settings.home)
+        )
+
+    with ThreadPoolExecutor(max_workers=len(profile_ids), thread_name_prefix="profile") as pool:
+        futures = {pid: pool.submit(train, pid) for pid in profile_ids}
+        return {pid: f.result() for pid, f in futures.items()}
+
+
+def _report(
+    settings: Settings, profile_ids: list[str], results: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    from flows.compare import family_vs_global
+    from ledger_client import close_services, from_fixed, open_ledger
+    from ledger_client.embedded.verify import verify_ledger
+
+    reader = open_ledger(settings.ledger, "org1/admin")
+    blocks = {
+        (e.json()["profile"], e.json()["round"]): e.block_number  # type: ignore[index]
+        for e in reader.contract.network.get_chaincode_events("fedspec", start_block=0, timeout=0.1)
+        if e.name == "ModelCommitted"
+    }
+    accuracy: dict[str, float] = {}
+    for pid in profile_ids:
+        rows = []
+        for summary in results[pid]:
+            record = None
+            if summary["status"] == "closed":
+                record = reader.get_model(pid, summary["round"])
+                accuracy[pid] = from_fixed(record.metrics.get("accuracy", 0))
+            rows.append(
+                (
+                    summary["round"],
+                    len(summary["participants"]),
+                    summary["coordinator"],
+                    f"{from_fixed(record.metrics.get('accuracy', 0)):.3f}"
+                    if record
+                    else summary["status"],
+                    blocks.get((pid, summary["round"]), ""),
+                    summary["model"][:12] or (summary["failure"] or {}).get("code", ""),
+                )
+            )
+        table(pid, ["round", "participants", "coordinator", "accuracy", "block", "model"], rows)
+    balances = reader.balances()
+    table("rewards per organization", ["organization", "tokens"], sorted(balances["orgs"].items()))
+    comparison = family_vs_global(settings, profile_ids, accuracy)
+    table(
+        "family of specialized models vs one global model (held-out accuracy)",
+        ["profile", "specialized", "global", "difference"],
+        [(p, f"{f:.3f}", f"{g:.3f}", f"{f - g:+.3f}") for p, (f, g) in comparison.items()],
+    )
+    close_services()
+    verified = verify_ledger(settings.ledger.ledger_path)
+    status = (
+        "[green]passed[/]"
+        if verified.ok
+        else f"[red]FAILED[/] at block {verified.first_bad_block}: {verified.problem}"
+    )
+    console.print(
+        f"ledger verify {status}: {verified.blocks} blocks, {verified.transactions} transactions"
+    )
+    return {
+        "results": results,
+        "balances": balances,
+        "comparison": comparison,
+        "verified": verified.ok,
+    }

@@ -1,0 +1,100 @@
+"""Where a node's work runs: its identity, its ledger connection, its data, its private state.
+
+In the embedded mode every node of the demo runs in one process with one ``FEDSPEC_HOME``;
+in the distributed mode each organization's worker has its own home, keys and data
+directory, and the same code runs there. A node reads only its own data directory.
+
+Layout under ``<home>``::
+
+    consortium/                      identities (MSP folders)
+    ledger.sqlite                    the embedded ledger
+    mlflow/                          the embedded MLflow store and artifacts
+    data/nodes/<org>/<node>/<dataset>/   each node's local data (train, valid)
+    data/evaluation/<dataset>/       the profiles' held-out evaluation sets
+    state/<org>/<node>/              a node's private round state (election secrets, updates)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from federated.datasets import NodeData, load_holdout, load_node_data
+from federated.datasets.info import Dataset
+from federated.errors import DatasetError
+from federated.plan import matches
+from fedspec.config import Settings
+from ledger_client import FedspecLedger, open_ledger
+
+
+@dataclass(frozen=True)
+class NodeEnvironment:
+    node: str  # "org1/node0"
+    settings: Settings
+
+    @property
+    def org(self) -> str:
+        return self.node.partition("/")[0]
+
+    @property
+    def name(self) -> str:
+        return self.node.partition("/")[2]
+
+    @cached_property
+    def ledger(self) -> FedspecLedger:
+        return open_ledger(self.settings.ledger, self.node)
+
+    @property
+    def data_root(self) -> Path:
+        return self.settings.data_dir / "nodes" / self.org / self.name
+
+    @property
+    def state_dir(self) -> Path:
+        path = self.settings.home / "state" / self.org / self.name
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    def local_data(self, characteristics: dict[str, Any]) -> NodeData:
+        """This node's dataset whose characteristics fit the profile's."""
+        if self.data_root.is_dir():
+            for directory in sorted(
+                p for p in self.data_root.iterdir() if (p / "dataset.json").is_file()
+            ):
+                meta = json.loads((directory / "dataset.json").read_text())
+                if matches(meta["info"]["characteristics"], characteristics):
+                    return load_node_data(directory)
+        raise DatasetError(
+            f"{self.node} has no local data fitting {characteristics}", node_id=self.node
+        )
+
+    def evaluation_data(self, characteristics: dict[str, Any]) -> Dataset:
+        """The profile's held-out evaluation set (shared by the consortium, not a node's data)."""
+        root = self.settings.data_dir / "evaluation"
+        if root.is_dir():
+            for directory in sorted(p for p in root.iterdir() if (p / "dataset.json").is_file()):
+                meta = json.loads((directory / "dataset.json").read_text())
+                if matches(meta["info"]["characteristics"], characteristics):
+                    return load_holdout(directory)
+        raise DatasetError(
+            f"no evaluation data fitting {characteristics} under {root}", node_id=self.node
+        )
+
+    # -- private round state: what a retried node needs to resume without changing its mind --
+    def _state_file(self, profile_id: str, round_no: int, name: str) -> Path:
+        return self.state_dir / f"{profile_id}.{round_no:06d}.{name}"
+
+    def read_state(self, profile_id: str, round_no: int, name: str) -> bytes | None:
+        path = self._state_file(profile_id, round_no, name)
+        return path.read_bytes() if path.exists() else None
+
+    def write_state(self, profile_id: str, round_no: int, name: str, data: bytes) -> None:
+        path = self._state_file(profile_id, round_no, name)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        tmp.replace(path)

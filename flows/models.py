@@ -1,0 +1,44 @@
+"""A global model as the profile defines it: the adapter plus the profile's input scaling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from federated.models import create_model, load_model
+from federated.plan import TrainingPlan
+from federated.types import GlobalModel, ModelAdapter, NDArray
+
+
+def prepare(plan: TrainingPlan, X: Any) -> NDArray:
+    return plan.prepare(X)
+
+
+def adapter_for(plan: TrainingPlan, model: GlobalModel) -> ModelAdapter:
+    """An adapter of the profile's family holding ``model``'s weights or trees."""
+    if isinstance(model.parameters, bytes):
+        return load_model(plan.family, model.parameters)
+    adapter = create_model(plan.family, **dict(plan.hyperparameters))
+    adapter.set_parameters(list(model.parameters))  # type: ignore[attr-defined]
+    return adapter
+
+
+@dataclass(frozen=True)
+class ProfileModel:
+    """Predicts and evaluates on raw rows, scaling them as the profile says."""
+
+    plan: TrainingPlan
+    adapter: ModelAdapter
+
+    @classmethod
+    def of(cls, plan: TrainingPlan, model: GlobalModel) -> ProfileModel:
+        return cls(plan, adapter_for(plan, model))
+
+    def predict(self, X: Any) -> NDArray:
+        return self.adapter.predict(prepare(self.plan, X))
+
+    def predict_proba(self, X: Any) -> NDArray:
+        return self.adapter.predict_proba(prepare(self.plan, X))
+
+    def evaluate(self, X: Any, y: NDArray) -> dict[str, float]:
+        return self.adapter.evaluate(prepare(self.plan, X), y)

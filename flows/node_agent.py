@@ -1,0 +1,444 @@
+"""A node's part in one round, coordinated only through the ledger and MLflow.
+
+Every participating node runs this, in its own organization: join with a seed commitment,
+reveal once joining closes, take part in the election, train on its own data, commit its
+update's hash, and — if it is the elected coordinator, or becomes it because the elected one
+missed its deadline — aggregate and commit the round's model (:mod:`flows.coordinator`).
+Nothing here needs to know in advance who will coordinate.
+
+Each step is resumable: the election secret and the trained update are kept in the node's
+private state directory, so a retried agent re-joins with the same commitment and
+re-submits the same update (which the ledger accepts as the same content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from federated.errors import FederatedError
+from federated.exchange import decode_global_model, encode_update, sha256_hex
+from federated.plan import TrainingPlan
+from federated.types import FitResult, GlobalModel
+from flows import tracking
+from flows.environment import NodeEnvironment
+from ledger_client import EndorseError, Round, UpdateCommitment, new_seed_secret, to_fixed
+
+log = logging.getLogger("fedspec.node")
+# The ledger needs a validation-summary hash even for a node excluded before it read its data.
+NOT_VALIDATED = hashlib.sha256(b"fedspec: excluded before validation").hexdigest()
+
+
+@dataclass
+class Faults:
+    """Failures a test can inject into one node (nothing is injected by default)."""
+
+    invalid_data: bool = False  # corrupt the labels so validation fails
+    stop_after: str | None = None  # "join", "reveal", "update", "election": stop as if killed
+    skip_coordination: bool = False  # elected, but never coordinate (a dead coordinator)
+    tamper_update: bool = False  # upload bytes that differ from the committed hash
+
+
+@dataclass
+class NodeOutcome:
+    node: str
+    profile: str
+    round: int
+    role: str = "participant"  # participant, coordinator, observer, excluded
+    status: str = "ok"  # ok, excluded, failed, stopped
+    reason: str = ""
+    update_sha256: str = ""
+    model_sha256: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class RoundAborted(Exception):
+    """The round failed on the ledger (quorum, aborted): nothing more for this node to do."""
+
+
+class NodeAgent:
+    def __init__(
+        self,
+        env: NodeEnvironment,
+        profile_id: str,
+        round_no: int,
+        *,
+        parent_run_id: str | None = None,
+        poll_s: float = 0.1,
+        faults: Faults | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.env = env
+        self.ledger = env.ledger
+        self.profile_id = profile_id
+        self.round_no = round_no
+        self.parent_run_id = parent_run_id
+        self.poll_s = poll_s
+        self.faults = faults or Faults()
+        self.progress = on_progress or (lambda _: None)
+        self.outcome = NodeOutcome(env.node, profile_id, round_no)
+        self.run_id = ""  # the node's MLflow child run, once it has one
+
+    # ------------------------------------------------------------------ the protocol
+    def run(self) -> NodeOutcome:
+        profile = self.ledger.get_profile(self.profile_id)
+        self.plan = TrainingPlan.from_profile(self.profile_id, profile.spec)
+        try:
+            self._timed("join", self._join)
+            if self._stop("join"):
+                return self.outcome
+            rnd = self._timed("reveal", self._reveal)
+            if self._stop("reveal"):
+                return self.outcome
+            rnd = self._timed("election", lambda: self._elected(rnd))
+            if self._stop("election"):
+                return self.outcome
+            if self.env.node not in rnd.participants:
+                self.outcome.role, self.outcome.status = "observer", "excluded"
+                self.outcome.reason = (
+                    "withheld its reveal"
+                    if self.env.node in rnd.raw.get("withheld", [])
+                    else "not a participant"
+                )
+                return self.outcome
+            self._timed("train", lambda: self._train_and_commit(rnd))
+            if self._stop("update"):
+                return self.outcome
+            self._timed("await_model", self._await_model)
+        except RoundAborted as exc:
+            self.outcome.status, self.outcome.reason = "failed", str(exc)
+        return self.outcome
+
+    def _stop(self, step: str) -> bool:
+        if self.faults.stop_after == step:
+            self.outcome.status, self.outcome.reason = "stopped", f"stopped after {step} (injected)"
+            return True
+        return False
+
+    def _timed(self, name: str, step: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return step()
+        finally:
+            self.outcome.seconds[name] = (
+                self.outcome.seconds.get(name, 0.0) + time.perf_counter() - start
+            )
+
+    # ------------------------------------------------------------------ election
+    def _join(self) -> None:
+        secret = self.env.read_state(self.profile_id, self.round_no, "secret")
+        if secret is None:
+            hex_secret, _ = new_seed_secret()
+            self.env.write_state(self.profile_id, self.round_no, "secret", hex_secret.encode())
+            secret = hex_secret.encode()
+        commitment = hashlib.sha256(bytes.fromhex(secret.decode())).hexdigest()
+        self.ledger.join_round(self.profile_id, self.round_no, commitment)
+        self.progress("joined")
+
+    def _round(self) -> Round:
+        return self.ledger.get_round(self.profile_id, self.round_no)
+
+    def _reveal(self) -> Round:
+        secret = self.env.read_state(self.profile_id, self.round_no, "secret")
+        assert secret is not None  # written by _join
+        while True:
+            rnd = self._round()
+            if rnd.status != "joining":
+                return rnd
+            if self.env.node in rnd.revealed:
+                return rnd
+            if rnd.phase == "revealing":
+                try:
+                    self.ledger.reveal_seed(self.profile_id, self.round_no, secret.decode())
+                    self.progress("revealed")
+                except EndorseError as exc:
+                    if exc.code != "FAILED_PRECONDITION":
+                        raise
+                continue
+            time.sleep(self._until(rnd.join_deadline))
+
+    def _elected(self, rnd: Round) -> Round:
+        while rnd.status == "joining":
+            everyone = (
+                bool(rnd.joined)
+                and set(rnd.revealed) == set(rnd.joined)
+                and rnd.phase == "revealing"
+            )
+            if everyone or time.time() >= rnd.reveal_deadline:
+                try:
+                    rnd = self.ledger.elect_coordinator(self.profile_id, self.round_no)
+                    continue
+                except EndorseError as exc:
+                    if exc.code != "FAILED_PRECONDITION":
+                        raise
+            time.sleep(self._until(rnd.reveal_deadline))
+            rnd = self._round()
+        if rnd.status == "failed":
+            raise RoundAborted(f"round failed: {rnd.failure}")
+        self.progress(f"coordinator {rnd.coordinator}")
+        return rnd
+
+    def _until(self, deadline: float) -> float:
+        return max(0.02, min(self.poll_s, deadline - time.time() + 0.05))
+
+    # ------------------------------------------------------------------ local training
+    def _global_model(self, rnd: Round) -> GlobalModel:
+        if not rnd.base_model:
+            return self.plan.initial_model()
+        from registry.models import fetch_model_bytes
+
+        # Verified against the ledger's hash before a single byte is deserialized.
+        return decode_global_model(fetch_model_bytes(self.profile_id, rnd.base_model))
+
+    def _train_and_commit(self, rnd: Round) -> None:
+        run_id = tracking.start_node_run(
+            self.parent_run_id, self.profile_id, self.round_no, self.env.node
+        )
+        try:
+            commitment = self._update(rnd, run_id)
+            self.ledger.submit_update(self.profile_id, self.round_no, commitment)
+            self.outcome.update_sha256 = commitment.sha256
+            self.run_id = run_id
+            tracking.end_run(
+                run_id, status="FINISHED" if commitment.validation_passed else "FAILED"
+            )
+            self.progress(
+                "update committed" if commitment.validation_passed else "excluded (validation)"
+            )
+        except BaseException:
+            tracking.end_run(run_id, status="FAILED")
+            raise
+
+    def _exclusion(
+        self, run_id: str, reason: str, rows: int, validation_sha256: str
+    ) -> UpdateCommitment:
+        # Params are immutable and a retried node may be excluded for another reason: tags.
+        tracking.set_tags(run_id, {"fedspec.excluded": reason})
+        self.outcome.role, self.outcome.status, self.outcome.reason = "excluded", "excluded", reason
+        return UpdateCommitment(
+            sha256="",
+            num_samples=rows,
+            validation_sha256=validation_sha256,
+            validation_passed=False,
+            validation_reason=reason,
+        )
+
+    def _update(self, rnd: Round, run_id: str) -> UpdateCommitment:
+        from federated.errors import PrivacyBudgetError
+        from federated.validation import check_local_data, explain
+
+        if (
+            self.plan.privacy is not None
+            and self.env.read_state(self.profile_id, self.round_no, "update") is None
+        ):
+            try:  # before the data is even read: a round over budget touches nothing
+                self._check_budget()
+            except PrivacyBudgetError as exc:
+                return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
+        data = self.env.local_data(dict(self.plan.characteristics))
+        X, y = data.train.X, data.train.y
+        if self.faults.invalid_data:
+            y = y.copy()
+            y[: max(1, len(y) // 4)] = 10_000  # labels outside the profile's label set
+        names = data.info.feature_names
+        outcome = check_local_data(X, y, self.plan.spec, feature_names=names)
+        summary = outcome.summary
+        tracking.log_params(
+            run_id, {"node": self.env.node, "rows": len(y), "validation_sha256": summary.sha256}
+        )
+        # The coordinator checks this against the hash on the ledger before scoring quality.
+        tracking.log_bytes(run_id, "validation.json", summary.canonical_json.encode())
+        if not summary.success:
+            reason = "DATA_VALIDATION_FAILED: " + _clip(explain(outcome, X, self.plan.spec, names))
+            return self._exclusion(run_id, reason, len(y), summary.sha256)
+        stored = self.env.read_state(self.profile_id, self.round_no, "update")
+        if stored is None:
+            try:
+                result, spend = self._fit(rnd, X, y)
+            except FederatedError as exc:
+                # Empty data, an incompatible model…: record the exclusion now, with its
+                # reason, rather than leave the coordinator waiting for its deadline.
+                return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
+            stored = encode_update(result, self.plan.family)
+            self.env.write_state(self.profile_id, self.round_no, "update", stored)
+            eps, delta = (spend.epsilon, spend.delta) if spend is not None else (0.0, 0.0)
+            self.env.write_state(
+                self.profile_id, self.round_no, "spend", f"{eps!r} {delta!r}".encode()
+            )
+        eps_text, delta_text = (
+            (self.env.read_state(self.profile_id, self.round_no, "spend") or b"0.0 0.0")
+            .decode()
+            .split()
+        )
+        digest = sha256_hex(stored)
+        uploaded = stored + b"tampered" if self.faults.tamper_update else stored
+        uri = tracking.log_bytes(run_id, "update.safetensors", uploaded)
+        from federated.exchange import decode_update
+
+        result, _ = decode_update(stored)
+        metrics = {
+            k: float(v)
+            for k, v in result.metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        tracking.log_metrics(run_id, metrics | {"num_examples": float(result.num_examples)})
+        self.outcome.metrics.update(metrics)
+        return UpdateCommitment(
+            sha256=digest,
+            num_samples=result.num_examples,
+            validation_sha256=summary.sha256,
+            epsilon=_decimal(eps_text),
+            delta=_decimal(delta_text),
+            metrics={k: to_fixed(v) for k, v in metrics.items() if abs(v) < 1e9},
+            uri=uri,
+        )
+
+    def _check_budget(self) -> None:
+        self._budget = self.ledger.budget(self.env.node, self.profile_id)
+        _check_ledger_budget(self._budget, self.plan)
+
+    def _fit(self, rnd: Round, X: Any, y: Any) -> tuple[FitResult, Any]:
+        from flows.models import prepare
+
+        global_model = self._global_model(rnd)
+        X = prepare(self.plan, X)  # validation saw raw rows; models see the profile's scaling
+        wall, cpu = time.perf_counter(), time.thread_time()
+        result, spend = self._fit_scaled(global_model, X, y)
+        timing = {
+            "train_seconds": time.perf_counter() - wall,
+            "cpu_seconds": time.thread_time() - cpu,
+        }
+        return FitResult(
+            result.node_id, result.parameters, result.num_examples, {**result.metrics, **timing}
+        ), spend
+
+    def _fit_scaled(self, global_model: GlobalModel, X: Any, y: Any) -> tuple[FitResult, Any]:
+        if self.plan.is_tree:
+            from federated.trees import bagging_local_update
+
+            trees = bagging_local_update(
+                global_model.parameters if isinstance(global_model.parameters, bytes) else b"",
+                X,
+                y,
+                {**self.plan.xgb_params, "seed": self.plan.seed(self.round_no, self.env.node)},
+                local_rounds=self.plan.local_rounds,
+            )
+            return FitResult(self.env.node, trees, len(y), {}), None
+        from federated.privacy import PrivacySpend
+        from federated.simulation import train_node
+
+        spent: list[PrivacySpend] = []
+        if self.plan.privacy is not None:
+            budget = self.ledger.budget(self.env.node, self.profile_id)
+            # The local accountant composes this (the ledger's total) with the round's spend.
+            spent = [
+                PrivacySpend(float(budget["spent"]["epsilon"]), float(budget["spent"]["delta"]))
+            ]
+        from federated.strategies._common import inner_node_config
+
+        # FedProx's proximal_mu and the like: what the strategy needs every node to train with.
+        hp = {**self.plan.hyperparameters, **inner_node_config(self.plan.strategy(), self.round_no)}
+        return train_node(
+            global_model,
+            X,
+            y,
+            family=self.plan.family,
+            hyperparameters=hp,
+            privacy=self.plan.privacy,
+            spent=spent,
+            node_id=self.env.node,
+            seed=self.plan.seed(self.round_no, self.env.node),
+        )
+
+    # ------------------------------------------------------------------ after the update
+    def _await_model(self) -> None:
+        """Wait for the model; coordinate if elected; replace a coordinator that is late."""
+        from flows.coordinator import Coordinator
+
+        while True:
+            rnd = self._round()
+            if rnd.status == "closed":
+                self.outcome.model_sha256 = rnd.raw.get("model", "")
+                self._evaluate_locally(rnd)
+                return
+            if rnd.status == "failed":
+                raise RoundAborted(f"round failed: {rnd.failure}")
+            if rnd.coordinator == self.env.node:
+                self.outcome.role = "coordinator"
+                if self.faults.skip_coordination:
+                    self.outcome.status, self.outcome.reason = (
+                        "stopped",
+                        "never coordinated (injected)",
+                    )
+                    return
+                Coordinator(self.env, self.plan, self.parent_run_id, progress=self.progress).run(
+                    rnd
+                )
+                continue
+            if time.time() >= rnd.coordinator_deadline + 1:
+                try:
+                    self.ledger.replace_coordinator(self.profile_id, self.round_no)
+                    self.progress("replaced a coordinator that missed its deadline")
+                except EndorseError as exc:
+                    if exc.code not in ("FAILED_PRECONDITION", "FORBIDDEN"):
+                        raise
+                continue
+            time.sleep(self._until(rnd.coordinator_deadline + 1))
+
+    def _evaluate_locally(self, rnd: Round) -> None:
+        """The round's model on this node's own validation split (stays in its MLflow run)."""
+        if self.outcome.status != "ok" or not self.outcome.model_sha256:
+            return
+        try:
+            from registry.models import fetch_model_bytes
+
+            model = decode_global_model(
+                fetch_model_bytes(self.profile_id, self.outcome.model_sha256)
+            )
+            data = self.env.local_data(dict(self.plan.characteristics))
+            from flows.models import ProfileModel
+
+            metrics = ProfileModel.of(self.plan, model).evaluate(data.valid.X, data.valid.y)
+            self.outcome.metrics.update({f"local_valid_{k}": float(v) for k, v in metrics.items()})
+            tracking.log_node_evaluation(self.parent_run_id, self.run_id, metrics)
+        except FederatedError as exc:  # evaluation is a report, never a reason to fail the node
+            log.warning("%s: local evaluation failed: %s", self.env.node, exc)
+
+
+def _short(error: FederatedError) -> str:
+    return _clip(error.message)
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _decimal(text: str) -> str:
+    from decimal import Decimal
+
+    value = Decimal(repr(float(text)))
+    return format(value.normalize(), "f") if value else "0"
+
+
+def _check_ledger_budget(budget: dict[str, Any], plan: TrainingPlan) -> None:
+    """Refuse before training when the ledger (Σε, Σδ, exact) would refuse the update."""
+    from fractions import Fraction
+
+    from federated.errors import PrivacyBudgetError
+
+    remaining = budget.get("remaining")
+    if remaining is None or plan.privacy is None:
+        return
+    spend = plan.privacy.round_spend
+    if Fraction(_decimal(repr(spend.epsilon))) > Fraction(remaining["epsilon"]) or Fraction(
+        _decimal(repr(spend.delta))
+    ) > Fraction(remaining["delta"]):
+        raise PrivacyBudgetError(
+            f"the ledger has ε={remaining['epsilon']}, δ={remaining['delta']} left for this profile; "
+            f"a round spends ε={spend.epsilon}, δ={spend.delta}",
+        )

@@ -1,0 +1,327 @@
+"""Prefect flows: rounds of a profile, and the node work each organization runs.
+
+``federated_round`` opens a round on the ledger, creates the round's parent run in MLflow,
+and dispatches the round to every node that volunteers for the profile:
+
+* ``dispatch="local"`` (the embedded default): node agents run as concurrent tasks of this
+  flow, each with its own identity and data directory;
+* ``dispatch="deployments"`` (a consortium): each node's agent runs as the ``node-round``
+  deployment on its organization's work pool, on that organization's worker, beside its
+  data and keys (see ``prefect.yaml``).
+
+Node agents coordinate only through the ledger and MLflow (:mod:`flows.node_agent`), so a
+node that fails or times out is simply left out (k-of-n) with its reason recorded, and an
+elected coordinator that disappears is replaced after its deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from fedspec.config import Settings
+from flows import tracking
+from flows.environment import NodeEnvironment
+from flows.node_agent import Faults, NodeAgent
+from ledger_client import Round
+
+NODE_RETRY_DELAY_S = 2
+MARGIN_S = 60  # beyond the profile's own windows, before a node's work is timed out
+
+
+def _settings(home: str | None) -> Settings:
+    return Settings.load(home)
+
+
+def _node_timeout(schedule: dict[str, Any]) -> int:
+    return (
+        int(schedule["join_window_s"])
+        + int(schedule["reveal_window_s"])
+        + 2 * int(schedule["coordinator_window_s"])
+        + MARGIN_S
+    )
+
+
+def run_node(
+    node: str,
+    profile_id: str,
+    round_no: int,
+    parent_run_id: str | None,
+    home: str | None,
+    faults: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One node's agent for one round (no Prefect here: tasks and deployments both call it)."""
+    env = NodeEnvironment(node, _settings(home))
+    tracking.configure(env.settings.mlflow_tracking_uri, env.settings.home / "mlflow" / "artifacts")
+    agent = NodeAgent(
+        env, profile_id, round_no, parent_run_id=parent_run_id, faults=Faults(**(faults or {}))
+    )
+    return dataclasses.asdict(agent.run())
+
+
+# Retrying a node is safe: its agent resumes with the same secret and the same update.
+@task(name="node-round", retries=1, retry_delay_seconds=NODE_RETRY_DELAY_S)
+def node_round_task(
+    node: str,
+    profile_id: str,
+    round_no: int,
+    parent_run_id: str | None,
+    home: str | None,
+    faults: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return run_node(node, profile_id, round_no, parent_run_id, home, faults)
+
+
+@flow(name="node-round", log_prints=True)
+def node_round(
+    node: str,
+    profile_id: str,
+    round_no: int,
+    parent_run_id: str | None = None,
+    home: str | None = None,
+) -> dict[str, Any]:
+    """The node work a consortium member's worker runs for one round of one profile."""
+    return run_node(node, profile_id, round_no, parent_run_id, home)
+
+
+@task(name="open-round", retries=2, retry_delay_seconds=1)
+def open_round_task(profile_id: str, opener: str, home: str | None) -> dict[str, Any]:
+    from ledger_client import EndorseError, open_ledger
+
+    settings = _settings(home)
+    ledger = open_ledger(settings.ledger, opener)
+    try:
+        rnd = ledger.open_round(profile_id)
+    except EndorseError as exc:
+        # A round left open by an earlier run (a crash, a timeout): resume it instead.
+        if exc.code != "FAILED_PRECONDITION":
+            raise
+        rnd = ledger.round_status(profile_id)
+    return {
+        "round": rnd.number,
+        "base_model": rnd.base_model,
+        "schedule": ledger.get_profile(profile_id).spec["schedule"],
+    }
+
+
+@task(name="settle-round", timeout_seconds=None)
+def settle_round_task(profile_id: str, round_no: int, opener: str, home: str | None) -> Round:
+    """Make sure the round ends. Node agents drive it; if every agent is gone (crashed,
+    timed out) the opener elects at the reveal deadline and replaces each coordinator that
+    misses its deadline, until the round closes or fails with "no participant is left"."""
+    from ledger_client import EndorseError, open_ledger
+
+    ledger = open_ledger(_settings(home).ledger, opener)
+    rnd = ledger.get_round(profile_id, round_no)
+    logger = get_run_logger()
+    # Each replacement excludes one more participant: the loop ends (bounded by their count).
+    while rnd.status not in ("closed", "failed"):
+        deadline = rnd.reveal_deadline if rnd.status == "joining" else rnd.coordinator_deadline
+        if time.time() < deadline + 1:
+            time.sleep(min(1.0, deadline + 1 - time.time()))
+        else:
+            try:
+                if rnd.status == "joining":
+                    ledger.elect_coordinator(profile_id, round_no)
+                else:
+                    ledger.replace_coordinator(profile_id, round_no)
+                    logger.warning(
+                        "%s round %d: replaced %s", profile_id, round_no, rnd.coordinator
+                    )
+            except EndorseError as exc:
+                if exc.code != "FAILED_PRECONDITION":
+                    raise
+        rnd = ledger.get_round(profile_id, round_no)
+    return rnd
+
+
+@flow(name="federated-round", task_runner=ThreadPoolTaskRunner(max_workers=16))  # type: ignore[arg-type]
+def federated_round(
+    profile_id: str,
+    opener: str,
+    nodes: list[str] | None = None,
+    home: str | None = None,
+    dispatch: str = "local",
+    faults: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One round of ``profile_id``: open it, dispatch it to the volunteering nodes, report."""
+    from ledger_client import open_ledger
+
+    logger = get_run_logger()
+    settings = _settings(home)
+    tracking.configure(settings.mlflow_tracking_uri, settings.home / "mlflow" / "artifacts")
+    ledger = open_ledger(settings.ledger, opener)
+    nodes = nodes if nodes is not None else ledger.volunteers(profile_id)
+    opened = open_round_task(profile_id, opener, home)
+    round_no = int(opened["round"])
+    from registry import round_params
+
+    profile = {**ledger.get_profile(profile_id).spec, "id": profile_id}
+    # Participants are fixed by the election; the coordinator logs them (params are immutable).
+    params = {k: v for k, v in round_params(profile, []).items() if "participants" not in k}
+    parent = tracking.start_round_run(
+        profile_id,
+        round_no,
+        params={**params, "volunteers": ",".join(nodes), "opener": opener},
+        tags={"fedspec.base_model": opened["base_model"] or "initial"},
+    )
+    logger.info("%s round %d opened; dispatching to %d nodes", profile_id, round_no, len(nodes))
+    started = time.perf_counter()
+    outcomes = _dispatch(
+        nodes,
+        profile_id,
+        round_no,
+        parent,
+        home,
+        dispatch,
+        faults or {},
+        _node_timeout(opened["schedule"]),
+    )
+    rnd = settle_round_task(profile_id, round_no, opener, home)
+    summary = {
+        "profile": profile_id,
+        "round": round_no,
+        "status": rnd.status,
+        "coordinator": rnd.coordinator,
+        "participants": rnd.participants,
+        "model": rnd.raw.get("model", ""),
+        "failure": rnd.failure,
+        "rewards": rnd.rewards or {},
+        "outcomes": outcomes,
+        "seconds": time.perf_counter() - started,
+        "parent_run_id": parent,
+    }
+    tracking.end_round_run(parent, summary)
+    _publish(summary)
+    return summary
+
+
+def _dispatch(
+    nodes: list[str],
+    profile_id: str,
+    round_no: int,
+    parent: str,
+    home: str | None,
+    dispatch: str,
+    faults: dict[str, dict[str, Any]],
+    timeout_s: int,
+) -> list[dict[str, Any]]:
+    if dispatch == "local":
+        futures = [
+            node_round_task.submit(node, profile_id, round_no, parent, home, faults.get(node))
+            for node in nodes
+        ]
+        outcomes = []
+        for node, future in zip(nodes, futures, strict=True):
+            try:
+                outcomes.append(future.result(timeout=timeout_s + 30))
+            except Exception as exc:  # a failed or timed-out node is left out, with its reason
+                outcomes.append(
+                    {
+                        "node": node,
+                        "status": "failed",
+                        "reason": f"{type(exc).__name__}: {exc}"[:300],
+                    }
+                )
+        return outcomes
+    if dispatch == "deployments":
+        return _dispatch_deployments(nodes, profile_id, round_no, parent, home, timeout_s)
+    raise ValueError(f"dispatch must be 'local' or 'deployments', not {dispatch!r}")
+
+
+def _dispatch_deployments(
+    nodes: list[str], profile_id: str, round_no: int, parent: str, home: str | None, timeout_s: int
+) -> list[dict[str, Any]]:
+    """Start ``node-round/<org>`` on each node's organization's pool and wait for all of them."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    runs = {
+        node: run_deployment(
+            f"node-round/node-round-{node.partition('/')[0]}",
+            parameters={
+                "node": node,
+                "profile_id": profile_id,
+                "round_no": round_no,
+                "parent_run_id": parent,
+            },
+            timeout=0,  # start it; wait below for all of them together
+        )
+        for node in nodes
+    }
+    deadline = time.monotonic() + timeout_s
+    outcomes: dict[str, dict[str, Any]] = {}
+    with get_client(sync_client=True) as client:
+        while len(outcomes) < len(runs) and time.monotonic() < deadline:
+            for node, run in runs.items():
+                if node in outcomes:
+                    continue
+                state = client.read_flow_run(run.id).state  # type: ignore[union-attr]
+                if state is not None and state.is_final():
+                    result = state.result(raise_on_failure=False) if state.is_completed() else None
+                    outcomes[node] = (
+                        result
+                        if isinstance(result, dict)
+                        else {
+                            "node": node,
+                            "status": "failed",
+                            "reason": f"flow run {state.name}: {state.message}"[:300],
+                        }
+                    )
+            time.sleep(1)
+    for node in runs:
+        outcomes.setdefault(
+            node, {"node": node, "status": "failed", "reason": f"no result within {timeout_s} s"}
+        )
+    return [outcomes[n] for n in nodes]
+
+
+def _publish(summary: dict[str, Any]) -> None:
+    """The round as a table in the Prefect UI."""
+    from prefect.artifacts import create_table_artifact
+
+    rows = [
+        {
+            "node": o.get("node", ""),
+            "role": o.get("role", ""),
+            "status": o.get("status", ""),
+            "reason": o.get("reason", ""),
+            "update": (o.get("update_sha256") or "")[:12],
+            **{
+                k: round(v, 4)
+                for k, v in (o.get("metrics") or {}).items()
+                if k.startswith("local_valid_")
+            },
+        }
+        for o in summary["outcomes"]
+    ]
+    create_table_artifact(
+        key=f"{summary['profile']}-round-{summary['round']}".replace("_", "-").lower(),
+        table=rows,
+        description=f"{summary['profile']} round {summary['round']}: {summary['status']}, coordinator "
+        f"{summary['coordinator']}, model {summary['model'][:12]}",
+    )
+
+
+@flow(name="federated-training", log_prints=True)
+def federated_training(
+    profile_id: str,
+    rounds: int = 3,
+    opener: str = "",
+    home: str | None = None,
+    dispatch: str = "local",
+) -> list[dict[str, Any]]:
+    """``rounds`` rounds of one profile, one after the other."""
+    from ledger_client import Consortium
+
+    settings = _settings(home)
+    if not opener:
+        first = Consortium.load(settings.ledger.consortium_dir).members[0]
+        opener = f"{first.name}/{first.admins[0]}"
+    return [
+        federated_round(profile_id, opener, home=home, dispatch=dispatch) for _ in range(rounds)
+    ]

@@ -1,0 +1,115 @@
+"""What the flows record in MLflow, in the layout of :mod:`registry.tracking`.
+
+Thin compositions over :mod:`registry` (which owns the MLflow layout and integrity checks):
+the round's parent run opened and closed with its summary, a node's child run, the round's
+evaluation and exclusions, and the registered version tagged with its ledger transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from registry import (
+    end_run,
+    fetch_bytes,
+    log_bytes,
+    log_json,
+    log_metrics,
+    log_params,
+    log_table,
+    set_tags,
+    start_round_run,
+)
+from registry import (
+    start_node_run as _start_node_run,
+)
+
+__all__ = [
+    "configure",
+    "end_round_run",
+    "end_run",
+    "fetch_bytes",
+    "log_bytes",
+    "log_json",
+    "log_metrics",
+    "log_node_evaluation",
+    "log_params",
+    "log_round_evaluation",
+    "set_tags",
+    "start_node_run",
+    "start_round_run",
+]
+
+
+def configure(tracking_uri: str, artifact_root: Path) -> None:
+    """This process's tracking store; a local directory holds artifacts of a SQLite store."""
+    from registry import configure as _configure
+
+    local = tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri
+    _configure(tracking_uri, artifact_root=artifact_root if local else None)
+
+
+def start_node_run(parent_run_id: str | None, profile_id: str, round_no: int, node: str) -> str:
+    """The node's child run under the round's run (found or opened, so a node started on
+    its own still lands under its round)."""
+    parent = parent_run_id or start_round_run(profile_id, round_no)
+    return _start_node_run(parent, node, params={"node": node})
+
+
+def log_node_evaluation(
+    parent_run_id: str | None, node_run_id: str, metrics: Mapping[str, float]
+) -> None:
+    """The round's model on the node's own validation split, in the node's run."""
+    del parent_run_id  # the child run already names its parent
+    log_metrics(node_run_id, {f"local_valid_{k}": float(v) for k, v in metrics.items()})
+
+
+def log_round_evaluation(
+    run_id: str,
+    round_no: int,
+    metrics: Mapping[str, float],
+    *,
+    included: list[str],
+    excluded: list[dict[str, str]],
+    alias: str,
+    alias_reason: str,
+    seconds: Mapping[str, float],
+) -> None:
+    """The global model's evaluation and who was left out (and why) on the round's run."""
+    log_metrics(run_id, dict(metrics), step=round_no)
+    log_metrics(run_id, {f"seconds_{k}": v for k, v in seconds.items()}, step=round_no)
+    log_metrics(
+        run_id,
+        {"participants_included": len(included), "participants_excluded": len(excluded)},
+        step=round_no,
+    )
+    # Params are immutable; who was excluded is a fact found during the round: tags.
+    set_tags(
+        run_id,
+        {
+            "fedspec.included": ",".join(included),
+            "fedspec.excluded": ",".join(e["node"] for e in excluded),
+            "fedspec.alias": alias,
+            "fedspec.alias_reason": alias_reason,
+        },
+    )
+    if excluded:
+        log_table(run_id, "excluded.json", excluded)
+    log_table(
+        run_id,
+        "evaluation.json",
+        [{"metric": k, "value": float(v)} for k, v in sorted(metrics.items())],
+    )
+
+
+def end_round_run(run_id: str, summary: Mapping[str, Any]) -> None:
+    """Close the round's run with its summary (``round.json``): FINISHED if the ledger
+    closed the round with a model, FAILED otherwise."""
+    log_json(run_id, "round.json", dict(summary))
+    set_tags(
+        run_id,
+        {"fedspec.status": summary.get("status", ""), "fedspec.model": summary.get("model", "")},
+    )
+    end_run(run_id, status="FINISHED" if summary.get("status") == "closed" else "FAILED")
