@@ -20,17 +20,30 @@ from federated.errors import FederatedError, QuorumNotMetError
 from federated.exchange import decode_update, encode_global_model, sha256_hex
 from federated.plan import TrainingPlan
 from federated.types import FitFailure, FitResult, GlobalModel
-from flows import tracking
+from flows import timing, tracking
 from flows.environment import NodeEnvironment
 from flows.models import ProfileModel, adapter_for
-from ledger_client import ModelCommitment, Round, to_fixed
+from ledger_client import EndorseError, ModelCommitment, Round, to_fixed
 from registry import ArtifactIntegrityError, ArtifactMissingError
 
 if TYPE_CHECKING:
     from registry import AliasDecision, ModelVersionInfo
 
 log = logging.getLogger("fedspec.coordinator")
-UPDATE_MARGIN_S = 2.0  # stop waiting for updates this long before the coordinator deadline
+# The round benchmark's categories of the coordinator's steps (flows.timing).
+_CATEGORY = {
+    "verify": "mlflow",  # fetching the updates; checking hashes and decoding is negligible
+    "fetch_base": "mlflow",
+    "aggregate": "aggregation",
+    "evaluate": "evaluation",
+    "contribution": "evaluation",  # Shapley values: evaluations of sub-aggregates
+    "register": "mlflow",
+    "ledger": "ledger",
+}
+# Stop waiting for updates this share of the coordinator's window before its deadline,
+# leaving time to verify, aggregate, evaluate, register and commit before it is replaced.
+UPDATE_MARGIN = 0.25
+MIN_UPDATE_MARGIN_S = 2.0
 
 
 @dataclass
@@ -44,6 +57,7 @@ class CoordinatorReport:
     seconds: dict[str, float] = field(default_factory=dict)
     block: int = -1
     transaction_id: str = ""
+    superseded: bool = False  # replaced (late) before it could commit: its work was dropped
 
 
 class Coordinator:
@@ -54,7 +68,7 @@ class Coordinator:
         parent_run_id: str | None,
         *,
         progress: Callable[[str], None] | None = None,
-        poll_s: float = 0.1,
+        poll_s: float = 0.05,
     ) -> None:
         self.env = env
         self.plan = plan
@@ -73,7 +87,8 @@ class Coordinator:
     def _timed(self, name: str, step: Callable[[], Any]) -> Any:
         start = time.perf_counter()
         try:
-            return step()
+            with timing.span(_CATEGORY.get(name, timing.ORCHESTRATION)):
+                return step()
         finally:
             self.report.seconds[name] = (
                 self.report.seconds.get(name, 0.0) + time.perf_counter() - start
@@ -94,26 +109,13 @@ class Coordinator:
                 "aggregate", lambda: strategy.aggregate_fit(rnd.number, current, results, failures)
             )
         except QuorumNotMetError as exc:
-            self.ledger.fail_round(
-                self.plan.profile_id, rnd.number, "QUORUM_NOT_MET", exc.message[:1000]
-            )
-            self.progress(f"round failed: {exc.message}")
+            self._fail(rnd, "QUORUM_NOT_MET", exc.message)
             return self.report
         except FederatedError as exc:
-            self.ledger.fail_round(
-                self.plan.profile_id,
-                rnd.number,
-                "AGGREGATION_FAILED",
-                f"{exc.code}: {exc.message}"[:1000],
-            )
+            self._fail(rnd, "AGGREGATION_FAILED", f"{exc.code}: {exc.message}")
             return self.report
         if model is None:
-            self.ledger.fail_round(
-                self.plan.profile_id,
-                rnd.number,
-                "AGGREGATION_FAILED",
-                str(agg_metrics.get("reason", "no model"))[:1000],
-            )
+            self._fail(rnd, "AGGREGATION_FAILED", str(agg_metrics.get("reason", "no model")))
             return self.report
         included = [r for r in results if r.node_id in _included(agg_metrics, results)]
         failed_nodes = {f.node_id: f for f in failures}
@@ -150,9 +152,13 @@ class Coordinator:
             receipt=self._receipt(rnd, digest, records),
             alias=decision.alias,
         )
-        self._timed(
-            "ledger", lambda: self.ledger.commit_model(self.plan.profile_id, rnd.number, commitment)
-        )
+        if not self._timed(
+            "ledger",
+            lambda: self._superseded_if_refused(
+                rnd, lambda: self.ledger.commit_model(self.plan.profile_id, rnd.number, commitment)
+            ),
+        ):
+            return self.report
         committed = self.ledger.last_commit
         self._timed("ledger", lambda: self.ledger.mint_rewards(self.plan.profile_id, rnd.number))
         # Only now, with the hash on the ledger, may the registry serve this version.
@@ -176,6 +182,37 @@ class Coordinator:
         self.progress(f"model {digest[:12]} committed in block {self.report.block}")
         return self.report
 
+    def _fail(self, rnd: Round, code: str, reason: str) -> None:
+        if self._superseded_if_refused(
+            rnd,
+            lambda: self.ledger.fail_round(self.plan.profile_id, rnd.number, code, reason[:1000]),
+        ):
+            self.progress(f"round failed: {reason}")
+
+    def _superseded_if_refused(self, rnd: Round, write: Callable[[], Any]) -> bool:
+        """Run a coordinator-only ledger write; ``False`` if this coordinator was replaced
+        meanwhile (it missed its deadline) or the round ended: nothing more to do, and
+        nothing half-done, since the ledger refused the write whole."""
+        try:
+            write()
+            return True
+        except EndorseError as exc:
+            if exc.code not in ("FORBIDDEN", "FAILED_PRECONDITION"):
+                raise
+            now = self.ledger.get_round(self.plan.profile_id, rnd.number)
+            if now.status == "training" and now.coordinator == self.env.node:
+                raise  # refused for another reason: a real error
+            log.warning(
+                "%s: superseded in round %d (%s, coordinator %s): %s",
+                self.env.node,
+                rnd.number,
+                now.status,
+                now.coordinator,
+                exc.message,
+            )
+            self.report.superseded = True
+            return False
+
     # ------------------------------------------------------------------ steps
     def _await_updates(self, rnd: Round) -> dict[str, dict[str, Any]]:
         """Every participant's update record, or whatever arrived before the deadline margin."""
@@ -185,10 +222,17 @@ class Coordinator:
             }
             if (
                 set(rnd.participants) <= set(records)
-                or time.time() >= rnd.coordinator_deadline - UPDATE_MARGIN_S
+                or time.time() >= rnd.coordinator_deadline - self._margin()
+                # Updates were due by the first coordinator's deadline: a replacement
+                # aggregates what arrived instead of waiting a whole window again.
+                or rnd.raw.get("replaced")
             ):
                 return records
             time.sleep(self.poll_s)
+
+    def _margin(self) -> float:
+        window = float(self.plan.spec["schedule"]["coordinator_window_s"])
+        return max(MIN_UPDATE_MARGIN_S, UPDATE_MARGIN * window)
 
     def _verified(
         self, rnd: Round, records: dict[str, dict[str, Any]]
@@ -223,6 +267,10 @@ class Coordinator:
                 continue
             except FederatedError as exc:
                 failures.append(FitFailure(node, exc.code, exc.message))
+                continue
+            stale = _staleness(result, rnd)
+            if stale:
+                failures.append(FitFailure(node, "STALE_UPDATE", stale))
                 continue
             if family != self.plan.family or result.node_id != node:
                 failures.append(
@@ -373,6 +421,19 @@ class Coordinator:
             "mlflow_run_id": self.run_id,
             "mlflow_node_runs": node_runs(self.run_id),
         }
+
+
+def _staleness(result: FitResult, rnd: Round) -> str:
+    """Why an update was not trained for this round from this round's base model, or ""."""
+    from flows.node_agent import TRAINED_FROM, TRAINED_ROUND
+
+    trained_round = result.metrics.get(TRAINED_ROUND)
+    trained_from = result.metrics.get(TRAINED_FROM)
+    if trained_round != rnd.number:
+        return f"trained for round {trained_round}, not round {rnd.number}"
+    if trained_from != (rnd.base_model or "initial"):
+        return f"trained from {str(trained_from)[:12]}, not the round's base model"
+    return ""
 
 
 def _constant_predictor_metrics(plan: TrainingPlan, y: Any) -> dict[str, float]:

@@ -87,22 +87,9 @@ def _start_prefect() -> None:
 
 
 def _setup(settings: Settings) -> dict[str, Any]:
-    from fedspec.bootstrap import init_ledger
-    from fedspec.consortium import init_consortium
-    from flows.demo_setup import ORGS, PROFILES, prepare_data, profile_document
-    from ledger_client import open_ledger
+    from flows.demo_setup import ORGS, PROFILES, setup_consortium
 
-    init_consortium(ORGS, settings.ledger.consortium_dir, nodes_per_org=2, force=True)
-    boot = init_ledger(settings, force=True)
-    datasets = prepare_data(settings)
-    admins = [open_ledger(settings.ledger, f"{org}/admin") for org in ORGS]
-    for profile in PROFILES:
-        admins[0].propose_profile(profile_document(profile, datasets[profile.id]))
-        for admin in admins:
-            if admin.vote_profile(profile.id)["outcome"] == "active":
-                break
-        for org in ORGS:
-            open_ledger(settings.ledger, f"{org}/{profile.node}").volunteer(profile.id)
+    boot = setup_consortium(settings, ORGS, PROFILES, nodes_per_org=2)
     return {"orgs": boot.orgs, "nodes": boot.nodes, "ids": [p.id for p in PROFILES]}
 
 

@@ -26,6 +26,7 @@ from federated.datasets import (
     partition_natural,
     write_holdout,
 )
+from fedspec.bootstrap import Bootstrapped
 from fedspec.config import Settings
 
 ORGS = ["org1", "org2", "org3", "org4"]
@@ -124,26 +125,62 @@ def profile_document(profile: DemoProfile, dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def setup_consortium(
+    settings: Settings,
+    orgs: list[str],
+    profiles: list[DemoProfile],
+    *,
+    nodes_per_org: int = 2,
+    schedule: dict[str, int] | None = None,
+    min_nodes: int = 3,
+) -> Bootstrapped:
+    """A fresh consortium in ``settings.home``: identities, ledger, each profile's data on
+    the organizations' nodes, profiles proposed and voted in, their nodes volunteering."""
+    from fedspec.bootstrap import init_ledger
+    from fedspec.consortium import init_consortium
+    from ledger_client import open_ledger
+
+    init_consortium(orgs, settings.ledger.consortium_dir, nodes_per_org=nodes_per_org, force=True)
+    boot = init_ledger(settings, force=True)
+    admins = [open_ledger(settings.ledger, f"{org}/admin") for org in orgs]
+    for profile in profiles:
+        document = profile_document(profile, prepare_profile_data(settings, profile, orgs))
+        document["min_nodes"] = min_nodes
+        if schedule is not None:
+            document["schedule"] = dict(schedule)
+        admins[0].propose_profile(document)
+        for admin in admins:
+            if admin.vote_profile(profile.id)["outcome"] == "active":
+                break
+        for org in orgs:
+            open_ledger(settings.ledger, f"{org}/{profile.node}").volunteer(profile.id)
+    return boot
+
+
 def prepare_data(settings: Settings, *, seed: int = 0) -> dict[str, Dataset]:
     """Partition every profile's data over the organizations' nodes; keep a held-out set."""
+    return {p.id: prepare_profile_data(settings, p, ORGS, seed=seed) for p in PROFILES}
+
+
+def prepare_profile_data(
+    settings: Settings, profile: DemoProfile, orgs: list[str], *, seed: int = 0
+) -> Dataset:
+    """Write ``profile``'s data: a held-out set, and each organization's part on its node."""
     root = settings.data_dir
-    datasets: dict[str, Dataset] = {}
-    for profile in PROFILES:
-        dataset = profile.load()
-        datasets[profile.id] = dataset
-        train_rows, test_rows = holdout_split(dataset, test_fraction=0.2, seed=seed)
-        write_holdout(dataset, test_rows, root / "evaluation")
-        pool = dataset.subset(np.asarray(train_rows))
-        if profile.by_subject and pool.keys is not None and "subject" in pool.keys:
-            # Natural partition: each organization holds the recordings of its own subjects.
-            subjects = np.asarray(pool.keys["subject"])
-            order = sorted({str(s) for s in subjects})
-            owner = {s: ORGS[i % len(ORGS)] for i, s in enumerate(order)}
-            parts = partition_natural(np.array([owner[str(s)] for s in subjects]))
-        else:
-            parts = partition_iid(pool.n_rows, ORGS, seed=seed)
-        for org, rows in parts.items():
-            materialize_partitions(
-                pool, {profile.node: rows}, root / "nodes", orgs={profile.node: org}, seed=seed
-            )
-    return datasets
+    dataset = profile.load()
+    train_rows, test_rows = holdout_split(dataset, test_fraction=0.2, seed=seed)
+    write_holdout(dataset, test_rows, root / "evaluation")
+    pool = dataset.subset(np.asarray(train_rows))
+    if profile.by_subject and pool.keys is not None and "subject" in pool.keys:
+        # Natural partition: each organization holds the recordings of its own subjects.
+        subjects = np.asarray(pool.keys["subject"])
+        order = sorted({str(s) for s in subjects})
+        owner = {s: orgs[i % len(orgs)] for i, s in enumerate(order)}
+        parts = partition_natural(np.array([owner[str(s)] for s in subjects]))
+    else:
+        parts = partition_iid(pool.n_rows, orgs, seed=seed)
+    for org, rows in parts.items():
+        materialize_partitions(
+            pool, {profile.node: rows}, root / "nodes", orgs={profile.node: org}, seed=seed
+        )
+    return dataset

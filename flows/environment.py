@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from federated.datasets import NodeData, load_holdout, load_node_data
 from federated.datasets.info import Dataset
@@ -46,7 +46,12 @@ class NodeEnvironment:
 
     @cached_property
     def ledger(self) -> FedspecLedger:
-        return open_ledger(self.settings.ledger, self.node)
+        from flows.timing import TimedProxy
+
+        # Every ledger call is a "ledger" span of the round benchmark (flows.timing).
+        return cast(
+            FedspecLedger, TimedProxy(open_ledger(self.settings.ledger, self.node), "ledger")
+        )
 
     @property
     def data_root(self) -> Path:

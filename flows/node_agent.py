@@ -13,24 +13,34 @@ re-submits the same update (which the ledger accepts as the same content).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from federated.errors import FederatedError
 from federated.exchange import decode_global_model, encode_update, sha256_hex
 from federated.plan import TrainingPlan
-from federated.types import FitResult, GlobalModel
-from flows import tracking
+from federated.types import FitResult, GlobalModel, Scalar
+from flows import timing, tracking
 from flows.environment import NodeEnvironment
 from ledger_client import EndorseError, Round, UpdateCommitment, new_seed_secret, to_fixed
+
+if TYPE_CHECKING:
+    from federated.validation import ValidationSummary
 
 log = logging.getLogger("fedspec.node")
 # The ledger needs a validation-summary hash even for a node excluded before it read its data.
 NOT_VALIDATED = hashlib.sha256(b"fedspec: excluded before validation").hexdigest()
+# Provenance an update carries (in its signed-by-hash metadata), checked by the coordinator.
+TRAINED_ROUND = "trained_round"
+TRAINED_FROM = "trained_from"
 
 
 @dataclass
@@ -41,6 +51,7 @@ class Faults:
     stop_after: str | None = None  # "join", "reveal", "update", "election": stop as if killed
     skip_coordination: bool = False  # elected, but never coordinate (a dead coordinator)
     tamper_update: bool = False  # upload bytes that differ from the committed hash
+    stale_update: bool = False  # commit an update made for the previous round (a replay)
 
 
 @dataclass
@@ -69,7 +80,7 @@ class NodeAgent:
         round_no: int,
         *,
         parent_run_id: str | None = None,
-        poll_s: float = 0.1,
+        poll_s: float = 0.05,
         faults: Faults | None = None,
         on_progress: Callable[[str], None] | None = None,
     ) -> None:
@@ -111,7 +122,8 @@ class NodeAgent:
                 return self.outcome
             self._timed("await_model", self._await_model)
         except RoundAborted as exc:
-            self.outcome.status, self.outcome.reason = "failed", str(exc)
+            if self.outcome.status == "ok":  # an excluded node keeps its own reason
+                self.outcome.status, self.outcome.reason = "failed", str(exc)
         return self.outcome
 
     def _stop(self, step: str) -> bool:
@@ -137,7 +149,17 @@ class NodeAgent:
             self.env.write_state(self.profile_id, self.round_no, "secret", hex_secret.encode())
             secret = hex_secret.encode()
         commitment = hashlib.sha256(bytes.fromhex(secret.decode())).hexdigest()
-        self.ledger.join_round(self.profile_id, self.round_no, commitment)
+        rnd = self._round()
+        if self.env.node in rnd.joined:
+            return  # a retried agent: already in, with this same commitment
+        if rnd.status != "joining" or rnd.phase != "joining":
+            raise RoundAborted(f"joining round {self.round_no} had closed ({rnd.status})")
+        try:
+            self.ledger.join_round(self.profile_id, self.round_no, commitment)
+        except EndorseError as exc:
+            if exc.code != "FAILED_PRECONDITION":
+                raise
+            raise RoundAborted(f"joining round {self.round_no} had closed") from exc
         self.progress("joined")
 
     def _round(self) -> Round:
@@ -230,7 +252,6 @@ class NodeAgent:
 
     def _update(self, rnd: Round, run_id: str) -> UpdateCommitment:
         from federated.errors import PrivacyBudgetError
-        from federated.validation import check_local_data, explain
 
         if (
             self.plan.privacy is not None
@@ -246,15 +267,15 @@ class NodeAgent:
             y = y.copy()
             y[: max(1, len(y) // 4)] = 10_000  # labels outside the profile's label set
         names = data.info.feature_names
-        outcome = check_local_data(X, y, self.plan.spec, feature_names=names)
-        summary = outcome.summary
+        with timing.span("validation"):
+            summary, failure = self._validated(X, y, names)
         tracking.log_params(
             run_id, {"node": self.env.node, "rows": len(y), "validation_sha256": summary.sha256}
         )
         # The coordinator checks this against the hash on the ledger before scoring quality.
         tracking.log_bytes(run_id, "validation.json", summary.canonical_json.encode())
         if not summary.success:
-            reason = "DATA_VALIDATION_FAILED: " + _clip(explain(outcome, X, self.plan.spec, names))
+            reason = "DATA_VALIDATION_FAILED: " + _clip(failure)
             return self._exclusion(run_id, reason, len(y), summary.sha256)
         stored = self.env.read_state(self.profile_id, self.round_no, "update")
         if stored is None:
@@ -284,7 +305,7 @@ class NodeAgent:
         metrics = {
             k: float(v)
             for k, v in result.metrics.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
+            if isinstance(v, int | float) and not isinstance(v, bool) and k != TRAINED_ROUND
         }
         tracking.log_metrics(run_id, metrics | {"num_examples": float(result.num_examples)})
         self.outcome.metrics.update(metrics)
@@ -298,6 +319,37 @@ class NodeAgent:
             uri=uri,
         )
 
+    def _validated(self, X: Any, y: Any, names: Any) -> tuple[ValidationSummary, str]:
+        """The validation summary of these rows under the profile's suite, and why it failed.
+
+        Validation is deterministic in (suite, rows): its result is kept in the node's state
+        and reused while neither changes, rather than re-run every round (Great Expectations
+        takes ~0.1–0.5 s per node per round, a large share of a small round).
+        """
+        from federated.validation import (
+            ValidationSummary,
+            canonical_json,
+            check_local_data,
+            explain,
+        )
+
+        key = hashlib.sha256()
+        key.update(canonical_json(dict(self.plan.spec)).encode())
+        for array in (X, y):
+            key.update(str((array.dtype.str, array.shape)).encode())
+            key.update(np.ascontiguousarray(array).tobytes())
+        cache = self.env.state_dir / f"validation-{key.hexdigest()}.json"
+        if cache.is_file():
+            cached = json.loads(cache.read_text())
+            return ValidationSummary.from_canonical_json(cached["summary"]), cached["failure"]
+        outcome = check_local_data(X, y, self.plan.spec, feature_names=names)
+        failure = "" if outcome.summary.success else explain(outcome, X, self.plan.spec, names)
+        text = json.dumps({"summary": outcome.summary.canonical_json, "failure": failure})
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(cache)
+        return outcome.summary, failure
+
     def _check_budget(self) -> None:
         self._budget = self.ledger.budget(self.env.node, self.profile_id)
         _check_ledger_budget(self._budget, self.plan)
@@ -305,17 +357,25 @@ class NodeAgent:
     def _fit(self, rnd: Round, X: Any, y: Any) -> tuple[FitResult, Any]:
         from flows.models import prepare
 
-        global_model = self._global_model(rnd)
+        with timing.span("mlflow"):
+            global_model = self._global_model(rnd)
         X = prepare(self.plan, X)  # validation saw raw rows; models see the profile's scaling
         wall, cpu = time.perf_counter(), time.thread_time()
-        result, spend = self._fit_scaled(global_model, X, y)
-        timing = {
+        with timing.span("training"):
+            result, spend = self._fit_scaled(global_model, X, y)
+        seconds = {
             "train_seconds": time.perf_counter() - wall,
             "cpu_seconds": time.thread_time() - cpu,
         }
-        return FitResult(
-            result.node_id, result.parameters, result.num_examples, {**result.metrics, **timing}
-        ), spend
+        # What the update was trained for: the coordinator refuses one replayed from another
+        # round or trained from another base model (a stale update), even with a valid hash.
+        trained_round = self.round_no - 1 if self.faults.stale_update else self.round_no
+        provenance: dict[str, Scalar] = {
+            TRAINED_ROUND: trained_round,
+            TRAINED_FROM: rnd.base_model or "initial",
+        }
+        metrics = {**result.metrics, **seconds, **provenance}
+        return FitResult(result.node_id, result.parameters, result.num_examples, metrics), spend
 
     def _fit_scaled(self, global_model: GlobalModel, X: Any, y: Any) -> tuple[FitResult, Any]:
         if self.plan.is_tree:
@@ -392,6 +452,10 @@ class NodeAgent:
 
     def _evaluate_locally(self, rnd: Round) -> None:
         """The round's model on this node's own validation split (stays in its MLflow run)."""
+        with timing.span("evaluation"):
+            self._evaluate_local_split()
+
+    def _evaluate_local_split(self) -> None:
         if self.outcome.status != "ok" or not self.outcome.model_sha256:
             return
         try:
@@ -408,6 +472,26 @@ class NodeAgent:
             tracking.log_node_evaluation(self.parent_run_id, self.run_id, metrics)
         except FederatedError as exc:  # evaluation is a report, never a reason to fail the node
             log.warning("%s: local evaluation failed: %s", self.env.node, exc)
+
+
+def run_node(
+    node: str,
+    profile_id: str,
+    round_no: int,
+    parent_run_id: str | None,
+    home: str | None,
+    faults: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One node's agent for one round, as a plain function (no Prefect: the round flow's
+    tasks, the node-round deployment and ``fedspec round node`` all call it)."""
+    from fedspec.config import Settings
+
+    env = NodeEnvironment(node, Settings.load(home))
+    tracking.configure(env.settings.mlflow_tracking_uri, env.settings.home / "mlflow" / "artifacts")
+    agent = NodeAgent(
+        env, profile_id, round_no, parent_run_id=parent_run_id, faults=Faults(**(faults or {}))
+    )
+    return dataclasses.asdict(agent.run())
 
 
 def _short(error: FederatedError) -> str:

@@ -16,18 +16,19 @@ elected coordinator that disappears is replaced after its deadline.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fedspec.config import Settings
 from flows import tracking
-from flows.environment import NodeEnvironment
-from flows.node_agent import Faults, NodeAgent
-from ledger_client import Round
+from flows.node_agent import run_node
+from ledger_client import Round, from_fixed
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 NODE_RETRY_DELAY_S = 2
 MARGIN_S = 60  # beyond the profile's own windows, before a node's work is timed out
@@ -44,23 +45,6 @@ def _node_timeout(schedule: dict[str, Any]) -> int:
         + 2 * int(schedule["coordinator_window_s"])
         + MARGIN_S
     )
-
-
-def run_node(
-    node: str,
-    profile_id: str,
-    round_no: int,
-    parent_run_id: str | None,
-    home: str | None,
-    faults: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One node's agent for one round (no Prefect here: tasks and deployments both call it)."""
-    env = NodeEnvironment(node, _settings(home))
-    tracking.configure(env.settings.mlflow_tracking_uri, env.settings.home / "mlflow" / "artifacts")
-    agent = NodeAgent(
-        env, profile_id, round_no, parent_run_id=parent_run_id, faults=Faults(**(faults or {}))
-    )
-    return dataclasses.asdict(agent.run())
 
 
 # Retrying a node is safe: its agent resumes with the same secret and the same update.
@@ -182,6 +166,11 @@ def federated_round(
         _node_timeout(opened["schedule"]),
     )
     rnd = settle_round_task(profile_id, round_no, opener, home)
+    if dispatch == "deployments":
+        # The ledger, not the node flows' results, says what each node did: those results
+        # live in each worker's own result storage, out of this flow's reach.
+        updates = {u["node"]: u for u in ledger.list_updates(profile_id, round_no)}
+        outcomes = [_ledger_outcome(rnd, updates.get(o["node"]), o) for o in outcomes]
     summary = {
         "profile": profile_id,
         "round": round_no,
@@ -229,27 +218,33 @@ def _dispatch(
                 )
         return outcomes
     if dispatch == "deployments":
-        return _dispatch_deployments(nodes, profile_id, round_no, parent, home, timeout_s)
+        return _dispatch_deployments(nodes, profile_id, round_no, parent, timeout_s)
     raise ValueError(f"dispatch must be 'local' or 'deployments', not {dispatch!r}")
 
 
 def _dispatch_deployments(
-    nodes: list[str], profile_id: str, round_no: int, parent: str, home: str | None, timeout_s: int
+    nodes: list[str], profile_id: str, round_no: int, parent: str, timeout_s: int
 ) -> list[dict[str, Any]]:
-    """Start ``node-round/<org>`` on each node's organization's pool and wait for all of them."""
+    """Start ``node-round/node-round-<org>`` on each node's organization's pool and wait
+    for all of them. Each run gets ids only (never a path): the worker's own settings say
+    where its organization's data and keys are. Returns each run's final state; what the node
+    did is read from the ledger afterwards (:func:`_ledger_outcome`)."""
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
     runs = {
-        node: run_deployment(
-            f"node-round/node-round-{node.partition('/')[0]}",
-            parameters={
-                "node": node,
-                "profile_id": profile_id,
-                "round_no": round_no,
-                "parent_run_id": parent,
-            },
-            timeout=0,  # start it; wait below for all of them together
+        node: cast(
+            "FlowRun",  # called from a synchronous flow: the run itself, not a coroutine
+            run_deployment(
+                f"node-round/node-round-{node.partition('/')[0]}",
+                parameters={
+                    "node": node,
+                    "profile_id": profile_id,
+                    "round_no": round_no,
+                    "parent_run_id": parent,
+                },
+                timeout=0,  # start it; wait below for all of them together
+            ),
         )
         for node in nodes
     }
@@ -260,24 +255,76 @@ def _dispatch_deployments(
             for node, run in runs.items():
                 if node in outcomes:
                     continue
-                state = client.read_flow_run(run.id).state  # type: ignore[union-attr]
+                state = client.read_flow_run(run.id).state
                 if state is not None and state.is_final():
-                    result = state.result(raise_on_failure=False) if state.is_completed() else None
-                    outcomes[node] = (
-                        result
-                        if isinstance(result, dict)
-                        else {
-                            "node": node,
-                            "status": "failed",
-                            "reason": f"flow run {state.name}: {state.message}"[:300],
-                        }
-                    )
-            time.sleep(1)
-    for node in runs:
+                    outcomes[node] = {
+                        "node": node,
+                        "flow_run": str(run.id),
+                        "status": "ok" if state.is_completed() else "failed",
+                        "reason": ""
+                        if state.is_completed()
+                        else f"flow run {state.name}: {state.message}"[:300],
+                    }
+            if len(outcomes) < len(runs):
+                time.sleep(1)
+    for node, run in runs.items():
         outcomes.setdefault(
-            node, {"node": node, "status": "failed", "reason": f"no result within {timeout_s} s"}
+            node,
+            {
+                "node": node,
+                "flow_run": str(run.id),
+                "status": "failed",
+                "reason": f"flow run not finished within {timeout_s} s",
+            },
         )
     return [outcomes[n] for n in nodes]
+
+
+def _ledger_outcome(
+    rnd: Round, update: dict[str, Any] | None, run: dict[str, Any]
+) -> dict[str, Any]:
+    """A node's outcome as the ledger records it, with its flow run's end where that failed."""
+    node = run["node"]
+    outcome: dict[str, Any] = {
+        "node": node,
+        "profile": rnd.profile,
+        "round": rnd.number,
+        "role": "participant",
+        "status": "ok",
+        "reason": "",
+        "update_sha256": "",
+        "model_sha256": "",
+        "metrics": {},
+        "flow_run": run.get("flow_run", ""),
+    }
+    failed_run = run["status"] != "ok"
+    if node not in rnd.participants:
+        outcome["role"], outcome["status"] = "observer", "failed" if failed_run else "excluded"
+        outcome["reason"] = (
+            run["reason"]
+            if failed_run
+            else "withheld its reveal"
+            if node in rnd.raw.get("withheld", [])
+            else "not a participant"
+        )
+        return outcome
+    if update is None:  # nothing committed: the node died or timed out
+        outcome["status"] = "failed"
+        outcome["reason"] = run["reason"] or "committed no update"
+        return outcome
+    if not update["validation"]["passed"]:
+        outcome["role"], outcome["status"] = "excluded", "excluded"
+        outcome["reason"] = update["validation"]["reason"]
+        return outcome
+    outcome["update_sha256"] = update["sha256"]
+    outcome["metrics"] = {k: from_fixed(v) for k, v in update["metrics"].items()}
+    if rnd.coordinator == node:
+        outcome["role"] = "coordinator"
+    if rnd.status == "closed":
+        outcome["model_sha256"] = rnd.raw.get("model", "")
+    if failed_run:  # its update counts; what came after it (local evaluation…) did not end well
+        outcome["reason"] = run["reason"]
+    return outcome
 
 
 def _publish(summary: dict[str, Any]) -> None:

@@ -7,24 +7,37 @@ evaluation and exclusions, and the registered version tagged with its ledger tra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from registry import (
-    end_run,
-    fetch_bytes,
-    log_bytes,
-    log_json,
-    log_metrics,
-    log_params,
-    log_table,
-    set_tags,
-    start_round_run,
-)
-from registry import (
-    start_node_run as _start_node_run,
-)
+import registry
+from flows.timing import span
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _mlflow(fn: F) -> F:
+    """``fn``, recorded as an "mlflow" span of the round benchmark (flows.timing)."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with span("mlflow"):
+            return fn(*args, **kwargs)
+
+    return cast(F, call)
+
+
+end_run = _mlflow(registry.end_run)
+fetch_bytes = _mlflow(registry.fetch_bytes)
+log_bytes = _mlflow(registry.log_bytes)
+log_json = _mlflow(registry.log_json)
+log_metrics = _mlflow(registry.log_metrics)
+log_params = _mlflow(registry.log_params)
+log_table = _mlflow(registry.log_table)
+set_tags = _mlflow(registry.set_tags)
+start_round_run = _mlflow(registry.start_round_run)
 
 __all__ = [
     "configure",
@@ -51,13 +64,15 @@ def configure(tracking_uri: str, artifact_root: Path) -> None:
     _configure(tracking_uri, artifact_root=artifact_root if local else None)
 
 
+@_mlflow
 def start_node_run(parent_run_id: str | None, profile_id: str, round_no: int, node: str) -> str:
     """The node's child run under the round's run (found or opened, so a node started on
     its own still lands under its round)."""
     parent = parent_run_id or start_round_run(profile_id, round_no)
-    return _start_node_run(parent, node, params={"node": node})
+    return registry.start_node_run(parent, node, params={"node": node})
 
 
+@_mlflow
 def log_node_evaluation(
     parent_run_id: str | None, node_run_id: str, metrics: Mapping[str, float]
 ) -> None:
@@ -66,6 +81,7 @@ def log_node_evaluation(
     log_metrics(node_run_id, {f"local_valid_{k}": float(v) for k, v in metrics.items()})
 
 
+@_mlflow
 def log_round_evaluation(
     run_id: str,
     round_no: int,
@@ -104,6 +120,7 @@ def log_round_evaluation(
     )
 
 
+@_mlflow
 def end_round_run(run_id: str, summary: Mapping[str, Any]) -> None:
     """Close the round's run with its summary (``round.json``): FINISHED if the ledger
     closed the round with a model, FAILED otherwise."""

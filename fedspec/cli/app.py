@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - older Typer on upstream click
 from fedspec.cli import consortium as consortium_cmd
 from fedspec.cli import ledger as ledger_cmd
 from fedspec.cli import profile as profile_cmd
+from fedspec.cli import round as round_cmd
 from fedspec.cli.context import State
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app = typer.Typer(
 app.add_typer(consortium_cmd.app, name="consortium")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(profile_cmd.app, name="profile")
+app.add_typer(round_cmd.app, name="round")
 
 
 @app.callback()

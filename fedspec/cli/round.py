@@ -1,0 +1,102 @@
+"""``fedspec round``: run a profile's federated rounds, or one node's part in a round."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from fedspec.cli.context import State
+from fedspec.cli.output import emit_json, table
+
+app = typer.Typer(help="Run federated rounds of a profile.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _quiet_prefect(state: State) -> None:
+    # Prefect's local API keeps its database beside the rest of this home.
+    os.environ.setdefault("PREFECT_HOME", str(state.settings.home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    profile_id: str,
+    rounds: Annotated[int, typer.Option(min=1, max=1000, help="Rounds, one after the other")] = 1,
+    dispatch: Annotated[
+        str,
+        typer.Option(help="local: node agents as tasks here; deployments: on each org's pool"),
+    ] = "local",
+    as_identity: Annotated[
+        str | None, typer.Option("--as", help="Who opens the rounds [default: first admin]")
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Run ROUNDS rounds of PROFILE_ID with the nodes that volunteer for it."""
+    if dispatch not in ("local", "deployments"):
+        raise typer.BadParameter("must be 'local' or 'deployments'", param_hint="--dispatch")
+    state: State = ctx.obj
+    _quiet_prefect(state)
+    from flows.rounds import federated_training
+
+    opener = as_identity or state.default_admin()
+    state.settings.ledger  # noqa: B018 — a broken home fails here, before Prefect starts
+    summaries = federated_training(
+        profile_id, rounds=rounds, opener=opener, home=str(state.settings.home), dispatch=dispatch
+    )
+    if json_out:
+        emit_json(summaries)
+        return
+    table(
+        profile_id,
+        ["round", "status", "coordinator", "participants", "model", "reason"],
+        [
+            (
+                s["round"],
+                s["status"],
+                s["coordinator"],
+                len(s["participants"]),
+                s["model"][:12],
+                (s["failure"] or {}).get("reason", ""),
+            )
+            for s in summaries
+        ],
+    )
+    if any(s["status"] != "closed" for s in summaries):
+        raise typer.Exit(1)
+
+
+@app.command("node")
+def node(
+    ctx: typer.Context,
+    profile_id: str,
+    node_id: Annotated[str, typer.Option("--node", help="This node, e.g. org2/node0")],
+    round_no: Annotated[
+        int | None, typer.Option("--round", min=1, help="[default: the profile's current round]")
+    ] = None,
+    parent_run_id: Annotated[
+        str | None, typer.Option(help="The round's MLflow run [default: found by round]")
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Take part in a round as NODE: join, train on local data, commit, coordinate if elected."""
+    state: State = ctx.obj
+    from flows.node_agent import run_node
+    from ledger_client import open_ledger
+
+    if round_no is None:
+        round_no = open_ledger(state.settings.ledger, node_id).round_status(profile_id).number
+    outcome = run_node(node_id, profile_id, round_no, parent_run_id, str(state.settings.home))
+    if json_out:
+        emit_json(outcome)
+        return
+    typer.echo(
+        f"{outcome['node']} in {profile_id} round {round_no}: {outcome['role']}, "
+        f"{outcome['status']}" + (f" ({outcome['reason']})" if outcome["reason"] else "")
+    )
+    if outcome["status"] not in ("ok", "excluded"):
+        raise typer.Exit(1)

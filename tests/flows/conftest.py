@@ -1,0 +1,151 @@
+"""A small consortium for round tests: four organizations, one digits node each, short windows.
+
+Everything is real: consortium keys, the embedded ledger, MLflow on SQLite, the demo's
+digits data split over the nodes. Windows are short so that a dead node or coordinator is
+noticed within seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fedspec.config import Settings
+
+ORGS = ["org1", "org2", "org3", "org4"]
+NODES = [f"{org}/node0" for org in ORGS]
+PROFILE = "digits-8x8"
+
+
+@dataclass
+class RoundHome:
+    home: Path
+    settings: Settings
+    profile_id: str = PROFILE
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def ledger(self, identity: str = "org1/admin") -> Any:
+        from ledger_client import open_ledger
+
+        return open_ledger(self.settings.ledger, identity)
+
+    def open_round(self) -> tuple[int, str]:
+        """Open the next round and its MLflow parent run, as the round flow does."""
+        from flows import tracking
+
+        rnd = self.ledger().open_round(self.profile_id)
+        return rnd.number, tracking.start_round_run(self.profile_id, rnd.number)
+
+    def agents(
+        self, round_no: int, parent: str, faults: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Every node's agent in its own thread (as the local dispatch runs them)."""
+        from flows.environment import NodeEnvironment
+        from flows.node_agent import Faults, NodeAgent
+
+        outcomes: dict[str, Any] = {}
+
+        def run(node: str) -> None:
+            agent = NodeAgent(
+                NodeEnvironment(node, self.settings),
+                self.profile_id,
+                round_no,
+                parent_run_id=parent,
+                faults=Faults(**(faults or {}).get(node, {})),
+            )
+            outcomes[node] = agent.run()
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in NODES]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert all(not t.is_alive() for t in threads), "a node agent did not finish"
+        return outcomes
+
+    def spawn(self, node: str, round_no: int, parent: str) -> subprocess.Popen[str]:
+        """A node agent in its own process (``fedspec round node``), killable by PID."""
+        command = [sys.executable, "-m", "fedspec.cli", "--home", str(self.home)]
+        command += ["round", "node", self.profile_id, "--node", node, "--round", str(round_no)]
+        command += ["--parent-run-id", parent, "--json"]
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "FEDSPEC_HOME": str(self.home)},
+            start_new_session=True,
+        )
+        self.processes.append(proc)
+        return proc
+
+    def wait_for(self, round_no: int, predicate: Any, timeout: float = 120) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rnd = self.ledger().get_round(self.profile_id, round_no)
+            if predicate(rnd):
+                return rnd
+            time.sleep(0.2)
+        raise AssertionError(f"round {round_no} did not reach the expected state in {timeout} s")
+
+    def stop_all(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            if proc.stdout:
+                proc.stdout.close()
+            if proc.stderr:
+                proc.stderr.close()
+
+
+SCHEDULE = {"join_window_s": 90, "reveal_window_s": 30, "coordinator_window_s": 45}
+
+
+def build(home: Path, privacy: dict[str, Any] | None = None) -> RoundHome:
+    from flows import tracking
+    from flows.demo_setup import PROFILES, setup_consortium
+    from registry.tracking import ensure_experiment
+
+    settings = Settings.load(home, env={})
+    profile = replace(
+        next(p for p in PROFILES if p.id == PROFILE),
+        hyperparameters={
+            "hidden_sizes": [32],
+            "epochs": 2,
+            "learning_rate": 0.01,
+            "batch_size": 32,
+        },
+    )
+    if privacy is not None:
+        profile = replace(profile, privacy=privacy)
+    setup_consortium(settings, ORGS, [profile], nodes_per_org=1, schedule=SCHEDULE)
+    # Create MLflow's tables once, here: node processes must not race to migrate them.
+    tracking.configure(settings.mlflow_tracking_uri, settings.home / "mlflow" / "artifacts")
+    ensure_experiment(profile.id)
+    return RoundHome(home, settings, profile_id=profile.id)
+
+
+@pytest.fixture
+def round_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[RoundHome]:
+    monkeypatch.setenv("FEDSPEC_HOME", str(tmp_path / "home"))
+    for name in ("MLFLOW_TRACKING_URI", "FEDSPEC_LEDGER", "FEDSPEC_LEDGER_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    marker = request.node.get_closest_marker("privacy")
+    env = build(tmp_path / "home", privacy=marker.args[0] if marker else None)
+    try:
+        yield env
+    finally:
+        env.stop_all()
