@@ -6,15 +6,8 @@ tests keep apart by registering under their own profile ids (:func:`profile_for`
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +23,9 @@ from federated.datasets.split import split_rows
 from federated.exchange import encode_global_model, sha256_hex
 from federated.models import create_model
 from federated.types import GlobalModel
+from tests.processes import free_port, stop, venv_env, wait_http
+
+__all__ = ["free_port", "stop", "venv_env", "wait_http"]  # process helpers, shared
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,23 +121,6 @@ def store(store_dir: Path) -> registry.TrackingConfig:
     return registry.configure_embedded(store_dir)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def venv_env(**extra: str) -> dict[str, str]:
-    """Environment for a child process: this interpreter's bin first on PATH (``mlflow``
-    starts ``uvicorn`` by name), telemetry off."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    env.update(extra)
-    return env
-
-
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Any]:
     """Start a command in its own process group on 127.0.0.1; always stopped by its PID."""
@@ -164,39 +143,3 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
     for proc, log in started:
         stop(proc)
         log.close()
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group whose id is ``proc``'s PID (``start_new_session``: only our
-    child and the workers it forked), SIGKILL after 10 s."""
-    with contextlib.suppress(ProcessLookupError):  # already gone, workers included
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # workers may outlive the parent by a moment
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, *, timeout: float) -> None:
-    """Poll ``url`` until it answers 200; fail early if ``proc`` exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"{url} not ready after {timeout} s:\n{log.read_text()[-3000:]}")

@@ -1,0 +1,238 @@
+"""Real processes on 127.0.0.1 for integration tests: started in their own process group,
+always stopped by PID (SIGTERM, then SIGKILL after a bounded wait), descendants included.
+
+A process that starts its children in a session of their own (a Prefect worker starts each
+flow run so) escapes a group-wide signal; :class:`Processes` therefore marks everything it
+starts with an environment variable that children inherit, and on stopping also signals,
+by PID, every process that carries the mark (Linux ``/proc``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import pytest
+
+MARK = "FEDSPEC_TEST_PROCESSES"
+STOP_GRACE_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def venv_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process: this interpreter's bin first on PATH (``mlflow``
+    starts ``uvicorn`` by name), telemetry off."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env.update(extra)
+    return env
+
+
+def bin_path(name: str) -> str:
+    """A console script of this virtual environment (``prefect``, ``mlflow``)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited: only its parent's wait is missing
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living descendant of ``pid`` (from ``/proc``; empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    for p in _all_pids():
+        parent = _parent_of(p)
+        if parent is not None:
+            children.setdefault(parent, []).append(p)
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def marked(token: str) -> set[int]:
+    """PIDs of the processes whose environment carries ``MARK=token`` (ours only)."""
+    needle = f"{MARK}={token}".encode()
+    found = set()
+    for p in _all_pids():
+        if p == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{p}/environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.add(p)
+    return found
+
+
+def _signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _wait_gone(pids: set[int], timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    left = {p for p in pids if _alive(p)}
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = {p for p in left if _alive(p)}
+    return left
+
+
+def stop(proc: subprocess.Popen[bytes], extra: Iterable[int] = ()) -> None:
+    """SIGTERM the process group whose id is ``proc``'s PID (``start_new_session``: only our
+    child and what it forked) and the PIDs in ``extra``; SIGKILL what is left after
+    :data:`STOP_GRACE_S`."""
+    pids = {proc.pid, *extra}
+    with contextlib.suppress(ProcessLookupError):  # already gone, workers included
+        os.killpg(proc.pid, signal.SIGTERM)
+    _signal_all(pids, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        _signal_all([proc.pid], signal.SIGKILL)
+        proc.wait(timeout=STOP_GRACE_S)
+    left = _wait_gone(pids, STOP_GRACE_S)  # children may outlive the parent by a moment
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    _signal_all(left, signal.SIGKILL)
+    _wait_gone(left, STOP_GRACE_S)
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, *, timeout: float) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"{url} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+class Processes:
+    """Starts commands (each in its own session, output to a log file) and, on leaving the
+    ``with`` block — failure or not — stops every one of them and whatever they started."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.token = uuid.uuid4().hex
+        self.started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+        self.leftover: set[int] = set()  # marked processes still alive after stopping
+
+    def start(
+        self, args: list[str], env: Mapping[str, str], log_name: str, *, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = (self.logs / log_name).open("wb")
+        proc = subprocess.Popen(
+            args,
+            env={**env, MARK: self.token},
+            cwd=cwd or self.logs,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.started.append((proc, log))
+        return proc
+
+    def run(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        log_name: str,
+        *,
+        timeout: float,
+        cwd: Path | None = None,
+    ) -> str:
+        """Run a command to its end (bounded by ``timeout``); fail the test if it fails."""
+        proc = self.start(args, env, log_name, cwd=cwd)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{' '.join(args)} still running after {timeout} s:\n{self.log(log_name)}")
+        if code != 0:
+            pytest.fail(f"{' '.join(args)} exited with {code}:\n{self.log(log_name)}")
+        return (self.logs / log_name).read_text()
+
+    def log(self, log_name: str, tail: int = 3000) -> str:
+        path = self.logs / log_name
+        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
+
+    def stop_all(self) -> None:
+        # Whom each started, now, while parents still tell us who their children are.
+        tree = {proc.pid: descendants(proc.pid) for proc, _ in self.started}
+        for proc, log in reversed(self.started):  # workers before the servers they talk to
+            try:
+                stop(proc, tree[proc.pid])
+            finally:
+                log.close()
+        rest = marked(self.token)  # anything that slipped out of the tree (re-parented)
+        if rest:
+            _signal_all(rest, signal.SIGTERM)
+            left = _wait_gone(rest, STOP_GRACE_S)
+            _signal_all(left, signal.SIGKILL)
+            _wait_gone(left, STOP_GRACE_S)
+        self.leftover = {p for p in marked(self.token) if _alive(p)}
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_all()
