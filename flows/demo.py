@@ -129,7 +129,9 @@ def _report(
             record = None
             if summary["status"] == "closed":
                 record = reader.get_model(pid, summary["round"])
-                accuracy[pid] = from_fixed(record.metrics.get("accuracy", 0))
+                if record.alias == "champion" or pid not in accuracy:
+                    # The family is compared by its champions, the models a client is served.
+                    accuracy[pid] = from_fixed(record.metrics.get("accuracy", 0))
             rows.append(
                 (
                     summary["round"],
@@ -140,9 +142,11 @@ def _report(
                     else summary["status"],
                     blocks.get((pid, summary["round"]), ""),
                     summary["model"][:12] or (summary["failure"] or {}).get("code", ""),
+                    record.alias if record else "",
                 )
             )
-        table(pid, ["round", "participants", "coordinator", "accuracy", "block", "model"], rows)
+        columns = ["round", "participants", "coordinator", "accuracy", "block", "model", "alias"]
+        table(pid, columns, rows)
     balances = reader.balances()
     table("rewards per organization", ["organization", "tokens"], sorted(balances["orgs"].items()))
     comparison = family_vs_global(settings, profile_ids, accuracy)

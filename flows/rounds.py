@@ -183,7 +183,13 @@ def federated_round(
         "outcomes": outcomes,
         "seconds": time.perf_counter() - started,
         "parent_run_id": parent,
+        "alias": "",
+        "evaluation": {},
     }
+    if rnd.status == "closed":
+        model = ledger.get_model(profile_id, round_no)
+        summary["alias"] = model.alias
+        summary["evaluation"] = {k: from_fixed(v) for k, v in sorted(model.metrics.items())}
     tracking.end_round_run(parent, summary)
     _publish(summary)
     return summary
@@ -352,6 +358,14 @@ def _publish(summary: dict[str, Any]) -> None:
         description=f"{summary['profile']} round {summary['round']}: {summary['status']}, coordinator "
         f"{summary['coordinator']}, model {summary['model'][:12]}",
     )
+    if summary["evaluation"]:
+        # The coordinator's automated evaluation, as committed on the ledger.
+        create_table_artifact(
+            key=f"{summary['profile']}-round-{summary['round']}-evaluation".lower(),
+            table=[{"metric": k, "value": v} for k, v in summary["evaluation"].items()],
+            description=f"{summary['profile']} round {summary['round']}: held-out evaluation of "
+            f"model {summary['model'][:12]} ({summary['alias']})",
+        )
 
 
 @flow(name="federated-training", log_prints=True)

@@ -143,6 +143,19 @@ def stop(proc: subprocess.Popen[bytes], extra: Iterable[int] = ()) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     _signal_all(left, signal.SIGKILL)
     _wait_gone(left, STOP_GRACE_S)
+    _wait_group_gone(proc.pid, STOP_GRACE_S)
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Until no process is left in group ``pgid`` (killed members are reaped by init a
+    moment later), or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, *, timeout: float) -> None:

@@ -28,7 +28,7 @@ def _tags(run_id: str) -> dict[str, str]:
 def test_invalid_data_and_tampered_or_stale_updates_are_left_out_and_the_round_completes(
     round_home: RoundHome,
 ) -> None:
-    from registry import find_version, node_runs
+    from registry import champion, find_version, node_runs
     from registry.tracking import client
 
     round_no, parent = round_home.open_round()
@@ -70,6 +70,12 @@ def test_invalid_data_and_tampered_or_stale_updates_are_left_out_and_the_round_c
     assert _tags(parent)["fedspec.excluded"] == invalid
     version = find_version(round_home.profile_id, model.sha256)
     assert version is not None and version.tags["ledger_block"].isdigit()
+    # The first model of the profile is its champion, on the ledger and in the registry.
+    current = champion(round_home.profile_id)
+    assert model.alias == "champion" and current is not None and current.sha256 == model.sha256
+    assert float(version.tags["metric.accuracy"]) == pytest.approx(
+        model.metrics["accuracy"] / 1e6, abs=1e-6
+    )
     assert {o.status for n, o in outcomes.items() if n != invalid} == {"ok"}
 
 
