@@ -51,7 +51,7 @@ def main() -> None:
     from flows import timing
     from flows.demo import _start_prefect
     from flows.demo_setup import PROFILES, setup_consortium
-    from flows.rounds import federated_round
+    from flows.rounds import federated_round, local_api_settings
 
     settings = Settings.load(home, env={})
     profile = next(p for p in PROFILES if p.id == args.profile)
@@ -63,7 +63,7 @@ def main() -> None:
     header = ["round", "wall s", *timing.CATEGORIES, timing.ORCHESTRATION, "overhead"]
     print("  ".join(f"{h:>12}" for h in header))
     for _ in range(args.rounds):
-        with timing.recording() as spans:
+        with local_api_settings(), timing.recording() as spans:
             start = time.perf_counter()
             summary = federated_round(profile.id, "org1/admin", home=str(home))
             end = time.perf_counter()

@@ -12,6 +12,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,20 +125,26 @@ class Coordinator:
             failed_nodes.setdefault(node_id, FitFailure(node_id, code, text or code))
         evaluation = self.env.evaluation_data(dict(self.plan.characteristics))
         metrics = self._timed("evaluate", lambda: self._evaluate(model, evaluation))
-        tokens = self._timed(
-            "contribution",
-            lambda: self._contributions(
-                strategy,
-                rnd,
-                current,
-                included,
-                [r for r in reports if r.node_id in {i.node_id for i in included}],
-                evaluation,
-            ),
-        )
         data = encode_global_model(model)
         digest = sha256_hex(data)
-        registered = self._timed("register", lambda: self._register(rnd, data, metrics, evaluation))
+        # Registering the version (MLflow I/O) overlaps scoring contributions (CPU): neither
+        # needs the other, and the ledger commit below needs both.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="register") as pool:
+            registering = pool.submit(
+                self._timed, "register", lambda: self._register(rnd, data, metrics, evaluation)
+            )
+            tokens = self._timed(
+                "contribution",
+                lambda: self._contributions(
+                    strategy,
+                    rnd,
+                    current,
+                    included,
+                    [r for r in reports if r.node_id in {i.node_id for i in included}],
+                    evaluation,
+                ),
+            )
+            registered: ModelVersionInfo = registering.result()
         decision = self._decide(metrics)
         commitment = ModelCommitment(
             sha256=digest,
@@ -244,6 +251,17 @@ class Coordinator:
         failures: list[FitFailure] = []
         reports: list[Any] = []
         self._update_bytes: dict[str, bytes] = {}
+        fetched = _prefetch(
+            [
+                wanted
+                for r in records.values()
+                if r["validation"]["passed"] and r["uri"]
+                for wanted in (
+                    (r["uri"], r["sha256"]),
+                    (_summary_uri(r["uri"]), r["validation"]["summary_sha256"]),
+                )
+            ]
+        )
         for node in rnd.participants:
             record = records.get(node)
             if record is None:
@@ -260,7 +278,7 @@ class Coordinator:
                 )
                 continue
             try:
-                data = tracking.fetch_bytes(record["uri"], sha256=record["sha256"])
+                data = fetched(record["uri"], record["sha256"])
                 result, family = decode_update(data)
             except (ArtifactIntegrityError, ArtifactMissingError) as exc:
                 failures.append(FitFailure(node, exc.code, str(exc)))
@@ -285,9 +303,8 @@ class Coordinator:
             results.append(result)
             summary = None
             try:
-                summary_text = tracking.fetch_bytes(
-                    record["uri"].rsplit("/", 1)[0] + "/validation.json",
-                    sha256=record["validation"]["summary_sha256"],
+                summary_text = fetched(
+                    _summary_uri(record["uri"]), record["validation"]["summary_sha256"]
                 ).decode()
                 summary = ValidationSummary.from_canonical_json(summary_text)
             except (ArtifactIntegrityError, ArtifactMissingError, ValueError) as exc:
@@ -421,6 +438,38 @@ class Coordinator:
             "mlflow_run_id": self.run_id,
             "mlflow_node_runs": node_runs(self.run_id),
         }
+
+
+def _summary_uri(update_uri: str) -> str:
+    """The node's validation summary sits beside its update, in the same run."""
+    return update_uri.rsplit("/", 1)[0] + "/validation.json"
+
+
+def _prefetch(wanted: list[tuple[str, str]]) -> Callable[[str, str], bytes]:
+    """Fetch every ``(uri, sha256)`` at once (downloads overlap; each is still verified
+    against its hash), and return a lookup that gives the bytes or raises what the fetch
+    raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch(item: tuple[str, str]) -> bytes | Exception:
+        try:
+            data: bytes = tracking.fetch_bytes(item[0], sha256=item[1])
+            return data
+        except Exception as exc:  # re-raised by the lookup, in the caller's order
+            return exc
+
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fetch") as pool:
+        done = dict(zip(wanted, pool.map(fetch, wanted), strict=True)) if wanted else {}
+
+    def lookup(uri: str, sha256: str) -> bytes:
+        value = done.get((uri, sha256))
+        if value is None:
+            value = fetch((uri, sha256))
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    return lookup
 
 
 def _staleness(result: FitResult, rnd: Round) -> str:

@@ -9,6 +9,7 @@ on everyone's data, and ``ledger verify``.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -30,6 +31,9 @@ def _environment(home: Path) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's INFO lines (table creation, input-example validation) would break the live view.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     os.environ["FEDSPEC_HOME"] = str(home)
 
 
@@ -65,15 +69,13 @@ def run_demo(home: Path, *, rounds: int = ROUNDS, fresh: bool = True) -> dict[st
 
     report = _report(settings, profiles["ids"], results)
     console.print(f"\ndone in {time.perf_counter() - started:.0f} s. Look around:")
-    console.print(f"  fedspec --home {home} ledger blocks | events | verify", highlight=False)
-    console.print(
-        f"  mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --host 127.0.0.1 --port 5000",
-        highlight=False,
-    )
-    console.print(
-        f"  PREFECT_HOME={home / 'prefect'} prefect server start --host 127.0.0.1 --port 4200",
-        highlight=False,
-    )
+    # Commands to copy: never wrapped, never highlighted.
+    for command in (
+        f"fedspec --home {home} ledger blocks | events | verify",
+        f"mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --host 127.0.0.1 --port 5000",
+        f"PREFECT_HOME={home / 'prefect'} prefect server start --host 127.0.0.1 --port 4200",
+    ):
+        console.print(f"  {command}", highlight=False, soft_wrap=True, markup=False)
     return report
 
 
@@ -97,12 +99,13 @@ def _train(
     settings: Settings, profile_ids: list[str], rounds: int
 ) -> dict[str, list[dict[str, Any]]]:
     """Every profile's training flow at once (each its own thread, as separate deployments would)."""
-    from flows.rounds import federated_training
+    from flows.rounds import federated_training, local_api_settings
 
     def train(profile_id: str) -> list[dict[str, Any]]:
-        return federated_training(
-            profile_id, rounds=rounds, opener="org1/admin", home=str(settings.home)
-        )
+        with local_api_settings():  # per thread: Prefect's settings live in a context var
+            return federated_training(
+                profile_id, rounds=rounds, opener="org1/admin", home=str(settings.home)
+            )
 
     with ThreadPoolExecutor(max_workers=len(profile_ids), thread_name_prefix="profile") as pool:
         futures = {pid: pool.submit(train, pid) for pid in profile_ids}

@@ -10,7 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped or logged output (CI, `make demo | tee`) gets 120 columns, not rich's 80, so tables
+# of hashes and node ids stay readable.
+console = Console(width=None if sys.stdout.isatty() else 120)
 errors = Console(stderr=True)
 
 

@@ -41,13 +41,18 @@ def run(
         raise typer.BadParameter("must be 'local' or 'deployments'", param_hint="--dispatch")
     state: State = ctx.obj
     _quiet_prefect(state)
-    from flows.rounds import federated_training
+    from flows.rounds import federated_training, local_api_settings
 
     opener = as_identity or state.default_admin()
     state.settings.ledger  # noqa: B018 — a broken home fails here, before Prefect starts
-    summaries = federated_training(
-        profile_id, rounds=rounds, opener=opener, home=str(state.settings.home), dispatch=dispatch
-    )
+    with local_api_settings():
+        summaries = federated_training(
+            profile_id,
+            rounds=rounds,
+            opener=opener,
+            home=str(state.settings.home),
+            dispatch=dispatch,
+        )
     if json_out:
         emit_json(summaries)
         return
