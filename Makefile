@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python -m benchmarks.ledger
 	$(BIN)/python -m benchmarks.aggregation
 	$(BIN)/python -m benchmarks.convergence
+	$(BIN)/python -m benchmarks.round_time
 
 # Regenerate the lock after changing a pin in pyproject.toml.
 lock:
