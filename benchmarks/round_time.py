@@ -49,7 +49,7 @@ def main() -> None:
     )
     from fedspec.config import Settings
     from flows import timing
-    from flows.demo import _start_prefect
+    from flows.demo import start_local_api
     from flows.demo_setup import PROFILES, setup_consortium
     from flows.rounds import federated_round, local_api_settings
 
@@ -58,7 +58,7 @@ def main() -> None:
     hyperparameters = {**profile.hyperparameters, "epochs": args.epochs}
     profile = replace(profile, hyperparameters=hyperparameters)
     setup_consortium(settings, ORGS, [profile], nodes_per_org=1)
-    _start_prefect()
+    start_local_api()
     print(f"{profile.id}: {profile.family} {hyperparameters}, {len(ORGS)} nodes, home {home}")
     header = ["round", "wall s", *timing.CATEGORIES, timing.ORCHESTRATION, "overhead"]
     print("  ".join(f"{h:>12}" for h in header))

@@ -23,6 +23,24 @@ PROFILES = {
 }
 
 
+def print_verification(settings: Settings) -> bool:
+    """Close this process's ledger services, run ``ledger verify`` and print its verdict."""
+    from ledger_client import close_services
+    from ledger_client.embedded.verify import verify_ledger
+
+    close_services()
+    report = verify_ledger(settings.ledger.ledger_path)
+    status = (
+        "[green]passed[/]"
+        if report.ok
+        else f"[red]FAILED[/] at block {report.first_bad_block}: {report.problem}"
+    )
+    console.print(
+        f"ledger verify {status}: {report.blocks} blocks, {report.transactions} transactions"
+    )
+    return report.ok
+
+
 def _profile(profile_id: str, characteristics: dict[str, str]) -> dict[str, object]:
     return {
         "id": profile_id,
@@ -48,8 +66,7 @@ def _profile(profile_id: str, characteristics: dict[str, str]) -> dict[str, obje
 def run_ledger_demo(home: Path, *, fresh: bool = True, rounds: int = 2) -> dict[str, object]:
     from fedspec.bootstrap import init_ledger
     from fedspec.consortium import init_consortium
-    from ledger_client import ModelCommitment, UpdateCommitment, close_services, open_ledger
-    from ledger_client.embedded.verify import verify_ledger
+    from ledger_client import ModelCommitment, UpdateCommitment, open_ledger
     from ledger_client.records import new_seed_secret
 
     started = time.perf_counter()
@@ -142,18 +159,9 @@ def run_ledger_demo(home: Path, *, fresh: bool = True, rounds: int = 2) -> dict[
         f"privacy budget of org1/node0 on digits-8x8: spent ε={budget['spent']['epsilon']}, "
         f"left ε={budget['remaining']['epsilon']}"
     )
-    close_services()
-    report = verify_ledger(settings.ledger.ledger_path)
-    status = (
-        "[green]passed[/]"
-        if report.ok
-        else f"[red]FAILED[/] at block {report.first_bad_block}: {report.problem}"
-    )
-    console.print(
-        f"ledger verify {status}: {report.blocks} blocks, {report.transactions} transactions"
-    )
+    verified = print_verification(settings)
     console.print(
         f"done in {time.perf_counter() - started:.1f} s; inspect with "
         f"`fedspec --home {home} ledger blocks` or `... ledger events`"
     )
-    return {"rounds": rows, "balances": balances, "verified": report.ok}
+    return {"rounds": rows, "balances": balances, "verified": verified}

@@ -55,7 +55,7 @@ def run_demo(home: Path, *, rounds: int = ROUNDS, fresh: bool = True) -> dict[st
     )
 
     with console.status("Prefect's local API…"):
-        _start_prefect()
+        start_local_api()
 
     from flows.progress import LedgerProgress
 
@@ -79,7 +79,7 @@ def run_demo(home: Path, *, rounds: int = ROUNDS, fresh: bool = True) -> dict[st
     return report
 
 
-def _start_prefect() -> None:
+def start_local_api() -> None:
     """Start Prefect's temporary local API once, here: the profiles' flows start together in
     threads, and Prefect's lazy start of it is not thread-safe (concurrent migrations)."""
     from prefect.client.orchestration import get_client
@@ -115,9 +115,9 @@ def _train(
 def _report(
     settings: Settings, profile_ids: list[str], results: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
+    from fedspec.demo_ledger import print_verification
     from flows.compare import family_vs_global
-    from ledger_client import close_services, from_fixed, open_ledger
-    from ledger_client.embedded.verify import verify_ledger
+    from ledger_client import from_fixed, open_ledger
 
     reader = open_ledger(settings.ledger, "org1/admin")
     blocks = {
@@ -158,19 +158,10 @@ def _report(
         ["profile", "specialized", "global", "difference"],
         [(p, f"{f:.3f}", f"{g:.3f}", f"{f - g:+.3f}") for p, (f, g) in comparison.items()],
     )
-    close_services()
-    verified = verify_ledger(settings.ledger.ledger_path)
-    status = (
-        "[green]passed[/]"
-        if verified.ok
-        else f"[red]FAILED[/] at block {verified.first_bad_block}: {verified.problem}"
-    )
-    console.print(
-        f"ledger verify {status}: {verified.blocks} blocks, {verified.transactions} transactions"
-    )
+    verified = print_verification(settings)
     return {
         "results": results,
         "balances": balances,
         "comparison": comparison,
-        "verified": verified.ok,
+        "verified": verified,
     }

@@ -10,10 +10,6 @@ from federated.plan import TrainingPlan
 from federated.types import GlobalModel, ModelAdapter, NDArray
 
 
-def prepare(plan: TrainingPlan, X: Any) -> NDArray:
-    return plan.prepare(X)
-
-
 def adapter_for(plan: TrainingPlan, model: GlobalModel) -> ModelAdapter:
     """An adapter of the profile's family holding ``model``'s weights or trees."""
     if isinstance(model.parameters, bytes):
@@ -35,10 +31,10 @@ class ProfileModel:
         return cls(plan, adapter_for(plan, model))
 
     def predict(self, X: Any) -> NDArray:
-        return self.adapter.predict(prepare(self.plan, X))
+        return self.adapter.predict(self.plan.prepare(X))
 
     def predict_proba(self, X: Any) -> NDArray:
-        return self.adapter.predict_proba(prepare(self.plan, X))
+        return self.adapter.predict_proba(self.plan.prepare(X))
 
     def evaluate(self, X: Any, y: NDArray) -> dict[str, float]:
-        return self.adapter.evaluate(prepare(self.plan, X), y)
+        return self.adapter.evaluate(self.plan.prepare(X), y)

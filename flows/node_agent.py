@@ -93,6 +93,7 @@ class NodeAgent:
         self.faults = faults or Faults()
         self.progress = on_progress or (lambda _: None)
         self.outcome = NodeOutcome(env.node, profile_id, round_no)
+        self._budget: dict[str, Any] = {}  # the ledger's budget record, read before training
         self.run_id = ""  # the node's MLflow child run, once it has one
 
     # ------------------------------------------------------------------ the protocol
@@ -355,11 +356,9 @@ class NodeAgent:
         _check_ledger_budget(self._budget, self.plan)
 
     def _fit(self, rnd: Round, X: Any, y: Any) -> tuple[FitResult, Any]:
-        from flows.models import prepare
-
         with timing.span("mlflow"):
             global_model = self._global_model(rnd)
-        X = prepare(self.plan, X)  # validation saw raw rows; models see the profile's scaling
+        X = self.plan.prepare(X)  # validation saw raw rows; models see the profile's scaling
         wall, cpu = time.perf_counter(), time.thread_time()
         with timing.span("training"):
             result, spend = self._fit_scaled(global_model, X, y)
@@ -394,7 +393,7 @@ class NodeAgent:
 
         spent: list[PrivacySpend] = []
         if self.plan.privacy is not None:
-            budget = self.ledger.budget(self.env.node, self.profile_id)
+            budget = self._budget  # read by _check_budget, before the data was
             # The local accountant composes this (the ledger's total) with the round's spend.
             spent = [
                 PrivacySpend(float(budget["spent"]["epsilon"]), float(budget["spent"]["delta"]))
@@ -424,7 +423,8 @@ class NodeAgent:
             rnd = self._round()
             if rnd.status == "closed":
                 self.outcome.model_sha256 = rnd.raw.get("model", "")
-                self._evaluate_locally(rnd)
+                with timing.span("evaluation"):
+                    self._evaluate_locally()
                 return
             if rnd.status == "failed":
                 raise RoundAborted(f"round failed: {rnd.failure}")
@@ -450,12 +450,8 @@ class NodeAgent:
                 continue
             time.sleep(self._until(rnd.coordinator_deadline + 1))
 
-    def _evaluate_locally(self, rnd: Round) -> None:
+    def _evaluate_locally(self) -> None:
         """The round's model on this node's own validation split (stays in its MLflow run)."""
-        with timing.span("evaluation"):
-            self._evaluate_local_split()
-
-    def _evaluate_local_split(self) -> None:
         if self.outcome.status != "ok" or not self.outcome.model_sha256:
             return
         try:
@@ -469,7 +465,7 @@ class NodeAgent:
 
             metrics = ProfileModel.of(self.plan, model).evaluate(data.valid.X, data.valid.y)
             self.outcome.metrics.update({f"local_valid_{k}": float(v) for k, v in metrics.items()})
-            tracking.log_node_evaluation(self.parent_run_id, self.run_id, metrics)
+            tracking.log_node_evaluation(self.run_id, metrics)
         except FederatedError as exc:  # evaluation is a report, never a reason to fail the node
             log.warning("%s: local evaluation failed: %s", self.env.node, exc)
 

@@ -73,11 +73,8 @@ def start_node_run(parent_run_id: str | None, profile_id: str, round_no: int, no
 
 
 @_mlflow
-def log_node_evaluation(
-    parent_run_id: str | None, node_run_id: str, metrics: Mapping[str, float]
-) -> None:
+def log_node_evaluation(node_run_id: str, metrics: Mapping[str, float]) -> None:
     """The round's model on the node's own validation split, in the node's run."""
-    del parent_run_id  # the child run already names its parent
     log_metrics(node_run_id, {f"local_valid_{k}": float(v) for k, v in metrics.items()})
 
 

@@ -75,6 +75,10 @@ def test_consortium_init_refuses_to_overwrite(home: Path) -> None:
         (["consortium", "init"], "--orgs"),
         (["ledger", "nosuch"], "No such command"),
         (["ledger", "verify", "--jobs", "zero"], "--jobs"),
+        (["round", "run", "digits-8x8", "--dispatch", "ssh"], "--dispatch"),
+        (["round", "run", "no-such-profile"], "no-such-profile"),
+        (["round", "node", "no-such-profile", "--node", "org1/node0"], "no-such-profile"),
+        (["round", "run", "digits-8x8", "--rounds", "0"], "--rounds"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(home: Path, args: list[str], fragment: str) -> None:

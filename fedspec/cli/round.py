@@ -42,9 +42,13 @@ def run(
     state: State = ctx.obj
     _quiet_prefect(state)
     from flows.rounds import federated_training, local_api_settings
+    from ledger_client import open_ledger
 
     opener = as_identity or state.default_admin()
-    state.settings.ledger  # noqa: B018 — a broken home fails here, before Prefect starts
+    # An unknown or inactive profile is refused here, in one line, before Prefect starts.
+    profile = open_ledger(state.settings.ledger, opener).get_profile(profile_id)
+    if profile.status != "active":
+        raise typer.BadParameter(f"profile {profile_id} is {profile.status}, not active")
     with local_api_settings():
         summaries = federated_training(
             profile_id,
