@@ -18,7 +18,10 @@ def main() -> int:
     if not cc_id or not address:
         print("fedspec chaincode: set CHAINCODE_ID and CHAINCODE_SERVER_ADDRESS", file=sys.stderr)
         return 2
+    from chaincode import shim_fixes
     from chaincode.fabric_contract import new_chaincode
+
+    shim_fixes.apply()
 
     # The shim turns the root logger up to DEBUG on import; a server logs at INFO.
     logging.getLogger().setLevel(os.environ.get("CHAINCODE_LOG_LEVEL", "INFO"))

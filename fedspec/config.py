@@ -8,7 +8,8 @@ Sources, later ones winning: built-in defaults (everything embedded under ``.fed
 ``FEDSPEC_LEDGER``        ``embedded`` (default) or ``fabric``
 ``FEDSPEC_LEDGER_PATH``   embedded ledger file (default ``<home>/ledger.sqlite``)
 ``FEDSPEC_CONSORTIUM``    consortium folder (default ``<home>/consortium``)
-``FEDSPEC_FABRIC_PEERS``  ``org1=127.0.0.1:7051,org2=…`` Gateway endpoints
+``FEDSPEC_FABRIC_PEERS``  ``org1=127.0.0.1:7051,org2=…`` Gateway endpoints (default: those
+                          of ``fedspec network up`` in ``<home>/network``)
 ``MLFLOW_TRACKING_URI``   MLflow server (default SQLite in ``<home>/mlflow``)
 ``PREFECT_API_URL``       Prefect server (default: Prefect's local API)
 ======================== =====================================================
@@ -16,6 +17,7 @@ Sources, later ones winning: built-in defaults (everything embedded under ``.fed
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -53,6 +55,9 @@ class Settings:
             raise SettingsError(f"ledger backend {backend!r} is not one of {', '.join(BACKENDS)}")
         peers_text = env.get("FEDSPEC_FABRIC_PEERS")
         peers = _parse_peers(peers_text) if peers_text else dict(ledger_doc.get("fabric_peers", {}))
+        if backend == "fabric" and not peers:
+            # `fedspec network up` records its peers' endpoints in the home's network folder.
+            peers = _network_peers(root / "network" / "network.json")
         ledger = LedgerConfig(
             backend=backend,
             ledger_path=Path(
@@ -83,6 +88,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"cannot read {path}: {exc}") from exc
+
+
+def _network_peers(path: Path) -> dict[str, str]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return (
+        {str(k): str(v) for k, v in doc.get("peers", {}).items()}
+        if doc.get("status") == "ready"
+        else {}
+    )
 
 
 def _parse_peers(text: str) -> dict[str, str]:

@@ -357,7 +357,13 @@ def _endorse_error(exc: GatewayServiceError, tx_id: str, name: str) -> EndorseEr
         return EndorseError(
             f"{name}: {typed.message}", transaction_id=tx_id, code=typed.code, **typed.details
         )
-    return EndorseError(f"{name}: {exc.message}", transaction_id=tx_id, code=exc.code)
+    # Fabric's Gateway says "see attached details": the per-peer reasons belong in the message.
+    peers = "; ".join(f"{d.msp_id or d.address}: {d.message}" for d in exc.details)
+    return EndorseError(
+        f"{name}: {exc.message}" + (f" ({peers})" if peers else ""),
+        transaction_id=tx_id,
+        code=exc.code,
+    )
 
 
 def _response_error(response: object, tx_id: str, name: str) -> EndorseError:

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older Typer on upstream click
 
 from fedspec.cli import consortium as consortium_cmd
 from fedspec.cli import ledger as ledger_cmd
+from fedspec.cli import network as network_cmd
 from fedspec.cli import profile as profile_cmd
 from fedspec.cli import round as round_cmd
 from fedspec.cli.context import State
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(consortium_cmd.app, name="consortium")
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(network_cmd.app, name="network")
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(round_cmd.app, name="round")
 

@@ -39,6 +39,7 @@ def init(
     if json_out:
         emit_json(
             {
+                "backend": state.settings.ledger.backend,
                 "ledger": str(state.settings.ledger.ledger_path),
                 "orgs": result.orgs,
                 "nodes": result.nodes,
@@ -46,8 +47,10 @@ def init(
             }
         )
         return
+    cfg = state.settings.ledger
+    where = f"channel {cfg.channel} on Fabric" if cfg.backend == "fabric" else str(cfg.ledger_path)
     console.print(
-        f"ledger [bold]{state.settings.ledger.ledger_path}[/] created with {len(result.orgs)} "
+        f"ledger [bold]{where}[/] initialized with {len(result.orgs)} "
         f"organizations and {len(result.nodes)} registered nodes ({result.height} blocks)"
     )
 

@@ -7,7 +7,7 @@ against the embedded ledger now and against a Fabric network (issue "real Fabric
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,32 @@ def consortium(consortium_dir: Path) -> Consortium:
 
 
 class LedgerEnv:
-    def __init__(self, consortium: Consortium, service: Any, ledger_path: Path | None) -> None:
+    """``services`` maps an organization to the Gateway its members use (on Fabric, its own
+    peer); ``channel`` is the ledger (on Fabric, a channel of its own per test)."""
+
+    def __init__(
+        self,
+        consortium: Consortium,
+        services: Mapping[str, Any],
+        ledger_path: Path | None,
+        channel: str = "fedspec",
+    ) -> None:
         self.consortium = consortium
-        self.service = service
+        self.services = services
         self.ledger_path = ledger_path
+        self.channel = channel
         self._facades: dict[str, FedspecLedger] = {}
+
+    @property
+    def service(self) -> Any:
+        return self.services["org1"]
 
     def ledger(self, ref: str) -> FedspecLedger:
         if ref not in self._facades:
             msp = self.consortium.identity(ref)
-            gateway = connect(self.service, msp.identity, msp.signer)
+            gateway = connect(self.services[msp.identity.msp_id], msp.identity, msp.signer)
             self._facades[ref] = FedspecLedger(
-                gateway.get_network("fedspec").get_contract("fedspec")
+                gateway.get_network(self.channel).get_contract("fedspec")
             )
         return self._facades[ref]
 
@@ -97,14 +111,32 @@ def profile_spec(profile_id: str = "digits-8x8", **overrides: Any) -> dict[str, 
     return spec
 
 
-@pytest.fixture(params=["embedded"])
+@pytest.fixture(params=["embedded", pytest.param("fabric", marks=pytest.mark.fabric)])
 def env(
     request: pytest.FixtureRequest, consortium: Consortium, tmp_path: Path
 ) -> Iterator[LedgerEnv]:
     if request.param == "embedded":
         path = create_ledger(tmp_path / "ledger.sqlite", consortium)
         service = EmbeddedLedger(path, consortium, synchronous="NORMAL")
-        yield LedgerEnv(consortium, service, path)
+        yield LedgerEnv(consortium, dict.fromkeys(ORGS, service), path)
+        service.close()
+        return
+    from ledger_client.fabric import FabricGatewayService
+    from tests.fabric_support import new_channel
+
+    layout = request.getfixturevalue("fabric_network")
+    channel = new_channel(layout)
+    peers = {
+        p.org: (p.address, consortium.tls_ca_cert(consortium.org(p.org))) for p in layout.peers
+    }
+    services = {
+        org: FabricGatewayService(
+            address, cert, org=org, other_peers={o: v for o, v in peers.items() if o != org}
+        )
+        for org, (address, cert) in peers.items()
+    }
+    yield LedgerEnv(consortium, services, None, channel)
+    for service in services.values():
         service.close()
 
 

@@ -137,7 +137,7 @@ def _sleep_until(deadline: int) -> None:
 
 def test_a_node_that_withholds_its_reveal_is_excluded_and_penalized(env: LedgerEnv) -> None:
     env.bootstrap()
-    env.active_profile(schedule={"join_window_s": 1, "reveal_window_s": 5})
+    env.active_profile(schedule={"join_window_s": 3, "reveal_window_s": 5})
     rnd = env.ledger("org1/node0").open_round("digits-8x8")  # no volunteers: the window decides
     secrets = {ref: new_seed_secret() for ref in NODES}
     for ref, (_, commitment) in secrets.items():
@@ -157,7 +157,7 @@ def test_a_node_that_withholds_its_reveal_is_excluded_and_penalized(env: LedgerE
 
 def test_too_few_reveals_fail_the_round_cleanly_and_a_new_round_can_open(env: LedgerEnv) -> None:
     env.bootstrap()
-    env.active_profile(schedule={"join_window_s": 1, "reveal_window_s": 1}, min_nodes=3)
+    env.active_profile(schedule={"join_window_s": 3, "reveal_window_s": 2}, min_nodes=3)
     rnd = env.ledger("org1/node0").open_round("digits-8x8")
     n = rnd.number
     _secret, commitment = new_seed_secret()
@@ -272,7 +272,7 @@ def test_events_resume_from_a_checkpoint(env: LedgerEnv, tmp_path) -> None:  # t
     checkpoint = FileCheckpoint(tmp_path / "checkpoint.json")
     seen = []
     for event in network.get_chaincode_events(
-        "fedspec", start_block=0, checkpoint=checkpoint, timeout=0.2
+        "fedspec", start_block=0, checkpoint=checkpoint, timeout=2.0
     ):
         seen.append(event)
         if len(seen) == 3:
@@ -282,7 +282,7 @@ def test_events_resume_from_a_checkpoint(env: LedgerEnv, tmp_path) -> None:  # t
     env.active_profile("late")
     resumed = FileCheckpoint(tmp_path / "checkpoint.json")  # a new listener, same file
     rest = [
-        e.name for e in network.get_chaincode_events("fedspec", checkpoint=resumed, timeout=0.2)
+        e.name for e in network.get_chaincode_events("fedspec", checkpoint=resumed, timeout=2.0)
     ]
     assert rest[: len(NODES) * 2 - 3] == ["NodeRegistered"] * (len(NODES) * 2 - 3)
     assert rest[-3:] == ["ProfileProposed", "ProfileVoted", "ProfileActivated"]

@@ -1,0 +1,25 @@
+"""A Hyperledger Fabric network of native processes on 127.0.0.1, for fedspec's ledger.
+
+``fedspec network up`` builds it from the consortium's MSP folders (the same identities sign
+on the embedded ledger and on Fabric): three raft orderers, one peer per organization, the
+``fedspec`` channel, the chaincode as a service (one chaincode server per organization, as
+each member would run its own). ``down`` stops exactly the processes ``up`` started.
+"""
+
+from fabric_network.control import (
+    NetworkError,
+    NetworkStatus,
+    network_down,
+    network_status,
+    network_up,
+)
+from fabric_network.layout import NetworkLayout
+
+__all__ = [
+    "NetworkError",
+    "NetworkLayout",
+    "NetworkStatus",
+    "network_down",
+    "network_status",
+    "network_up",
+]

@@ -1,0 +1,197 @@
+"""The channel and the chaincode's lifecycle, through Fabric's own tools (``peer``,
+``osnadmin``, ``configtxgen``): what an operator would type, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from fabric_network.configs import PROFILE, admin_env, endorsement_policy
+from fabric_network.layout import NetworkLayout
+
+CHAINCODE_VERSION = "1.0"
+SEQUENCE = "1"
+
+
+class ToolError(RuntimeError):
+    """A Fabric tool exited non-zero; the message carries its last meaningful line."""
+
+
+# A channel just joined elects its raft leader within a few ticks; ordering before that is
+# refused with these, and simply retried.
+TRANSIENT = ("no Raft leader", "SERVICE_UNAVAILABLE")
+TRANSIENT_WAIT_S = 30.0
+
+
+def run_tool(argv: list[str], env: Mapping[str, str], *, timeout: float = 120) -> str:
+    deadline = time.monotonic() + TRANSIENT_WAIT_S
+    while True:
+        try:
+            return _run_once(argv, env, timeout)
+        except ToolError as exc:
+            if time.monotonic() > deadline or not any(t in str(exc) for t in TRANSIENT):
+                raise
+            time.sleep(0.5)
+
+
+def _run_once(argv: list[str], env: Mapping[str, str], timeout: float) -> str:
+    try:
+        done = subprocess.run(
+            argv,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ToolError(f"`{Path(argv[0]).name} {' '.join(argv[1:3])}` timed out") from exc
+    if done.returncode != 0:
+        lines = [ln for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
+        raise ToolError(
+            f"`{Path(argv[0]).name} {' '.join(argv[1:3])}` failed: {lines[-1] if lines else done.returncode}"
+        )
+    return done.stdout + done.stderr
+
+
+def genesis_block(layout: NetworkLayout, bin_dir: Path, config_dir: Path) -> None:
+    run_tool(
+        [
+            str(bin_dir / "configtxgen"),
+            "-profile",
+            PROFILE,
+            "-channelID",
+            layout.channel,
+            "-outputBlock",
+            str(layout.genesis_block),
+            "-configPath",
+            str(config_dir),
+        ],
+        {},
+    )
+
+
+def orderer_join(layout: NetworkLayout, bin_dir: Path, name: str) -> None:
+    o = next(x for x in layout.orderers if x.name == name)
+    admin = layout.admin_dir(layout.orderer_org) / "tls"
+    run_tool(
+        [
+            str(bin_dir / "osnadmin"),
+            "channel",
+            "join",
+            "--channelID",
+            layout.channel,
+            "--config-block",
+            str(layout.genesis_block),
+            "-o",
+            f"127.0.0.1:{o.admin_port}",
+            "--ca-file",
+            str(layout.tls_ca(layout.orderer_org)),
+            "--client-cert",
+            str(admin / "client.crt"),
+            "--client-key",
+            str(admin / "client.key"),
+        ],
+        {},
+    )
+
+
+def peer_join(layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str) -> None:
+    run_tool(
+        [str(bin_dir / "peer"), "channel", "join", "-b", str(layout.genesis_block)],
+        admin_env(layout, org, config_dir),
+    )
+
+
+def package(layout: NetworkLayout, org: str, directory: Path) -> tuple[Path, str]:
+    """A chaincode-as-a-service package pointing at ``org``'s chaincode server; its id."""
+    label = f"{layout.chaincode}_{CHAINCODE_VERSION}"
+    connection = json.dumps(
+        {
+            "address": layout.peer(org).chaincode_address,
+            "dial_timeout": "10s",
+            "tls_required": False,
+        }
+    ).encode()
+    code = _tar({"connection.json": connection})
+    metadata = json.dumps({"type": "ccaas", "label": label}).encode()
+    data = _tar({"metadata.json": metadata, "code.tar.gz": code})
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{org}.tar.gz"
+    path.write_bytes(data)
+    # The peer names an installed package label:sha256(package file).
+    return path, f"{label}:{hashlib.sha256(data).hexdigest()}"
+
+
+def _tar(files: Mapping[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def install(layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str, pkg: Path) -> None:
+    run_tool(
+        [str(bin_dir / "peer"), "lifecycle", "chaincode", "install", str(pkg)],
+        admin_env(layout, org, config_dir),
+    )
+
+
+def _definition(layout: NetworkLayout) -> list[str]:
+    orderer = layout.orderers[0]
+    return [
+        "-o",
+        orderer.address,
+        "--tls",
+        "--cafile",
+        str(layout.tls_ca(layout.orderer_org)),
+        "--channelID",
+        layout.channel,
+        "--name",
+        layout.chaincode,
+        "--version",
+        CHAINCODE_VERSION,
+        "--sequence",
+        SEQUENCE,
+        "--signature-policy",
+        endorsement_policy(layout),
+    ]
+
+
+def approve(
+    layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str, package_id: str
+) -> None:
+    run_tool(
+        [
+            str(bin_dir / "peer"),
+            "lifecycle",
+            "chaincode",
+            "approveformyorg",
+            *_definition(layout),
+            "--package-id",
+            package_id,
+        ],
+        admin_env(layout, org, config_dir),
+    )
+
+
+def commit(layout: NetworkLayout, bin_dir: Path, config_dir: Path) -> None:
+    targets: list[str] = []
+    for p in layout.peers:
+        targets += ["--peerAddresses", p.address, "--tlsRootCertFiles", str(layout.tls_ca(p.org))]
+    run_tool(
+        [str(bin_dir / "peer"), "lifecycle", "chaincode", "commit", *_definition(layout), *targets],
+        admin_env(layout, layout.orgs[0], config_dir),
+    )
