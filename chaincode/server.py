@@ -23,8 +23,8 @@ def main() -> int:
 
     shim_fixes.apply()
 
-    # The shim turns the root logger up to DEBUG on import; a server logs at INFO.
-    logging.getLogger().setLevel(os.environ.get("CHAINCODE_LOG_LEVEL", "INFO"))
+    # The shim turns the root logger up to DEBUG on import; a server logs warnings and errors.
+    logging.getLogger().setLevel(os.environ.get("CHAINCODE_LOG_LEVEL", "WARNING"))
     chaincode = new_chaincode()
     chaincode.start(
         cc_id=cc_id,

@@ -228,9 +228,32 @@ def _create(layout: NetworkLayout, bins: Path, progress: Progress) -> None:
     _wait_all(layout)
 
 
-def _start_orderers(layout: NetworkLayout, bins: Path) -> None:
+def start_process(layout: NetworkLayout, name: str) -> None:
+    """Start one stopped process of a ready network again (``orderer1``, ``peer0.org2``,
+    ``chaincode.org3``): it catches up from the others through Fabric's own protocols."""
+    state = _read_state(layout)
+    if state.get("status") != "ready":
+        raise NetworkError(f"no network in {layout.run_dir}: run `fedspec network up`")
+    pid = processes.recorded(layout.run_dir).get(name)
+    if pid is not None and processes.alive(pid):
+        return
+    bins = binaries()
+    if name.startswith("orderer"):
+        _start_orderers(layout, bins, only=name)
+    elif name.startswith("peer0."):
+        _start_peers(layout, bins, only=name.removeprefix("peer0."))
+    elif name.startswith("chaincode."):
+        org = name.removeprefix("chaincode.")
+        _start_chaincode(layout, {org: state["package_ids"][org]}, only=org)
+    else:
+        raise NetworkError(f"no process {name!r} in this network")
+
+
+def _start_orderers(layout: NetworkLayout, bins: Path, only: str = "") -> None:
     config = layout.run_dir / "config"
     for o in layout.orderers:
+        if only and o.name != only:
+            continue
         pid = processes.start(
             layout.run_dir,
             o.name,
@@ -246,9 +269,11 @@ def _start_orderers(layout: NetworkLayout, bins: Path) -> None:
         )
 
 
-def _start_peers(layout: NetworkLayout, bins: Path) -> None:
+def _start_peers(layout: NetworkLayout, bins: Path, only: str = "") -> None:
     config = layout.run_dir / "config"
     for p in layout.peers:
+        if only and p.org != only:
+            continue
         name = f"peer0.{p.org}"
         pid = processes.start(
             layout.run_dir,
@@ -258,15 +283,22 @@ def _start_peers(layout: NetworkLayout, bins: Path) -> None:
         )
         processes.wait_for(
             name,
-            functools.partial(processes.healthy, p.operations_port),
+            functools.partial(_peer_ready, p.operations_port, p.port),
             timeout=START_TIMEOUT_S,
             pid=pid,
             log=layout.logs / f"{name}.log",
         )
 
 
-def _start_chaincode(layout: NetworkLayout, package_ids: dict[str, str]) -> None:
+def _peer_ready(operations_port: int, port: int) -> bool:
+    # /healthz answers before the peer's own gRPC port is open: wait for both.
+    return processes.healthy(operations_port) and processes.port_in_use(port)
+
+
+def _start_chaincode(layout: NetworkLayout, package_ids: dict[str, str], only: str = "") -> None:
     for p in layout.peers:
+        if only and p.org != only:
+            continue
         name = f"chaincode.{p.org}"
         pid = processes.start(
             layout.run_dir,

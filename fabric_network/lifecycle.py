@@ -195,3 +195,59 @@ def commit(layout: NetworkLayout, bin_dir: Path, config_dir: Path) -> None:
         [str(bin_dir / "peer"), "lifecycle", "chaincode", "commit", *_definition(layout), *targets],
         admin_env(layout, layout.orgs[0], config_dir),
     )
+
+
+def chaincode_query(
+    layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str, function: str, *args: str
+) -> str:
+    """``peer chaincode query`` as ``org``'s admin against its own peer: what an operator
+    sees without fedspec's client."""
+    call = json.dumps({"function": function, "Args": list(args)})
+    out = run_tool(
+        [
+            str(bin_dir / "peer"),
+            "chaincode",
+            "query",
+            "-C",
+            layout.channel,
+            "-n",
+            layout.chaincode,
+            "-c",
+            call,
+        ],
+        admin_env(layout, org, config_dir),
+    )
+    return out.strip().splitlines()[-1]
+
+
+def peer_height(layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str) -> int:
+    out = run_tool(
+        [str(bin_dir / "peer"), "channel", "getinfo", "-c", layout.channel],
+        admin_env(layout, org, config_dir),
+    )
+    info = json.loads(out[out.index("{") : out.rindex("}") + 1])
+    return int(info["height"])
+
+
+def orderer_height(layout: NetworkLayout, bin_dir: Path, name: str) -> int:
+    o = next(x for x in layout.orderers if x.name == name)
+    admin = layout.admin_dir(layout.orderer_org) / "tls"
+    out = run_tool(
+        [
+            str(bin_dir / "osnadmin"),
+            "channel",
+            "list",
+            "--channelID",
+            layout.channel,
+            "-o",
+            f"127.0.0.1:{o.admin_port}",
+            "--ca-file",
+            str(layout.tls_ca(layout.orderer_org)),
+            "--client-cert",
+            str(admin / "client.crt"),
+            "--client-key",
+            str(admin / "client.key"),
+        ],
+        {},
+    )
+    return int(json.loads(out[out.index("{") : out.rindex("}") + 1])["height"])

@@ -44,6 +44,8 @@ def _record(run_dir: Path, name: str, pid: int | None) -> None:
 
 
 def alive(pid: int) -> bool:
+    if pid <= 0:  # kill(0 or -1, …) would address a whole group, not a process
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

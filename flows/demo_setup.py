@@ -133,14 +133,20 @@ def setup_consortium(
     nodes_per_org: int = 2,
     schedule: dict[str, int] | None = None,
     min_nodes: int = 3,
+    new_consortium: bool = True,
 ) -> Bootstrapped:
     """A fresh consortium in ``settings.home``: identities, ledger, each profile's data on
-    the organizations' nodes, profiles proposed and voted in, their nodes volunteering."""
+    the organizations' nodes, profiles proposed and voted in, their nodes volunteering.
+    ``new_consortium=False`` keeps the identities already there (a Fabric network started
+    from them must keep trusting them)."""
     from fedspec.bootstrap import init_ledger
     from fedspec.consortium import init_consortium
     from ledger_client import open_ledger
 
-    init_consortium(orgs, settings.ledger.consortium_dir, nodes_per_org=nodes_per_org, force=True)
+    if new_consortium:
+        init_consortium(
+            orgs, settings.ledger.consortium_dir, nodes_per_org=nodes_per_org, force=True
+        )
     boot = init_ledger(settings, force=True)
     admins = [open_ledger(settings.ledger, f"{org}/admin") for org in orgs]
     for profile in profiles:

@@ -112,12 +112,18 @@ class RoundHome:
 SCHEDULE = {"join_window_s": 90, "reveal_window_s": 30, "coordinator_window_s": 45}
 
 
-def build(home: Path, privacy: dict[str, Any] | None = None) -> RoundHome:
+def build(
+    home: Path,
+    privacy: dict[str, Any] | None = None,
+    *,
+    new_consortium: bool = True,
+    env: dict[str, str] | None = None,
+) -> RoundHome:
     from flows import tracking
     from flows.demo_setup import PROFILES, setup_consortium
     from registry.tracking import ensure_experiment
 
-    settings = Settings.load(home, env={})
+    settings = Settings.load(home, env=env or {})
     profile = replace(
         next(p for p in PROFILES if p.id == PROFILE),
         hyperparameters={
@@ -129,7 +135,14 @@ def build(home: Path, privacy: dict[str, Any] | None = None) -> RoundHome:
     )
     if privacy is not None:
         profile = replace(profile, privacy=privacy)
-    setup_consortium(settings, ORGS, [profile], nodes_per_org=1, schedule=SCHEDULE)
+    setup_consortium(
+        settings,
+        ORGS,
+        [profile],
+        nodes_per_org=1,
+        schedule=SCHEDULE,
+        new_consortium=new_consortium,
+    )
     # Create MLflow's tables once, here: node processes must not race to migrate them.
     tracking.configure(settings.mlflow_tracking_uri, settings.home / "mlflow" / "artifacts")
     ensure_experiment(profile.id)
