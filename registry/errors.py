@@ -13,7 +13,10 @@ Hierarchy::
     ├── ArtifactIntegrityError    downloaded bytes do not have the expected sha256
     ├── ModelNotFoundError        no registered version with that hash, alias or number
     ├── InvalidModelError         bytes or profile cannot make a servable model
-    └── EvaluationError           bad evaluation input or an objective metric nobody computes
+    ├── EvaluationError           bad evaluation input or an objective metric nobody computes
+    ├── QueryError                a client's model query that cannot be read (registry.matching)
+    ├── LedgerRecordMissingError  the ledger has no such profile, or no model for it
+    └── InputError                a client's rows that cannot be read or fed to the model
 """
 
 from __future__ import annotations
@@ -71,3 +74,24 @@ class InvalidModelError(RegistryError):
 
 class EvaluationError(RegistryError):
     code = "EVALUATION_ERROR"
+
+
+class QueryError(RegistryError):
+    """A bad model query: a constraint such as ``latency_ms<=abc``, an unknown operator or
+    metric, a malformed characteristic (:mod:`registry.matching`)."""
+
+    code = "QUERY_INVALID"
+
+
+class LedgerRecordMissingError(RegistryError):
+    """The ledger, the authority on which model a profile serves, has no such profile or no
+    committed model for it: nothing is loaded from MLflow alone."""
+
+    code = "LEDGER_RECORD_MISSING"
+
+
+class InputError(RegistryError):
+    """A client's rows that cannot be read (unknown file, bad CSV) or that no chosen model
+    can take (wrong feature count, missing columns)."""
+
+    code = "INPUT_INVALID"

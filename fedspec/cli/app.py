@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older Typer on upstream click
 
 from fedspec.cli import consortium as consortium_cmd
 from fedspec.cli import ledger as ledger_cmd
+from fedspec.cli import model as model_cmd
 from fedspec.cli import network as network_cmd
 from fedspec.cli import profile as profile_cmd
 from fedspec.cli import round as round_cmd
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(consortium_cmd.app, name="consortium")
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(model_cmd.app, name="model")
 app.add_typer(network_cmd.app, name="network")
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(round_cmd.app, name="round")
@@ -109,4 +111,11 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{code}: {message}")
     except KeyboardInterrupt:
         fail("interrupted", code=130)
+    except Exception as exc:
+        # The registry takes seconds to import: only a command that imported it (fedspec
+        # model) can raise its errors, so look for its error class without importing it.
+        errors = sys.modules.get("registry.errors")
+        if errors is None or not isinstance(exc, errors.RegistryError):
+            raise
+        fail(f"{exc.code}: {exc.message}")
     sys.exit(result if isinstance(result, int) else 0)
