@@ -129,7 +129,7 @@ class FabricGatewayService:
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return  # the caller's window ended: the stream is over, not failed
-            raise _translate(exc) from exc
+            raise _translate(exc, self.endpoint) from exc
         finally:
             stream.cancel()
 
@@ -142,7 +142,7 @@ class FabricGatewayService:
         try:
             return method(request, timeout=timeout)
         except grpc.RpcError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, self.endpoint) from exc
 
 
 def _connect(endpoint: str, tls_root_cert: bytes, server_name: str) -> tuple[grpc.Channel, Any]:
@@ -159,7 +159,7 @@ def _connect(endpoint: str, tls_root_cert: bytes, server_name: str) -> tuple[grp
     return channel, gateway_pb2_grpc.GatewayStub(channel)
 
 
-def _translate(exc: grpc.RpcError) -> GatewayServiceError:
+def _translate(exc: grpc.RpcError, endpoint: str) -> GatewayServiceError:
     """A gRPC status as the embedded peer reports it: a stable code, a message, peer details."""
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     message = exc.details() if isinstance(exc, grpc.Call) else str(exc)
@@ -173,4 +173,10 @@ def _translate(exc: grpc.RpcError) -> GatewayServiceError:
             detail = gateway_pb2.ErrorDetail()
             if packed.Unpack(detail):
                 details.append(ErrorDetail(detail.address, detail.msp_id, detail.message))
+    if code == grpc.StatusCode.UNAVAILABLE and not details:
+        # The peer itself cannot be reached: say which, and where to look.
+        message = (
+            f"the Fabric peer at {endpoint} is unreachable ({(message or '').split(';')[0]}); "
+            "is the network up? see `fedspec network status` or FEDSPEC_FABRIC_PEERS"
+        )
     return GatewayServiceError(code.name, message or code.name, details)

@@ -121,23 +121,29 @@ def env(
         yield LedgerEnv(consortium, dict.fromkeys(ORGS, service), path)
         service.close()
         return
-    from ledger_client.fabric import FabricGatewayService
     from tests.fabric_support import new_channel
 
     layout = request.getfixturevalue("fabric_network")
     channel = new_channel(layout)
+    services = fabric_services(layout, consortium)
+    yield LedgerEnv(consortium, services, None, channel)
+    for service in services.values():
+        service.close()
+
+
+def fabric_services(layout: Any, consortium: Consortium) -> dict[str, Any]:
+    """A Gateway connection per organization to its own peer, knowing the others' peers."""
+    from ledger_client.fabric import FabricGatewayService
+
     peers = {
         p.org: (p.address, consortium.tls_ca_cert(consortium.org(p.org))) for p in layout.peers
     }
-    services = {
+    return {
         org: FabricGatewayService(
             address, cert, org=org, other_peers={o: v for o, v in peers.items() if o != org}
         )
         for org, (address, cert) in peers.items()
     }
-    yield LedgerEnv(consortium, services, None, channel)
-    for service in services.values():
-        service.close()
 
 
 def dumps(obj: Any) -> str:
