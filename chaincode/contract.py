@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaincode import models, nodes, profiles, rewards, rounds, updates
+from chaincode import demand, models, nodes, profiles, rewards, rounds, updates
 from chaincode.context import Stub, Tx, canonical
 from chaincode.errors import ChaincodeError, InvalidArgument
 
@@ -54,6 +54,14 @@ TRANSACTIONS: dict[str, Transaction] = {
             profiles.query_profiles,
             "characteristics_json",
             "status",
+            evaluate=True,
+        ),
+        _t("RecordDemand", demand.record_demand, "characteristics_json"),
+        _t(
+            "ListDemand",
+            demand.list_demand,
+            "min_requests",
+            "min_requesters",
             evaluate=True,
         ),
         _t("OpenRound", rounds.open_round, "profile_id"),

@@ -134,6 +134,7 @@ async def commit_model(tx: Tx, profile_id: str, round_text: str, model_json: str
         **doc,
         "coordinator": node["id"],
         "base_model": record["base_model"],
+        "base_profile": record.get("base_profile", profile_id),
         "committed_at": tx.timestamp,
     }
     await tx.put(key, model)
@@ -194,6 +195,11 @@ async def profile_history(tx: Tx, profile_id: str) -> dict[str, Any]:
                 "status": r["status"],
                 "coordinator": r["coordinator"],
                 "participants": r["participants"],
+                "base": {
+                    "model": r["base_model"],
+                    "profile": r.get("base_profile", profile_id),
+                    "source": r.get("base_source", "own" if r["base_model"] else "initial"),
+                },
                 "failure": r["failure"],
                 "model": None
                 if m is None

@@ -21,6 +21,7 @@ from chaincode.common import (
 )
 from chaincode.context import Tx
 from chaincode.errors import FailedPrecondition, Forbidden, InvalidArgument, NotFound
+from chaincode.lineage import starting_point
 from chaincode.nodes import add_penalty, list_volunteers, reputation
 
 WITHHELD_REVEAL_PENALTY = 10
@@ -57,10 +58,7 @@ async def open_round(tx: Tx, profile_id: str) -> dict[str, Any]:
                 round=previous["round"],
             )
         n = pointer["round"] + 1
-    # A round trains from the profile's champion (a challenger is recorded, not built on).
-    latest = await tx.get(keys.champion_pointer(profile_id)) or await tx.get(
-        keys.model_pointer(profile_id)
-    )
+    start = await starting_point(tx, profile)
     schedule = profile["spec"]["schedule"]
     join_deadline = tx.timestamp + int(schedule["join_window_s"])
     record: dict[str, Any] = {
@@ -72,8 +70,12 @@ async def open_round(tx: Tx, profile_id: str) -> dict[str, Any]:
         "join_deadline": join_deadline,
         "reveal_deadline": join_deadline + int(schedule["reveal_window_s"]),
         "min_nodes": int(profile["spec"]["min_nodes"]),
-        "base_model": latest["sha256"] if latest else "",
-        "base_round": latest["round"] if latest else 0,
+        # Which model the round trains from, in which profile's lineage, and why.
+        "base_model": start["sha256"],
+        "base_round": start["round"],
+        "base_profile": start["profile"],
+        "base_source": start["source"],
+        "base_reason": start["reason"],
         "participants": [],
         "withheld": [],
         "coordinator": "",
@@ -306,4 +308,7 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
         "participants",
         "base_model",
     )
-    return {f: record[f] for f in fields}
+    summary = {f: record[f] for f in fields}
+    if "base_profile" in record:  # rounds opened before lineage was recorded lack it
+        summary["base_profile"] = record["base_profile"]
+    return summary

@@ -22,9 +22,13 @@ MAX_DOCUMENT_BYTES = 64 * 1024
 
 
 @lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return resources.files("chaincode").joinpath("profile.schema.json").read_text("utf-8")
+
+
 def profile_schema() -> dict[str, Any]:
-    text = resources.files("chaincode").joinpath("profile.schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    """A fresh copy of the schema: the compiler rewrites the references of what it is given."""
+    schema: dict[str, Any] = json.loads(_schema_text())
     return schema
 
 
@@ -43,6 +47,38 @@ def validate_profile(document: Any) -> None:
         raise InvalidArgument(f"profile {message}", field=where) from None
     if document.get("parent") == document["id"]:
         raise InvalidArgument("profile parent: a profile cannot be its own parent", field="parent")
+
+
+@lru_cache(maxsize=1)
+def _characteristics_validator() -> Any:
+    # The profile schema's own definition, so that a demand or a node's advertised data is
+    # held to exactly the rules a profile's characteristics are.
+    schema = profile_schema()
+    return fastjsonschema.compile(
+        {
+            "$schema": schema["$schema"],
+            # Local references resolve against this id; without one the compiler goes online.
+            "$id": schema["$id"].replace("profile-", "characteristics-"),
+            **schema["properties"]["characteristics"],
+            "definitions": schema["definitions"],
+        }
+    )
+
+
+def validate_characteristics(document: Any, what: str) -> dict[str, Any]:
+    """Data characteristics (``{"sensor": "gyroscope"}``) checked as a profile's are;
+    :class:`InvalidArgument` names the first problem. Floats are refused: integers and
+    strings only, as everywhere in ledger state."""
+    try:
+        _characteristics_validator()(document)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        where = ".".join(str(p) for p in exc.path[1:]) or "(document)"
+        message = exc.message.removeprefix("data.").removeprefix("data ")
+        raise InvalidArgument(f"{what} {message}", field=where) from None
+    for key, value in document.items():
+        if isinstance(value, float):
+            raise InvalidArgument(f"{what}.{key} must be an integer or a string, not a float")
+    return dict(document)
 
 
 def parse_json_argument(text: str, what: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:

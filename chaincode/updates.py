@@ -24,9 +24,14 @@ from chaincode.errors import (
     NotFound,
 )
 from chaincode.rounds import load_round
-from chaincode.schema import decimal, decimal_text, parse_json_argument
+from chaincode.schema import (
+    decimal,
+    decimal_text,
+    parse_json_argument,
+    validate_characteristics,
+)
 
-_FIELDS = {"sha256", "num_samples", "validation", "privacy", "metrics", "uri"}
+_FIELDS = {"sha256", "num_samples", "validation", "privacy", "metrics", "uri", "characteristics"}
 
 
 def _parse_update(text: str) -> dict[str, Any]:
@@ -70,7 +75,7 @@ def _parse_update(text: str) -> dict[str, Any]:
         raise InvalidArgument(
             "an update whose data failed validation carries no sha256 and no spend"
         )
-    return {
+    parsed: dict[str, Any] = {
         "sha256": doc.get("sha256", ""),
         "num_samples": num,
         "validation": {
@@ -82,6 +87,13 @@ def _parse_update(text: str) -> dict[str, Any]:
         "metrics": check_int_map(doc.get("metrics", {}), "update.metrics"),
         "uri": uri,
     }
+    if "characteristics" in doc:
+        # What the node's data is (resolution, sensor…), never the data: what lets a
+        # coordinator name the groups of a profile whose nodes' updates diverge.
+        parsed["characteristics"] = validate_characteristics(
+            doc["characteristics"], "update.characteristics"
+        )
+    return parsed
 
 
 async def submit_update(

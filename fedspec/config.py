@@ -13,6 +13,9 @@ Sources, later ones winning: built-in defaults (everything embedded under ``.fed
 ``MLFLOW_TRACKING_URI``   MLflow server (default SQLite in ``<home>/mlflow``)
 ``PREFECT_API_URL``       Prefect server (default: Prefect's local API)
 ======================== =====================================================
+
+``[specialization]`` in ``fedspec.toml`` sets when fedspec proposes new profiles
+(:class:`SpecializationSettings`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +37,54 @@ class SettingsError(FedspecError):
 
 
 @dataclass(frozen=True)
+class SpecializationSettings:
+    """When fedspec proposes new profiles (``[specialization]`` in ``fedspec.toml``).
+
+    Demand: a model query whose best eligible profile scores below ``demand_score`` is
+    recorded on the ledger; a characteristic set asked ``demand_min_requests`` times by
+    ``demand_min_requesters`` identities is proposed as a profile. Divergence: the thresholds
+    of :class:`federated.divergence.SplitCriteria` and :class:`~federated.divergence.LossCriteria`,
+    and how many checked rounds in a row must show the same split (``split_patience``).
+    """
+
+    demand_score: float = 0.5
+    demand_min_requests: int = 3
+    demand_min_requesters: int = 2
+    split_max_norm_ratio: float = 0.75
+    split_max_cross_similarity: float = 0.3
+    split_min_gap: float = 0.2
+    split_min_cluster_size: int = 2
+    split_patience: int = 2
+    loss_z: float = 3.0
+    loss_min_relative: float = 0.25
+    loss_patience: int = 3
+
+    @classmethod
+    def from_toml(cls, table: Mapping[str, Any]) -> SpecializationSettings:
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise SettingsError(f"[specialization] has unknown keys: {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            kind = int if known[key] in ("int", int) else float
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingsError(f"[specialization] {key} must be a number")
+            if kind is int and not isinstance(value, int):
+                raise SettingsError(f"[specialization] {key} must be an integer")
+            if value < 0:
+                raise SettingsError(f"[specialization] {key} must not be negative")
+            values[key] = kind(value)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     ledger: LedgerConfig
     mlflow_tracking_uri: str
     prefect_api_url: str | None
+    specialization: SpecializationSettings = field(default_factory=SpecializationSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -78,6 +124,7 @@ class Settings:
             or doc.get("mlflow", {}).get("tracking_uri")
             or mlflow_default,
             prefect_api_url=env.get("PREFECT_API_URL") or doc.get("prefect", {}).get("api_url"),
+            specialization=SpecializationSettings.from_toml(doc.get("specialization", {})),
         )
 
 

@@ -332,7 +332,9 @@ class Coordinator:
         from federated.exchange import decode_global_model
         from registry.models import fetch_model_bytes
 
-        return decode_global_model(fetch_model_bytes(self.plan.profile_id, rnd.base_model))
+        # A child profile's first round starts from its parent's champion (the ledger says
+        # whose lineage holds the base model).
+        return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model))
 
     def _evaluate(self, model: GlobalModel, evaluation: Any) -> dict[str, float]:
         """The profile's objective, quality, latency, size and CPU-time on the held-out set."""
@@ -432,6 +434,7 @@ class Coordinator:
             "participants": rnd.participants,
             "aggregate_sha256": digest,
             "base_model": rnd.base_model,
+            "base_profile": rnd.base_profile,
             "validation_sha256": {
                 n: r["validation"]["summary_sha256"] for n, r in sorted(records.items())
             },

@@ -77,13 +77,22 @@ class NodeEnvironment:
         )
 
     def evaluation_data(self, characteristics: dict[str, Any]) -> Dataset:
-        """The profile's held-out evaluation set (shared by the consortium, not a node's data)."""
+        """The profile's held-out evaluation set (shared by the consortium, not a node's data).
+
+        Of the sets that fit, the one that says least beyond what the profile asks for: a
+        generic profile is evaluated on the mixed set of everything it covers, not on the
+        set of one of its specializations, which fits it too."""
         root = self.settings.data_dir / "evaluation"
+        fitting: list[tuple[int, str, Path]] = []
         if root.is_dir():
             for directory in sorted(p for p in root.iterdir() if (p / "dataset.json").is_file()):
                 meta = json.loads((directory / "dataset.json").read_text())
-                if matches(meta["info"]["characteristics"], characteristics):
-                    return load_holdout(directory)
+                have = meta["info"]["characteristics"]
+                if matches(have, characteristics):
+                    extra = len(set(have) - set(characteristics))
+                    fitting.append((extra, directory.name, directory))
+        if fitting:
+            return load_holdout(min(fitting)[2])
         raise DatasetError(
             f"no evaluation data fitting {characteristics} under {root}", node_id=self.node
         )

@@ -17,8 +17,9 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ NOT_VALIDATED = hashlib.sha256(b"fedspec: excluded before validation").hexdigest
 # Provenance an update carries (in its signed-by-hash metadata), checked by the coordinator.
 TRAINED_ROUND = "trained_round"
 TRAINED_FROM = "trained_from"
+_CHARACTERISTIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # as in the profile schema
 
 
 @dataclass
@@ -215,8 +217,10 @@ class NodeAgent:
             return self.plan.initial_model()
         from registry.models import fetch_model_bytes
 
-        # Verified against the ledger's hash before a single byte is deserialized.
-        return decode_global_model(fetch_model_bytes(self.profile_id, rnd.base_model))
+        # Verified against the ledger's hash before a single byte is deserialized; a child
+        # profile's first round starts from its parent's champion, registered under the
+        # parent (the ledger names whose lineage holds it).
+        return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model))
 
     def _train_and_commit(self, rnd: Round) -> None:
         run_id = tracking.start_node_run(
@@ -318,6 +322,7 @@ class NodeAgent:
             delta=_decimal(delta_text),
             metrics={k: to_fixed(v) for k, v in metrics.items() if abs(v) < 1e9},
             uri=uri,
+            characteristics=advertised_characteristics(data.info.characteristics),
         )
 
     def _validated(self, X: Any, y: Any, names: Any) -> tuple[ValidationSummary, str]:
@@ -488,6 +493,26 @@ def run_node(
         env, profile_id, round_no, parent_run_id=parent_run_id, faults=Faults(**(faults or {}))
     )
     return dataclasses.asdict(agent.run())
+
+
+def advertised_characteristics(characteristics: Mapping[str, Any]) -> dict[str, Any]:
+    """What a node tells the consortium about its data with each update: its dataset's
+    characteristics (resolution, sensor, source…; never rows), in the form the ledger
+    accepts for a profile's characteristics. Lets a coordinator name the groups of a profile
+    whose nodes' updates diverge (``flows.specialization``)."""
+    out: dict[str, Any] = {}
+    for key, value in sorted(characteristics.items()):
+        if len(out) == 32 or not _CHARACTERISTIC_NAME.fullmatch(key):
+            continue
+        if isinstance(value, bool | int) or (isinstance(value, str) and len(value) <= 200):
+            out[key] = value
+        elif (
+            isinstance(value, list | tuple)
+            and len(value) <= 32
+            and all(isinstance(v, str) and len(v) <= 200 for v in value)
+        ):
+            out[key] = list(value)
+    return out
 
 
 def _short(error: FederatedError) -> str:

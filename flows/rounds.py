@@ -109,6 +109,8 @@ def open_round_task(profile_id: str, opener: str, home: str | None) -> dict[str,
     return {
         "round": rnd.number,
         "base_model": rnd.base_model,
+        "base_profile": rnd.base_profile,
+        "base_reason": rnd.base_reason,
         "schedule": ledger.get_profile(profile_id).spec["schedule"],
     }
 
@@ -172,9 +174,15 @@ def federated_round(
         profile_id,
         round_no,
         params={**params, "volunteers": ",".join(nodes), "opener": opener},
-        tags={"fedspec.base_model": opened["base_model"] or "initial"},
+        tags={
+            "fedspec.base_model": opened["base_model"] or "initial",
+            "fedspec.base_profile": opened["base_profile"],
+            "fedspec.base_reason": opened["base_reason"][:5000],
+        },
     )
     logger.info("%s round %d opened; dispatching to %d nodes", profile_id, round_no, len(nodes))
+    if opened["base_reason"]:
+        logger.info("%s round %d starts from: %s", profile_id, round_no, opened["base_reason"])
     started = time.perf_counter()
     outcomes = _dispatch(
         nodes,

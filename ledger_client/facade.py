@@ -124,6 +124,21 @@ class FedspecLedger:
             for p in self.evaluate("QueryProfiles", json.dumps(dict(characteristics)), status)
         ]
 
+    # ---------------------------------------------------------------- demand
+    def record_demand(self, characteristics: Mapping[str, Any]) -> dict[str, Any]:
+        """Record that a request with these characteristics found no well-fitting profile."""
+        result: dict[str, Any] = self.submit(
+            "RecordDemand", json.dumps(dict(characteristics), sort_keys=True)
+        )
+        return result
+
+    def list_demand(self, min_requests: int = 0, min_requesters: int = 0) -> list[dict[str, Any]]:
+        """Demand per characteristic set (most requested first), with the profiles covering it."""
+        result: list[dict[str, Any]] = self.evaluate(
+            "ListDemand", str(min_requests), str(min_requesters)
+        )
+        return result
+
     # ---------------------------------------------------------------- rounds
     def open_round(self, profile_id: str) -> Round:
         return Round.from_json(self.submit("OpenRound", profile_id))
@@ -199,6 +214,17 @@ class FedspecLedger:
         from fabric_protos.common import ledger_pb2
 
         return int(ledger_pb2.BlockchainInfo.FromString(self._qscc("GetChainInfo")).height)
+
+    def chain_info(self) -> dict[str, Any]:
+        """Height and the hash of the last block, as this identity's peer reports them."""
+        from fabric_protos.common import ledger_pb2
+
+        info = ledger_pb2.BlockchainInfo.FromString(self._qscc("GetChainInfo"))
+        return {
+            "height": int(info.height),
+            "current_block_hash": bytes(info.currentBlockHash).hex(),
+            "previous_block_hash": bytes(info.previousBlockHash).hex(),
+        }
 
     def block(self, number: int) -> Any:
         """The block ``number`` as a ``common.Block`` protobuf."""

@@ -80,6 +80,11 @@ class Round:
     failure: dict[str, str] | None
     rewards: dict[str, int] | None
     raw: dict[str, Any]
+    # Whose lineage the base model is in (the parent's, for a child's first round), the
+    # source (own, parent, initial) and why, as the ledger decided when the round opened.
+    base_profile: str = ""
+    base_source: str = ""
+    base_reason: str = ""
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Round:
@@ -102,6 +107,9 @@ class Round:
             failure=doc["failure"],
             rewards=doc.get("rewards"),
             raw=dict(doc),
+            base_profile=str(doc.get("base_profile") or doc["profile"]),
+            base_source=str(doc.get("base_source") or ("own" if doc["base_model"] else "initial")),
+            base_reason=str(doc.get("base_reason") or ""),
         )
 
 
@@ -118,9 +126,11 @@ class UpdateCommitment:
     delta: str = "0"
     metrics: Mapping[str, int] = field(default_factory=dict)
     uri: str = ""
+    # What the node's data is (its dataset's characteristics), advertised with the update.
+    characteristics: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "sha256": self.sha256,
             "num_samples": self.num_samples,
             "validation": {
@@ -132,6 +142,9 @@ class UpdateCommitment:
             "metrics": dict(self.metrics),
             "uri": self.uri,
         }
+        if self.characteristics is not None:
+            doc["characteristics"] = dict(self.characteristics)
+        return doc
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from federated.datasets.flights import load_flights
-from federated.datasets.images import load_digits_8x8, load_mnist_28x28
+from federated.datasets.images import load_digits_8x8, load_mnist_8x8, load_mnist_28x28
 from federated.datasets.info import Dataset, DatasetInfo
 from federated.datasets.partition import (
     Partition,
@@ -34,6 +34,7 @@ from federated.errors import DatasetError
 LOADERS: dict[str, Callable[..., Dataset]] = {
     "digits-8x8": load_digits_8x8,
     "mnist-28x28": load_mnist_28x28,
+    "mnist-8x8": load_mnist_8x8,
     "watch": load_watch_windows,
     "flights": load_flights,
 }
@@ -61,6 +62,7 @@ __all__ = [
     "load_digits_8x8",
     "load_flights",
     "load_holdout",
+    "load_mnist_8x8",
     "load_mnist_28x28",
     "load_node_data",
     "load_watch_windows",

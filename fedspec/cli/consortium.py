@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fedspec.cli.context import State
+from fedspec.cli.options import JsonOption
 from fedspec.cli.output import console, emit_json
 
 app = typer.Typer(
@@ -23,7 +24,7 @@ def init(
         str, typer.Option("--orgs", help="Comma-separated organization names, e.g. org1,org2,org3")
     ],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Folder to write [default: <home>/consortium]")
+        Path | None, typer.Option("--out", help="Folder to write", show_default="<home>/consortium")
     ] = None,
     nodes_per_org: Annotated[
         int, typer.Option("--nodes-per-org", min=1, max=64, help="Training nodes per organization")
@@ -31,7 +32,7 @@ def init(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing consortium folder")
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """One CA and one TLS CA per organization; admin, peer and node identities with NodeOUs."""
     from fedspec.consortium import init_consortium, parse_orgs

@@ -8,15 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from fedspec.cli.context import State
+from fedspec.cli.options import JsonOption, ReadAsOption
 from fedspec.cli.output import console, emit_json, fail, table
 
 app = typer.Typer(help="Create, verify and inspect the ledger.", no_args_is_help=True)
 
-AsOption = Annotated[
-    str | None,
-    typer.Option("--as", help="Identity to read as, e.g. org1/admin [default: first admin]"),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+AsOption = ReadAsOption
 
 
 def _reader(state: State, as_identity: str | None) -> Any:
@@ -59,7 +56,7 @@ def init(
 def verify(
     ctx: typer.Context,
     ledger: Annotated[
-        Path | None, typer.Option("--ledger", help="Ledger file [default: from settings]")
+        Path | None, typer.Option("--ledger", help="Ledger file", show_default="from settings")
     ] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", min=1, help="Worker processes for signatures")
@@ -137,7 +134,7 @@ def blocks(
     ctx: typer.Context,
     start: Annotated[int, typer.Option("--from", min=0, help="First block")] = 0,
     end: Annotated[
-        int | None, typer.Option("--to", min=0, help="Last block [default: the newest]")
+        int | None, typer.Option("--to", min=0, help="Last block", show_default="the newest")
     ] = None,
     as_identity: AsOption = None,
     json_out: JsonOption = False,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fedspec.cli.context import State
+from fedspec.cli.options import JsonOption, ReadAsOption
 from fedspec.cli.output import console, emit_json, table
 
 if TYPE_CHECKING:
@@ -48,13 +49,7 @@ RequireOption = Annotated[
     list[str] | None,
     typer.Option("--require", help='A constraint on recorded metrics, e.g. "latency_ms<=5"'),
 ]
-AsOption = Annotated[
-    str | None,
-    typer.Option(
-        "--as", help="Identity to read the ledger as, e.g. org2/admin [default: first admin]"
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+AsOption = ReadAsOption
 SHOWN_ROWS = 20
 
 

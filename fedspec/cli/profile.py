@@ -8,17 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from fedspec.cli.context import State
+from fedspec.cli.options import ActAsOption, JsonOption
 from fedspec.cli.output import console, emit_json, table
 
 app = typer.Typer(
     help="Propose, vote on, retire and inspect specialization profiles.", no_args_is_help=True
 )
 
-AsOption = Annotated[
-    str | None,
-    typer.Option("--as", help="Identity to act as, e.g. org2/admin [default: first admin]"),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+AsOption = ActAsOption
 
 
 def _ledger(state: State, as_identity: str | None) -> Any:

@@ -111,7 +111,19 @@ def profile_spec(profile_id: str = "digits-8x8", **overrides: Any) -> dict[str, 
     return spec
 
 
-@pytest.fixture(params=["embedded", pytest.param("fabric", marks=pytest.mark.fabric)])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``env`` is the embedded ledger; a module whose scenarios hold on every backend says so
+    with ``LEDGER_BACKENDS = ("embedded", "fabric")``. The attack, fuzz, concurrency and
+    verification tests stay embedded: they forge envelopes, kill writers and rewrite blocks of
+    the embedded block store, which a Fabric peer answers in its own (tested) ways."""
+    if "env" not in metafunc.fixturenames:
+        return
+    backends = getattr(metafunc.module, "LEDGER_BACKENDS", ("embedded",))
+    params = [pytest.param(b, marks=pytest.mark.fabric) if b == "fabric" else b for b in backends]
+    metafunc.parametrize("env", params, indirect=True)
+
+
+@pytest.fixture
 def env(
     request: pytest.FixtureRequest, consortium: Consortium, tmp_path: Path
 ) -> Iterator[LedgerEnv]:

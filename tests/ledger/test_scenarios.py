@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,9 @@ from ledger_client import EndorseError, ModelCommitment, UpdateCommitment
 from ledger_client.records import new_seed_secret
 
 from .conftest import LedgerEnv, profile_spec
+
+# The same scenarios, unchanged, on the embedded ledger and on a real Fabric network.
+LEDGER_BACKENDS = ("embedded", "fabric")
 
 NODES = ["org1/node0", "org2/node0", "org3/node0"]
 
@@ -354,3 +359,127 @@ def test_the_next_round_trains_from_the_champion_not_from_a_challenger(env: Ledg
     with pytest.raises(EndorseError) as info:
         env.ledger(NODES[0]).commit_model("digits-8x8", 3, bad)
     assert info.value.code == "INVALID_ARGUMENT" and "alias" in info.value.message
+
+
+def _close_round(env: LedgerEnv, profile_id: str, tag: str, rnd: Any = None) -> str:
+    """Run one round of ``profile_id`` (the elected ``rnd``, or a new one) with every node to
+    a committed champion; its sha256."""
+    rnd = rnd or env.elected_round(profile_id, NODES)
+    for ref in NODES:
+        env.ledger(ref).submit_update(profile_id, rnd.number, update_for(ref, rnd.number))
+    digest = hashlib.sha256(f"{profile_id}:{tag}".encode()).hexdigest()
+    env.ledger(rnd.coordinator).commit_model(
+        profile_id,
+        rnd.number,
+        ModelCommitment(
+            sha256=digest,
+            uri=f"models:/{profile_id}/{rnd.number}",
+            metrics={"accuracy": 900_000},
+            inclusion={ref: update_for(ref, rnd.number).sha256 for ref in NODES},
+            contributions=dict.fromkeys(NODES, 1),
+        ),
+    )
+    return digest
+
+
+def test_a_child_s_first_round_starts_from_its_parent_s_champion_when_compatible(
+    env: LedgerEnv,
+) -> None:
+    env.bootstrap()
+    parent = env.active_profile("digits")
+    early = env.active_profile("early", parent="digits", characteristics={"resolution": "8x8"})
+    rnd = env.elected_round("early", NODES)  # the parent has no champion yet
+    assert (rnd.base_model, rnd.base_source) == ("", "initial")
+    assert "parent digits has no champion yet" in rnd.base_reason
+    assert early["parent"] == "digits"
+
+    parent_model = _close_round(env, "digits", "parent-1")
+    child_hp = {**parent["model"]["hyperparameters"], "lr": 0.01, "epochs": 3}  # training only
+    env.active_profile(
+        "digits-scanner",
+        parent="digits",
+        characteristics={"modality": "image", "resolution": "8x8", "source": "scanner"},
+        model={"family": "torch-mlp", "hyperparameters": {**child_hp, "lr": 0.05}},
+    )
+    first = env.elected_round("digits-scanner", NODES)
+    assert (first.base_model, first.base_profile, first.base_source) == (
+        parent_model,
+        "digits",
+        "parent",
+    )
+    assert first.base_round == 1 and "starts from parent digits's champion" in first.base_reason
+    child_model = _close_round(env, "digits-scanner", "child-1", first)
+    record = env.ledger("org1/node1").get_model("digits-scanner", 1)
+    assert record.raw["base_model"] == parent_model and record.raw["base_profile"] == "digits"
+    history = env.ledger("org1/node1").profile_history("digits-scanner")
+    assert history["rounds"][0]["base"] == {
+        "model": parent_model,
+        "profile": "digits",
+        "source": "parent",
+    }
+    second = env.elected_round("digits-scanner", NODES)  # from then on, its own lineage
+    assert (second.base_model, second.base_profile, second.base_source) == (
+        child_model,
+        "digits-scanner",
+        "own",
+    )
+
+    env.active_profile(
+        "digits-wide",
+        parent="digits",
+        model={"family": "torch-mlp", "hyperparameters": {"hidden": [256], "lr": 0.05}},
+    )
+    wide = env.elected_round("digits-wide", NODES)
+    assert (wide.base_model, wide.base_source) == ("", "initial")
+    assert "hyper-parameters that shape the model differ" in wide.base_reason
+    assert "hidden" in wide.base_reason
+
+
+def test_demand_is_counted_per_characteristic_set_and_requester(env: LedgerEnv) -> None:
+    env.bootstrap()
+    wanted = {"modality": "image", "resolution": "16x16", "channels": ["y", "x"]}
+    env.ledger("org1/admin").record_demand(wanted)
+    env.ledger("org1/admin").record_demand(wanted)
+    same = {"modality": "Image ", "resolution": "16X16", "channels": ["x", "y", "x"]}
+    mine = env.ledger("org2/node0").record_demand(same)
+    assert mine["requests"] == 1 and mine["characteristics"]["channels"] == ["x", "y"]
+    env.ledger("org3/node1").record_demand({"sensor": "magnetometer"})
+    groups = env.ledger("org2/admin").list_demand()
+    assert [g["requests"] for g in groups] == [3, 1]
+    top = groups[0]
+    assert top["requesters"] == ["org1/admin", "org2/node0"] and top["orgs"] == ["org1", "org2"]
+    assert top["characteristics"] == {
+        "channels": ["x", "y"],
+        "modality": "image",
+        "resolution": "16x16",
+    }
+    assert top["profiles"] == []
+    assert [g["requests"] for g in env.ledger("org2/admin").list_demand(3, 2)] == [3]
+    assert env.ledger("org2/admin").list_demand(1, 3) == []
+
+    env.ledger("org1/admin").propose_profile(
+        profile_spec("digits-16x16", characteristics={**top["characteristics"], "extra": 1})
+    )
+    assert env.ledger("org2/admin").list_demand(3, 2)[0]["profiles"] == ["digits-16x16"]
+
+    before = env.height()
+    for bad in ({"Bad Key": "x"}, {"rate": 1.5}, {}, {"k": "x" * 300}, ["a"], "x" * 9000):
+        with pytest.raises(EndorseError) as refused:
+            env.ledger("org1/admin").submit("RecordDemand", json.dumps(bad))
+        assert refused.value.code == "INVALID_ARGUMENT", bad
+    assert env.height() == before
+
+
+def test_a_node_advertises_its_data_characteristics_with_its_update(env: LedgerEnv) -> None:
+    env.bootstrap()
+    env.active_profile()
+    rnd = env.elected_round("digits-8x8", NODES)
+    chars = {"modality": "image", "resolution": "8x8", "source": "scanner-a"}
+    update = UpdateCommitment(**{**update_for("org1/node0").__dict__, "characteristics": chars})
+    env.ledger("org1/node0").submit_update("digits-8x8", rnd.number, update)
+    record = env.ledger("org2/node0").get_update("digits-8x8", rnd.number, "org1/node0")
+    assert record["characteristics"] == chars
+    bad = UpdateCommitment(**{**update_for("org2/node0").__dict__, "characteristics": {"X": 1}})
+    with pytest.raises(EndorseError) as refused:
+        env.ledger("org2/node0").submit_update("digits-8x8", rnd.number, bad)
+    assert refused.value.code == "INVALID_ARGUMENT" and "characteristics" in refused.value.message
