@@ -37,18 +37,29 @@ def _environment(home: Path) -> None:
     os.environ["FEDSPEC_HOME"] = str(home)
 
 
-def run_demo(home: Path, *, rounds: int = ROUNDS, fresh: bool = True) -> dict[str, Any]:
+def run_demo(
+    home: Path, *, rounds: int = ROUNDS, fresh: bool = True, ledger: str = "embedded"
+) -> dict[str, Any]:
+    """``ledger="fabric"`` runs the same demo on a Fabric network started in ``<home>/network``
+    (left running at the end, for a look around; ``fedspec network down`` stops it)."""
     started = time.perf_counter()
     home = home.absolute()
     if fresh and home.exists():
+        from fabric_network import NetworkLayout, network_down
+
+        network_down(NetworkLayout(home / "network", home / "consortium"))  # by PID, if any
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
     _environment(home)
-    settings = Settings.load(home, env={})
+    ledger_env = {"FEDSPEC_LEDGER": ledger}
+    os.environ.update(ledger_env)
+    settings = Settings.load(home, env=ledger_env)
     console.rule("[bold]fedspec[/] — a family of specialized models, trained across organizations")
 
+    if ledger == "fabric":
+        settings = _fabric_network(settings)
     with console.status("consortium, ledger, data and profiles…"):
-        profiles = _setup(settings)
+        profiles = _setup(settings, new_consortium=ledger != "fabric")
     console.print(
         f"[green]✓[/] consortium of {len(profiles['orgs'])} organizations, "
         f"{len(profiles['nodes'])} nodes; profiles voted in: {', '.join(profiles['ids'])}"
@@ -69,9 +80,18 @@ def run_demo(home: Path, *, rounds: int = ROUNDS, fresh: bool = True) -> dict[st
 
     report = _report(settings, profiles["ids"], results)
     console.print(f"\ndone in {time.perf_counter() - started:.0f} s. Look around:")
+    commands = [f"fedspec --home {home} ledger blocks | events | verify"]
+    if ledger == "fabric":
+        from fabric_network.commands import peer_query_command
+
+        commands = [
+            f"FEDSPEC_LEDGER=fabric fedspec --home {home} ledger blocks | events | status",
+            peer_query_command(home, "org2", "GetModel", profiles["ids"][0], "1"),
+            f"fedspec --home {home} network status | down",
+        ]
     # Commands to copy: never wrapped, never highlighted.
     for command in (
-        f"fedspec --home {home} ledger blocks | events | verify",
+        *commands,
         f"mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --host 127.0.0.1 --port 5000",
         f"PREFECT_HOME={home / 'prefect'} prefect server start --host 127.0.0.1 --port 4200",
     ):
@@ -88,10 +108,29 @@ def start_local_api() -> None:
         client.api_healthcheck()
 
 
-def _setup(settings: Settings) -> dict[str, Any]:
+def _fabric_network(settings: Settings) -> Settings:
+    """The demo's consortium, then a Fabric network that trusts it; settings that use it."""
+    from fabric_network import NetworkLayout, network_up
+    from fedspec.consortium import init_consortium
+    from flows.demo_setup import ORGS
+
+    init_consortium(ORGS, settings.ledger.consortium_dir, nodes_per_org=2, force=True)
+    layout = NetworkLayout(settings.home / "network", settings.ledger.consortium_dir)
+    with console.status("Fabric network…") as status:
+        network = network_up(layout, progress=lambda m: status.update(f"Fabric network: {m}"))
+    console.print(
+        f"[green]✓[/] Fabric {network.version} network: {len(network.orderers)} raft orderers, "
+        f"peers {', '.join(f'{o}={a}' for o, a in network.peers.items())}"
+    )
+    return Settings.load(settings.home, env={"FEDSPEC_LEDGER": "fabric"})
+
+
+def _setup(settings: Settings, *, new_consortium: bool = True) -> dict[str, Any]:
     from flows.demo_setup import ORGS, PROFILES, setup_consortium
 
-    boot = setup_consortium(settings, ORGS, PROFILES, nodes_per_org=2)
+    boot = setup_consortium(
+        settings, ORGS, PROFILES, nodes_per_org=2, new_consortium=new_consortium
+    )
     return {"orgs": boot.orgs, "nodes": boot.nodes, "ids": [p.id for p in PROFILES]}
 
 
@@ -122,7 +161,12 @@ def _report(
     reader = open_ledger(settings.ledger, "org1/admin")
     blocks = {
         (e.json()["profile"], e.json()["round"]): e.block_number  # type: ignore[index]
-        for e in reader.contract.network.get_chaincode_events("fedspec", start_block=0, timeout=0.1)
+        for e in reader.contract.network.get_chaincode_events(
+            settings.ledger.chaincode,
+            start_block=0,
+            # The embedded ledger answers at once; a Fabric peer streams blocks over TLS.
+            timeout=0.1 if settings.ledger.backend == "embedded" else 3.0,
+        )
         if e.name == "ModelCommitted"
     }
     accuracy: dict[str, float] = {}
@@ -158,7 +202,12 @@ def _report(
         ["profile", "specialized", "global", "difference"],
         [(p, f"{f:.3f}", f"{g:.3f}", f"{f - g:+.3f}") for p, (f, g) in comparison.items()],
     )
-    verified = print_verification(settings)
+    if settings.ledger.backend == "fabric":
+        from fabric_network.commands import print_agreement
+
+        verified = print_agreement(settings)
+    else:
+        verified = print_verification(settings)
     return {
         "results": results,
         "balances": balances,

@@ -46,7 +46,10 @@ def _root(
     home: Annotated[
         Path | None,
         typer.Option(
-            "--home", envvar="FEDSPEC_HOME", help="fedspec's data directory [default: .fedspec]"
+            "--home",
+            envvar="FEDSPEC_HOME",
+            help="fedspec's data directory",
+            show_default=".fedspec",
         ),
     ] = None,
 ) -> None:
@@ -70,6 +73,14 @@ def demo(
     ledger_only: Annotated[
         bool, typer.Option("--ledger-only", help="Only the ledger scenario (seconds, no training)")
     ] = False,
+    ledger: Annotated[
+        str,
+        typer.Option(
+            "--ledger",
+            help="embedded (default) or fabric: start a Fabric network in <home>/network and "
+            "commit every round on it",
+        ),
+    ] = "embedded",
 ) -> None:
     """Run the end-to-end demo on embedded defaults: a consortium trains a family of models."""
     state: State = ctx.obj
@@ -81,7 +92,9 @@ def demo(
         return
     from flows.demo import run_demo
 
-    report = run_demo(home, rounds=rounds, fresh=fresh)
+    if ledger not in ("embedded", "fabric"):
+        raise typer.BadParameter("choose embedded or fabric", param_hint="--ledger")
+    report = run_demo(home, rounds=rounds, fresh=fresh, ledger=ledger)
     if not report["verified"]:
         raise typer.Exit(1)
 
