@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python -m benchmarks.aggregation
 	$(BIN)/python -m benchmarks.convergence
 	$(BIN)/python -m benchmarks.round_time
+	$(BIN)/python -m benchmarks.specialization
 	scripts/fabric-binaries && $(BIN)/python -m benchmarks.ledger_fabric
 
 # Regenerate the lock after changing a pin in pyproject.toml.

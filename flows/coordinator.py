@@ -327,14 +327,7 @@ class Coordinator:
         return [(r, self._update_bytes[r.node_id]) for r in results]
 
     def _current(self, rnd: Round) -> GlobalModel:
-        if not rnd.base_model:
-            return self.plan.initial_model()
-        from federated.exchange import decode_global_model
-        from registry.models import fetch_model_bytes
-
-        # A child profile's first round starts from its parent's champion (the ledger says
-        # whose lineage holds the base model).
-        return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model))
+        return base_model(self.plan, rnd)
 
     def _evaluate(self, model: GlobalModel, evaluation: Any) -> dict[str, float]:
         """The profile's objective, quality, latency, size and CPU-time on the held-out set."""
@@ -441,6 +434,19 @@ class Coordinator:
             "mlflow_run_id": self.run_id,
             "mlflow_node_runs": node_runs(self.run_id),
         }
+
+
+def base_model(plan: TrainingPlan, rnd: Round) -> GlobalModel:
+    """The model ``rnd`` trains from, verified against its ledger hash (also what
+    :mod:`flows.specialization` measures the nodes' updates against)."""
+    if not rnd.base_model:
+        return plan.initial_model()
+    from federated.exchange import decode_global_model
+    from registry.models import fetch_model_bytes
+
+    # A child profile's first round starts from its parent's champion (the ledger says
+    # whose lineage holds the base model).
+    return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model))
 
 
 def _summary_uri(update_uri: str) -> str:

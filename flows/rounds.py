@@ -16,6 +16,7 @@ elected coordinator that disappears is replaced after its deadline.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,8 +155,11 @@ def federated_round(
     home: str | None = None,
     dispatch: str = "local",
     faults: dict[str, dict[str, Any]] | None = None,
+    specialize: bool = True,
 ) -> dict[str, Any]:
-    """One round of ``profile_id``: open it, dispatch it to the volunteering nodes, report."""
+    """One round of ``profile_id``: open it, dispatch it to the volunteering nodes, report;
+    then (``specialize``) check whether the profile should split or demand calls for a new
+    profile (:mod:`flows.specialization`)."""
     from ledger_client import open_ledger
 
     logger = get_run_logger()
@@ -221,9 +225,30 @@ def federated_round(
         model = ledger.get_model(profile_id, round_no)
         summary["alias"] = model.alias
         summary["evaluation"] = {k: from_fixed(v) for k, v in sorted(model.metrics.items())}
+        if specialize:
+            summary["specialization"] = _specialize(
+                profile_id, home, rnd.coordinator, opener, parent
+            )
     tracking.end_round_run(parent, summary)
     _publish(summary)
     return summary
+
+
+def _specialize(
+    profile_id: str, home: str | None, coordinator: str, opener: str, run_id: str
+) -> dict[str, Any]:
+    """The specialization check, as the round's coordinator. The round is committed
+    whatever happens here: a failed check is logged and reported, never the round's
+    failure."""
+    from flows.specialization import specialization_check
+
+    try:
+        return specialization_check(
+            profile_id, home, propose=True, proposer=coordinator, reader=opener, run_id=run_id
+        )
+    except Exception as exc:  # detection is advice; the committed round stands
+        get_run_logger().warning("%s: specialization check failed: %s", profile_id, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def _dispatch(
@@ -364,6 +389,12 @@ def _ledger_outcome(
     return outcome
 
 
+def _artifact_key(text: str) -> str:
+    """Prefect's artifact keys allow lowercase letters, digits and dashes only; profile ids
+    may also hold dots and underscores (``digits-8x8-sklearn.load_digits``)."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower())
+
+
 def _publish(summary: dict[str, Any]) -> None:
     """The round as a table in the Prefect UI."""
     from prefect.artifacts import create_table_artifact
@@ -384,7 +415,7 @@ def _publish(summary: dict[str, Any]) -> None:
         for o in summary["outcomes"]
     ]
     create_table_artifact(
-        key=f"{summary['profile']}-round-{summary['round']}".replace("_", "-").lower(),
+        key=_artifact_key(f"{summary['profile']}-round-{summary['round']}"),
         table=rows,
         description=f"{summary['profile']} round {summary['round']}: {summary['status']}, coordinator "
         f"{summary['coordinator']}, model {summary['model'][:12]}",
@@ -392,7 +423,7 @@ def _publish(summary: dict[str, Any]) -> None:
     if summary["evaluation"]:
         # The coordinator's automated evaluation, as committed on the ledger.
         create_table_artifact(
-            key=f"{summary['profile']}-round-{summary['round']}-evaluation".lower(),
+            key=_artifact_key(f"{summary['profile']}-round-{summary['round']}-evaluation"),
             table=[{"metric": k, "value": v} for k, v in summary["evaluation"].items()],
             description=f"{summary['profile']} round {summary['round']}: held-out evaluation of "
             f"model {summary['model'][:12]} ({summary['alias']})",
