@@ -100,13 +100,16 @@ class LedgerProgress:
         return t
 
     def _follow(self) -> None:
-        from ledger_client import open_ledger
+        from ledger_client import Consortium, open_ledger
 
-        reader = open_ledger(self.settings.ledger, "org1/admin")
+        # Any member may read events; the first admin exists in every consortium (org1 need not).
+        first = Consortium.load(self.settings.ledger.consortium_dir).members[0]
+        reader = open_ledger(self.settings.ledger, f"{first.name}/{first.admins[0]}")
         start = reader.height()
         network = reader.contract.network
+        chaincode = self.settings.ledger.chaincode
         while not self._stop.is_set():
-            for event in network.get_chaincode_events("fedspec", start_block=start, timeout=0.5):
+            for event in network.get_chaincode_events(chaincode, start_block=start, timeout=0.5):
                 payload = event.json()
                 if isinstance(payload, dict):
                     self.apply(event.name, payload)

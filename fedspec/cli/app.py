@@ -23,7 +23,12 @@ from fedspec.cli import model as model_cmd
 from fedspec.cli import network as network_cmd
 from fedspec.cli import profile as profile_cmd
 from fedspec.cli import round as round_cmd
+from fedspec.cli import specialize as specialize_cmd
+from fedspec.cli.budget import budget as budget_cmd
 from fedspec.cli.context import State
+from fedspec.cli.options import JsonOption
+from fedspec.cli.output import emit_json
+from fedspec.cli.rewards import rewards as rewards_cmd
 
 app = typer.Typer(
     name="fedspec",
@@ -38,6 +43,9 @@ app.add_typer(model_cmd.app, name="model")
 app.add_typer(network_cmd.app, name="network")
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(round_cmd.app, name="round")
+app.add_typer(specialize_cmd.app, name="specialize")
+app.command("rewards")(rewards_cmd)
+app.command("budget")(budget_cmd)
 
 
 @app.callback()
@@ -58,10 +66,13 @@ def _root(
 
 
 @app.command()
-def version() -> None:
+def version(json_out: JsonOption = False) -> None:
     """Print fedspec's version."""
     from fedspec import __version__
 
+    if json_out:
+        emit_json({"version": __version__})
+        return
     typer.echo(__version__)
 
 
@@ -107,7 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     from ledger_client.errors import LedgerError
 
     try:
-        result = app(args=argv, standalone_mode=False)
+        # One program name however it is started (`python -m fedspec.cli` too): usage lines
+        # and the shell-completion variable (_FEDSPEC_COMPLETE) depend on it.
+        result = app(args=argv, prog_name="fedspec", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         exc.show()
         raise SystemExit(2) from None

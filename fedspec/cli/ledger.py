@@ -9,7 +9,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, ReadAsOption
-from fedspec.cli.output import console, emit_json, fail, table
+from fedspec.cli.output import console, emit_json, fail, progress, table
 
 app = typer.Typer(help="Create, verify and inspect the ledger.", no_args_is_help=True)
 
@@ -64,34 +64,12 @@ def verify(
     json_out: JsonOption = False,
 ) -> None:
     """Re-check the hash chain and every signature, replay from genesis, compare the state."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from ledger_client.embedded.verify import verify_ledger
 
     state: State = ctx.obj
     path = ledger if ledger is not None else state.settings.ledger.ledger_path
-    if json_out:
-        report = verify_ledger(path, jobs=jobs)
-    else:
-        columns = (
-            TextColumn("verifying"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("blocks", total=None)
-            report = verify_ledger(
-                path,
-                jobs=jobs,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
+    with progress("verifying", enabled=not json_out) as update:
+        report = verify_ledger(path, jobs=jobs, progress=update)
     if json_out:
         emit_json(report.__dict__)
     elif report.ok:
@@ -148,10 +126,12 @@ def blocks(
     last = height - 1 if end is None else min(end, height - 1)
     if start > last:
         fail(f"the ledger has blocks 0 to {height - 1}; --from {start} is past the end")
-    described = [
-        describe_block(reader.block(n), state.settings.ledger.chaincode)
-        for n in range(start, last + 1)
-    ]
+    described = []
+    # Thousands of blocks take seconds to fetch and decode: a bar then, not for a handful.
+    with progress("reading blocks", enabled=not json_out and last - start >= 500) as update:
+        for n in range(start, last + 1):
+            described.append(describe_block(reader.block(n), state.settings.ledger.chaincode))
+            update(n - start + 1, last - start + 1)
     if json_out:
         emit_json(described)
         return
@@ -173,7 +153,7 @@ def blocks(
 @app.command("tx")
 def tx(
     ctx: typer.Context,
-    transaction_id: str,
+    transaction_id: Annotated[str, typer.Argument(help="The transaction id (hex)")],
     as_identity: AsOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -214,6 +194,9 @@ def events(
     """Chaincode events of committed transactions (one per state change)."""
     state: State = ctx.obj
     reader = _reader(state, as_identity)
+    height = reader.height()
+    if start >= height:
+        fail(f"the ledger has blocks 0 to {height - 1}; --from {start} is past the end")
     network = reader.contract.network
     found = []
     for event in network.get_chaincode_events(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from fedspec.cli.completion import complete_profile
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, ReadAsOption
 from fedspec.cli.output import console, emit_json, table
@@ -20,6 +21,7 @@ from fedspec.cli.output import console, emit_json, table
 if TYPE_CHECKING:
     from ledger_client.facade import FedspecLedger
     from registry.access import Prediction
+    from registry.matching import Match
     from registry.query import Query
     from registry.rows import InputRows
 
@@ -61,16 +63,37 @@ def find(
     optimize: OptimizeOption = None,
     require: RequireOption = None,
     top: Annotated[int | None, typer.Option("--top", min=1, help="Show the best N")] = None,
+    no_record: Annotated[
+        bool,
+        typer.Option(
+            "--no-record",
+            help="Do not record on the ledger that no profile fits (characteristics only)",
+        ),
+    ] = False,
     as_identity: AsOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Rank the active profiles for your data and criteria, with the reasons for each score."""
+    """Rank the active profiles for your data and criteria, with the reasons for each score.
+
+    When no active profile fits well, the query's characteristics (never rows or schema
+    values) are recorded on the ledger as demand for a new profile, unless --no-record.
+    """
     from registry.matching import find_matches
 
     query = _query(char, schema, optimize, require)  # a bad query is refused before any read
-    matches = find_matches(_ledger(ctx.obj, as_identity), query)[:top]
+    state: State = ctx.obj
+    ledger = _ledger(state, as_identity)
+    ranked = find_matches(ledger, query)
+    demand = _demand(state, ledger, query, ranked, record=not no_record)
+    matches = ranked[:top]
     if json_out:
-        emit_json({"query": query.to_json(), "matches": [m.to_json() for m in matches]})
+        emit_json(
+            {
+                "query": query.to_json(),
+                "matches": [m.to_json() for m in matches],
+                "demand": demand,
+            }
+        )
         return
     metric = query.optimize_name or (query.optimize.metric if query.optimize else "")
     table(
@@ -89,6 +112,39 @@ def find(
             for i, m in enumerate(matches, 1)
         ],
     )
+    if demand is not None:
+        console.print(_demand_line(demand), highlight=False, markup=False, soft_wrap=True)
+
+
+def _demand(
+    state: State, ledger: FedspecLedger, query: Query, matches: list[Match], *, record: bool
+) -> dict[str, Any] | None:
+    """What became of an unmatched query: ``None`` when a profile fits well (or the query
+    states no characteristics), else the reason and, unless opted out, the ledger's count."""
+    from registry.demand import DemandPolicy, demand_characteristics, note_demand, unmatched
+
+    policy = DemandPolicy.from_settings(state.settings.specialization)
+    reason = unmatched(matches, policy.score_threshold)
+    if not reason or not demand_characteristics(query):
+        return None
+    if not record:
+        return {"recorded": False, "reason": reason}
+    note = note_demand(ledger, query, matches, policy)
+    if note is None:  # unmatched and with characteristics: note_demand records it
+        return {"recorded": False, "reason": reason}
+    return {"recorded": True, **note.to_json()}
+
+
+def _demand_line(demand: dict[str, Any]) -> str:
+    if not demand["recorded"]:
+        return f"no active profile fits well ({demand['reason']}); not recorded (--no-record)"
+    chars = ", ".join(f"{k}={v}" for k, v in sorted(demand["characteristics"].items()))
+    ready = "; enough demand to propose a profile for it" if demand["ready"] else ""
+    return (
+        f"no active profile fits well ({demand['reason']}): recorded demand for {chars} on the "
+        f"ledger, {_count(demand['requests'], 'request')} by "
+        f"{_count(demand['requesters'], 'identity', 'identities')}{ready}"
+    )
 
 
 @app.command("predict")
@@ -98,7 +154,10 @@ def predict(
         Path, typer.Option("--input", help="Your rows: .csv (header optional) or .npy")
     ],
     profile: Annotated[
-        str | None, typer.Option("--profile", help="Use this profile's champion")
+        str | None,
+        typer.Option(
+            "--profile", help="Use this profile's champion", autocompletion=complete_profile
+        ),
     ] = None,
     char: CharOption = None,
     schema: SchemaOption = None,
@@ -291,6 +350,10 @@ def _open_registry(state: State) -> None:
                 f"no MLflow store at {database}: run rounds first, or set MLFLOW_TRACKING_URI"
             )
     registry.configure(uri)
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _number(value: float | None) -> str:

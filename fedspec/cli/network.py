@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fedspec.cli.context import State
+from fedspec.cli.options import JsonOption
 from fedspec.cli.output import console, emit_json, table
 
 app = typer.Typer(
@@ -37,10 +38,14 @@ def up(
     base_port: Annotated[
         int | None,
         typer.Option(
-            "--base-port", min=1024, max=65000, help="First of the network's ports [default: 27050]"
+            "--base-port",
+            min=1024,
+            max=65000,
+            help="First of the network's ports",
+            show_default="27050, or the existing network's",
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Create the network (or restart a stopped one), wait until healthy, print endpoints."""
     from fabric_network import network_up
@@ -64,7 +69,7 @@ def down(
         bool,
         typer.Option("--wipe", help="Also delete the network's ledgers, logs and configuration"),
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Stop exactly the processes `network up` started (by PID); --wipe deletes its state."""
     from fabric_network import network_down
@@ -84,7 +89,7 @@ def down(
 @app.command("status")
 def status(
     ctx: typer.Context,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """The network's state and each process: running or not."""
     from fabric_network import network_status

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -13,7 +14,7 @@ from rich.table import Table
 # Piped or logged output (CI, `make demo | tee`) gets 120 columns, not rich's 80, so tables
 # of hashes and node ids stay readable.
 console = Console(width=None if sys.stdout.isatty() else 120)
-errors = Console(stderr=True)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 def emit_json(obj: Any) -> None:
@@ -27,6 +28,30 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     for r in rows:
         t.add_row(*(str(v) for v in r))
     console.print(t)
+
+
+@contextmanager
+def progress(label: str, *, enabled: bool = True) -> Iterator[Callable[[int, int | None], None]]:
+    """A transient progress bar on stderr for long work; ``update(done, total)`` moves it.
+
+    Disabled (``--json``), the update does nothing: scripts read stdout, and a bar on a
+    terminal's stderr would still interleave with their output.
+    """
+    if not enabled:
+        yield lambda done, total: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=errors, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from fedspec.cli.context import State
-from fedspec.cli.options import ActAsOption, JsonOption
+from fedspec.cli.options import ActAsOption, JsonOption, ProfileArgument
 from fedspec.cli.output import console, emit_json, table
 
 app = typer.Typer(
@@ -26,7 +26,10 @@ def _ledger(state: State, as_identity: str | None) -> Any:
 
 @app.command("propose")
 def propose(
-    ctx: typer.Context, file: Path, as_identity: AsOption = None, json_out: JsonOption = False
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The profile document, .yaml or .json")],
+    as_identity: AsOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Propose the profile in FILE (YAML or JSON); it becomes active once a majority votes for it."""
     from fedspec.profiles import load_profile_file
@@ -63,7 +66,7 @@ def _vote(
 @app.command("vote")
 def vote(
     ctx: typer.Context,
-    profile_id: str,
+    profile_id: ProfileArgument,
     reject: Annotated[bool, typer.Option("--reject", help="Vote against")] = False,
     as_identity: AsOption = None,
     json_out: JsonOption = False,
@@ -75,7 +78,7 @@ def vote(
 @app.command("retire")
 def retire(
     ctx: typer.Context,
-    profile_id: str,
+    profile_id: ProfileArgument,
     reject: Annotated[bool, typer.Option("--reject", help="Vote against retiring")] = False,
     as_identity: AsOption = None,
     json_out: JsonOption = False,
@@ -117,7 +120,10 @@ def list_(
 
 @app.command("show")
 def show(
-    ctx: typer.Context, profile_id: str, as_identity: AsOption = None, json_out: JsonOption = False
+    ctx: typer.Context,
+    profile_id: ProfileArgument,
+    as_identity: AsOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """One profile: its document, status and votes."""
     profile = _ledger(ctx.obj, as_identity).get_profile(profile_id)

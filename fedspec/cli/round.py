@@ -1,18 +1,25 @@
-"""``fedspec round``: run a profile's federated rounds, or one node's part in a round."""
+"""``fedspec round``: run a profile's federated rounds, one node's part in a round, or read
+a round's status from the ledger."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
+from fedspec.cli.completion import complete_node
 from fedspec.cli.context import State
-from fedspec.cli.output import emit_json, table
+from fedspec.cli.options import ActAsOption, JsonOption, ProfileArgument
+from fedspec.cli.output import emit_json, errors, table
+from fedspec.cli.round_status import status
 
-app = typer.Typer(help="Run federated rounds of a profile.", no_args_is_help=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+app = typer.Typer(
+    help="Run federated rounds of a profile, or read a round's status.", no_args_is_help=True
+)
+app.command("status")(status)
 
 
 def _quiet_prefect(state: State) -> None:
@@ -22,21 +29,32 @@ def _quiet_prefect(state: State) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
+@contextmanager
+def _progress(state: State, profile_id: str, rounds: int, *, enabled: bool) -> Iterator[None]:
+    """The round's phases live on stderr, read from the ledger's events (as the demo shows
+    them), so the flows need not report to the terminal."""
+    if not enabled:
+        yield
+        return
+    from flows.progress import LedgerProgress
+
+    with LedgerProgress(state.settings, [profile_id], rounds).live(errors):
+        yield
+
+
 @app.command("run")
 def run(
     ctx: typer.Context,
-    profile_id: str,
+    profile_id: ProfileArgument,
     rounds: Annotated[int, typer.Option(min=1, max=1000, help="Rounds, one after the other")] = 1,
     dispatch: Annotated[
         str,
         typer.Option(help="local: node agents as tasks here; deployments: on each org's pool"),
     ] = "local",
-    as_identity: Annotated[
-        str | None, typer.Option("--as", help="Who opens the rounds [default: first admin]")
-    ] = None,
+    as_identity: ActAsOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Run ROUNDS rounds of PROFILE_ID with the nodes that volunteer for it."""
+    """Run ROUNDS rounds of PROFILE with the nodes that volunteer for it."""
     if dispatch not in ("local", "deployments"):
         raise typer.BadParameter("must be 'local' or 'deployments'", param_hint="--dispatch")
     state: State = ctx.obj
@@ -49,7 +67,7 @@ def run(
     profile = open_ledger(state.settings.ledger, opener).get_profile(profile_id)
     if profile.status != "active":
         raise typer.BadParameter(f"profile {profile_id} is {profile.status}, not active")
-    with local_api_settings():
+    with local_api_settings(), _progress(state, profile_id, rounds, enabled=not json_out):
         summaries = federated_training(
             profile_id,
             rounds=rounds,
@@ -82,13 +100,18 @@ def run(
 @app.command("node")
 def node(
     ctx: typer.Context,
-    profile_id: str,
-    node_id: Annotated[str, typer.Option("--node", help="This node, e.g. org2/node0")],
+    profile_id: ProfileArgument,
+    node_id: Annotated[
+        str,
+        typer.Option("--node", help="This node, e.g. org2/node0", autocompletion=complete_node),
+    ],
     round_no: Annotated[
-        int | None, typer.Option("--round", min=1, help="[default: the profile's current round]")
+        int | None,
+        typer.Option("--round", min=1, help="The round", show_default="the profile's current"),
     ] = None,
     parent_run_id: Annotated[
-        str | None, typer.Option(help="The round's MLflow run [default: found by round]")
+        str | None,
+        typer.Option(help="The round's MLflow run", show_default="found by round"),
     ] = None,
     json_out: JsonOption = False,
 ) -> None:

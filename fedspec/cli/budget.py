@@ -1,0 +1,100 @@
+"""``fedspec budget``: each node's privacy budget per profile, spent and left, from the ledger.
+
+``GetBudget`` does the arithmetic on the ledger with exact decimals (the same numbers that
+``SubmitUpdate`` refuses against): this command only lists them. Decimals stay strings in
+``--json`` (``"1e-5"`` is not a float's ``1e-05``, and ``0.1 + 0.2`` must stay ``0.3``).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import typer
+
+from fedspec.cli.context import State
+from fedspec.cli.options import JsonOption, NodeOption, ProfileOption, ReadAsOption
+from fedspec.cli.output import emit_json, table
+
+# Profiles whose rounds may have spent budget: a proposed or rejected one never ran.
+_RAN = ("active", "retired")
+
+
+def budget(
+    ctx: typer.Context,
+    node: NodeOption = None,
+    profile: ProfileOption = None,
+    as_identity: ReadAsOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Privacy budget per node and profile: (ε, δ) spent and left against the profile's budget."""
+    from ledger_client import open_ledger
+
+    state: State = ctx.obj
+    ledger = open_ledger(state.settings.ledger, as_identity or state.default_admin())
+    entries = budget_entries(ledger, node=node, profile=profile)
+    if json_out:
+        emit_json({"budgets": entries})
+        return
+    table(
+        "privacy budgets",
+        [
+            "node",
+            "profile",
+            "mode",
+            "rounds",
+            "spent ε",
+            "spent δ",
+            "budget ε, δ",
+            "left ε",
+            "left δ",
+        ],
+        [
+            (
+                e["node"],
+                e["profile"],
+                e["mode"],
+                e["rounds"],
+                e["spent"]["epsilon"],
+                e["spent"]["delta"],
+                "-" if e["budget"] is None else f"{e['budget']['epsilon']}, {e['budget']['delta']}",
+                "-" if e["remaining"] is None else e["remaining"]["epsilon"],
+                "-" if e["remaining"] is None else e["remaining"]["delta"],
+            )
+            for e in entries
+        ],
+    )
+
+
+def budget_entries(
+    ledger: Any, *, node: str | None = None, profile: str | None = None
+) -> list[dict[str, Any]]:
+    """One entry per (node, profile): what ``fedspec budget --json`` lists (docs/cli.md)."""
+    # Unknown names are refused by the ledger (NOT_FOUND) before any budget is read.
+    node_ids = (
+        [str(ledger.get_node(node)["id"])] if node else [n["id"] for n in ledger.list_nodes()]
+    )
+    if profile:
+        profile_ids = [ledger.get_profile(profile).id]
+    else:
+        profile_ids = [p.id for p in ledger.list_profiles() if p.status in _RAN]
+    entries = []
+    for profile_id in profile_ids:
+        for node_id in sorted(node_ids):
+            doc = ledger.budget(node_id, profile_id)
+            remaining = doc.get("remaining")
+            entries.append(
+                {
+                    "node": node_id,
+                    "profile": profile_id,
+                    "mode": doc["mode"],
+                    "rounds": int(doc["rounds"]),
+                    "spent": dict(doc["spent"]),
+                    # None for a profile without a privacy mode: there is nothing to exhaust.
+                    "budget": doc.get("budget"),
+                    "remaining": remaining,
+                    "exhausted": remaining is not None
+                    and any(Fraction(v) == 0 for v in remaining.values()),
+                }
+            )
+    return entries
