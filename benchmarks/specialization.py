@@ -52,6 +52,7 @@ def main() -> None:
     from fedspec.config import Settings
     from flows import mixed_digits
     from flows.demo import start_local_api
+    from flows.environment import volunteer_fitting
     from flows.rounds import federated_round, local_api_settings
 
     settings = Settings.load(home, env={})
@@ -102,7 +103,7 @@ def main() -> None:
 
     for child in children:
         status = mixed_digits.vote_in(settings, child["id"], sorted(HOLDERS))
-        joined = mixed_digits.volunteer_fitting(settings, child["id"], nodes)
+        joined = volunteer_fitting(settings, child["id"], nodes)
         print(
             f"{child['id']}: {status} by vote; volunteers {', '.join(joined)} "
             f"(distinguishing {child['distinguishing']})"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -112,3 +113,20 @@ class NodeEnvironment:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         tmp.replace(path)
+
+
+def volunteer_fitting(settings: Settings, profile_id: str, nodes: Sequence[str]) -> list[str]:
+    """Each of ``nodes`` volunteers for ``profile_id`` if it holds data that fits the
+    profile's characteristics: its own decision, on its own data (a split profile's child
+    gets the nodes of its group). Returns the nodes that volunteered (again: volunteering
+    is idempotent on the ledger)."""
+    joined = []
+    for node in nodes:
+        env = NodeEnvironment(node, settings)
+        try:
+            env.local_data(dict(env.ledger.get_profile(profile_id).spec["characteristics"]))
+        except DatasetError:
+            continue
+        env.ledger.volunteer(profile_id)
+        joined.append(node)
+    return joined

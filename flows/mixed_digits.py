@@ -30,6 +30,7 @@ from federated.datasets import (
     write_holdout,
 )
 from fedspec.config import Settings
+from flows.environment import volunteer_fitting
 
 PROFILE = "digits-8x8"
 MIXED = "digits-8x8-mixed"
@@ -100,24 +101,6 @@ def vote_in(settings: Settings, profile_id: str, orgs: Sequence[str]) -> str:
         if outcome["status"] == "active":
             return "active"
     return str(outcome["status"])
-
-
-def volunteer_fitting(settings: Settings, profile_id: str, nodes: Sequence[str]) -> list[str]:
-    """Each node volunteers for ``profile_id`` if it holds data that fits it (its own
-    decision, on its own data: a child profile gets the nodes of its group)."""
-    from federated.errors import DatasetError
-    from flows.environment import NodeEnvironment
-
-    joined = []
-    for node in nodes:
-        env = NodeEnvironment(node, settings)
-        try:
-            env.local_data(dict(env.ledger.get_profile(profile_id).spec["characteristics"]))
-        except DatasetError:
-            continue
-        env.ledger.volunteer(profile_id)
-        joined.append(node)
-    return joined
 
 
 def accuracy(settings: Settings, profile_id: str, data: Dataset) -> float:

@@ -140,3 +140,37 @@ def test_a_bad_query_records_nothing(
     code, out, err = run(home, capsys, "model", "find", *args)
     refused(code, err, fragment)
     assert out == "" and _height(home) == before and _demand(home) == []
+
+
+def test_demand_past_the_threshold_becomes_a_proposal_the_consortium_votes_in(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two requests by one identity: below the default threshold (3 requests, 2 requesters).
+    for _ in range(2):
+        run(home, capsys, "model", "find", *AUDIO, "--json")
+    code, out, err = run(home, capsys, "specialize", "suggest", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"suggestions": [], "proposed": []}
+
+    run(home, capsys, "model", "find", *AUDIO, "--as", "org2/admin", "--json")
+    code, out, err = run(home, capsys, "specialize", "suggest", "--propose", "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    (suggestion,) = answer["suggestions"]
+    document = suggestion["profile"]
+    assert suggestion["template"] == "digits-8x8"  # the closest active profile
+    assert document["parent"] == "digits-8x8"
+    assert document["characteristics"]["modality"] == "audio"
+    assert document["characteristics"]["sensor"] == "microphone"
+    assert answer["proposed"] == [
+        {"id": document["id"], "status": "proposed", "template": "digits-8x8"}
+    ]
+
+    # Covered now: asked again, nothing new is suggested; the vote works as on any proposal.
+    code, out, _ = run(home, capsys, "specialize", "suggest", "--propose", "--json")
+    assert json.loads(out) == {"suggestions": [], "proposed": []}
+    for admin in ("org1/admin", "org2/admin", "org3/admin"):
+        code, out, err = run(home, capsys, "profile", "vote", document["id"], "--as", admin)
+        assert code == 0, err
+    profile = ledger(Settings.load(home, env={})).get_profile(document["id"])
+    assert profile.status == "active"

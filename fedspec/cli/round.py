@@ -132,3 +132,58 @@ def node(
     )
     if outcome["status"] not in ("ok", "excluded"):
         raise typer.Exit(1)
+
+
+@app.command("volunteer")
+def volunteer(
+    ctx: typer.Context,
+    profile_id: ProfileArgument,
+    nodes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--node",
+            help="A node of this home, e.g. org2/node0 (repeatable)",
+            autocompletion=complete_node,
+            show_default="every node of this home whose data fits",
+        ),
+    ] = None,
+    withdraw: Annotated[
+        bool, typer.Option("--withdraw", help="Stop volunteering for PROFILE instead")
+    ] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Volunteer this home's nodes whose local data fits PROFILE (e.g. a child after a split)."""
+    from flows.environment import volunteer_fitting
+    from ledger_client import Consortium, open_ledger
+
+    state: State = ctx.obj
+    settings = state.settings
+    # Unknown or inactive profiles are refused before any node writes (the ledger would
+    # refuse each Volunteer whole too; this names the cause once).
+    profile = open_ledger(settings.ledger, state.default_admin()).get_profile(profile_id)
+    if profile.status != "active" and not withdraw:
+        raise typer.BadParameter(f"profile {profile_id} is {profile.status}, not active")
+    known = Consortium.load(settings.ledger.consortium_dir).node_refs()
+    for node in nodes or []:
+        if node not in known:
+            raise typer.BadParameter(
+                f"{node} is not a node of this consortium", param_hint="--node"
+            )
+    # Without --node: the nodes whose data lives in this home (a member holds only its own).
+    chosen = (
+        list(nodes) if nodes else [n for n in known if (settings.data_dir / "nodes" / n).is_dir()]
+    )
+    if withdraw:
+        done = []
+        for node in chosen:
+            ledger = open_ledger(settings.ledger, node)
+            if node in ledger.volunteers(profile_id):
+                ledger.withdraw(profile_id)
+                done.append(node)
+    else:
+        done = volunteer_fitting(settings, profile_id, chosen)
+    if json_out:
+        emit_json({"profile": profile_id, "withdrew" if withdraw else "volunteered": done})
+        return
+    verb = "withdrew from" if withdraw else "volunteer for"
+    typer.echo(f"{', '.join(done) or 'no node'} {verb} {profile_id}")

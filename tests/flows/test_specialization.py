@@ -157,6 +157,7 @@ def test_a_mixed_profile_splits_and_its_children_are_not_worse(
 ) -> None:
     from fedspec.config import Settings
     from flows import mixed_digits, tracking
+    from flows.environment import volunteer_fitting
     from flows.specialization import check_profile
     from registry.tracking import ensure_experiment
     from tests.flows.conftest import RoundHome
@@ -211,7 +212,7 @@ def test_a_mixed_profile_splits_and_its_children_are_not_worse(
     nodes = [f"{org}/node0" for org in sorted(HOLDERS)]
     for child_id, child in children.items():
         assert mixed_digits.vote_in(settings, child_id, sorted(HOLDERS)) == "active"
-        assert mixed_digits.volunteer_fitting(settings, child_id, nodes) == child["nodes"]
+        assert volunteer_fitting(settings, child_id, nodes) == child["nodes"]
     for child_id in sorted(children):
         _rounds(home, child_id, 2)
         first_round = ledger.get_round(child_id, 1)
