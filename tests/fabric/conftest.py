@@ -18,6 +18,11 @@ from fabric_network import NetworkLayout, network_down, network_up
 from tests.fabric_support import fabric_binaries_or_skip, free_base_port
 from tests.flows.conftest import ORGS, RoundHome, build
 
+# Four node processes, seven Fabric processes and four chaincode servers share CI's 2 cores:
+# nodes get twice the embedded tests' time to train and commit after the election (45 s
+# was missed once under that load).
+SCHEDULE = {"join_window_s": 90, "reveal_window_s": 30, "coordinator_window_s": 90}
+
 
 @dataclass
 class FabricRounds:
@@ -44,7 +49,9 @@ def fabric_rounds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricRo
         os.environ.pop(name, None)
     try:
         network_up(layout)
-        rounds = build(home, new_consortium=False, env={"FEDSPEC_LEDGER": "fabric"})
+        rounds = build(
+            home, new_consortium=False, env={"FEDSPEC_LEDGER": "fabric"}, schedule=SCHEDULE
+        )
         yield FabricRounds(rounds, layout, bins)
         rounds.stop_all()
     finally:

@@ -118,6 +118,7 @@ def build(
     *,
     new_consortium: bool = True,
     env: dict[str, str] | None = None,
+    schedule: dict[str, int] | None = None,
 ) -> RoundHome:
     from flows import tracking
     from flows.demo_setup import PROFILES, setup_consortium
@@ -140,7 +141,7 @@ def build(
         ORGS,
         [profile],
         nodes_per_org=1,
-        schedule=SCHEDULE,
+        schedule=schedule or SCHEDULE,
         new_consortium=new_consortium,
     )
     # Create MLflow's tables once, here: node processes must not race to migrate them.
