@@ -22,12 +22,12 @@ import itertools
 import json
 import os
 import statistics
-import tempfile
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
+
+from benchmarks.sandbox import bench_dir
 
 ORGS = ["org1", "org2", "org3"]  # the network: three organizations
 
@@ -111,14 +111,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="fedspec-bench-fabric-"))
-    os.environ.update(
-        PREFECT_HOME=str(root / "prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
-        MLFLOW_DISABLE_TELEMETRY="true",
-    )
+    root = bench_dir("fedspec-bench-fabric-", fedspec_home=False)
     from fabric_network import NetworkLayout, network_down, network_up
     from fedspec.bootstrap import init_ledger
     from fedspec.config import Settings

@@ -22,11 +22,10 @@ Run: ``.venv/bin/python -m benchmarks.round_time [--rounds 3] [--epochs 2]``.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
+
+from benchmarks.sandbox import bench_dir
 
 WORK = ("training", "aggregation", "evaluation")
 ORGS = ["org1", "org2", "org3", "org4"]
@@ -39,14 +38,7 @@ def main() -> None:
     parser.add_argument("--profile", default="digits-28x28")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="fedspec-bench-round-"))
-    os.environ.update(
-        FEDSPEC_HOME=str(home),
-        PREFECT_HOME=str(home / "prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
-    )
+    home = bench_dir("fedspec-bench-round-")
     from fedspec.config import Settings
     from flows import timing
     from flows.demo import start_local_api

@@ -23,11 +23,10 @@ Run: ``.venv/bin/python -m benchmarks.specialization [--max-rounds 6] [--child-r
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
+
+from benchmarks.sandbox import bench_dir
 
 HOLDERS = {"org1": "digits-8x8", "org2": "digits-8x8", "org3": "mnist-8x8", "org4": "mnist-8x8"}
 HYPERPARAMETERS = {"hidden_sizes": [32], "epochs": 2, "learning_rate": 0.01, "batch_size": 32}
@@ -41,14 +40,7 @@ def main() -> None:
     parser.add_argument("--mnist-rows", type=int, default=1500)
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="fedspec-bench-specialization-"))
-    os.environ.update(
-        FEDSPEC_HOME=str(home),
-        PREFECT_HOME=str(home / "prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
-    )
+    home = bench_dir("fedspec-bench-specialization-")
     from fedspec.config import Settings
     from flows import mixed_digits
     from flows.demo import start_local_api

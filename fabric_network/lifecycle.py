@@ -79,18 +79,18 @@ def genesis_block(layout: NetworkLayout, bin_dir: Path, config_dir: Path) -> Non
     )
 
 
-def orderer_join(layout: NetworkLayout, bin_dir: Path, name: str) -> None:
+def _osnadmin(layout: NetworkLayout, bin_dir: Path, name: str, *args: str) -> str:
+    """``osnadmin channel ARGS`` against orderer ``name``'s admin endpoint, over mutual TLS
+    as the orderer organization's admin."""
     o = next(x for x in layout.orderers if x.name == name)
     admin = layout.admin_dir(layout.orderer_org) / "tls"
-    run_tool(
+    return run_tool(
         [
             str(bin_dir / "osnadmin"),
             "channel",
-            "join",
+            *args,
             "--channelID",
             layout.channel,
-            "--config-block",
-            str(layout.genesis_block),
             "-o",
             f"127.0.0.1:{o.admin_port}",
             "--ca-file",
@@ -102,6 +102,10 @@ def orderer_join(layout: NetworkLayout, bin_dir: Path, name: str) -> None:
         ],
         {},
     )
+
+
+def orderer_join(layout: NetworkLayout, bin_dir: Path, name: str) -> None:
+    _osnadmin(layout, bin_dir, name, "join", "--config-block", str(layout.genesis_block))
 
 
 def peer_join(layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str) -> None:
@@ -230,24 +234,5 @@ def peer_height(layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str
 
 
 def orderer_height(layout: NetworkLayout, bin_dir: Path, name: str) -> int:
-    o = next(x for x in layout.orderers if x.name == name)
-    admin = layout.admin_dir(layout.orderer_org) / "tls"
-    out = run_tool(
-        [
-            str(bin_dir / "osnadmin"),
-            "channel",
-            "list",
-            "--channelID",
-            layout.channel,
-            "-o",
-            f"127.0.0.1:{o.admin_port}",
-            "--ca-file",
-            str(layout.tls_ca(layout.orderer_org)),
-            "--client-cert",
-            str(admin / "client.crt"),
-            "--client-key",
-            str(admin / "client.key"),
-        ],
-        {},
-    )
+    out = _osnadmin(layout, bin_dir, name, "list")
     return int(json.loads(out[out.index("{") : out.rindex("}") + 1])["height"])

@@ -25,6 +25,8 @@ from typing import IO
 
 import pytest
 
+from fabric_network.processes import alive
+
 MARK = "FEDSPEC_TEST_PROCESSES"
 STOP_GRACE_S = 10.0
 
@@ -49,19 +51,6 @@ def venv_env(**extra: str) -> dict[str, str]:
 def bin_path(name: str) -> str:
     """A console script of this virtual environment (``prefect``, ``mlflow``)."""
     return str(Path(sys.executable).parent / name)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited: only its parent's wait is missing
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _parent_of(pid: int) -> int | None:
@@ -116,10 +105,10 @@ def _signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
 
 def _wait_gone(pids: set[int], timeout: float) -> set[int]:
     deadline = time.monotonic() + timeout
-    left = {p for p in pids if _alive(p)}
+    left = {p for p in pids if alive(p)}
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
-        left = {p for p in left if _alive(p)}
+        left = {p for p in left if alive(p)}
     return left
 
 
@@ -237,7 +226,7 @@ class Processes:
             left = _wait_gone(rest, STOP_GRACE_S)
             _signal_all(left, signal.SIGKILL)
             _wait_gone(left, STOP_GRACE_S)
-        self.leftover = {p for p in marked(self.token) if _alive(p)}
+        self.leftover = {p for p in marked(self.token) if alive(p)}
 
     def __enter__(self) -> Processes:
         return self
