@@ -158,7 +158,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from fedspec.consortium import init_consortium
+    from fedspec.app.consortium import init_consortium
     from ledger_client import Consortium, FedspecLedger, connect
     from ledger_client.embedded.genesis import create_ledger
     from ledger_client.embedded.peer import EmbeddedLedger

@@ -39,10 +39,10 @@ def main() -> None:
     args = parser.parse_args()
 
     home = bench_dir("fedspec-bench-round-")
-    from fedspec.config import Settings
+    from fedspec.app.settings import Settings
     from flows import timing
-    from flows.demo import start_local_api
-    from flows.demo_setup import PROFILES, setup_consortium
+    from fedspec.demo.run import start_local_api
+    from fedspec.demo.setup import PROFILES, setup_consortium
     from flows.rounds import federated_round, local_api_settings
 
     settings = Settings.load(home, env={})

@@ -1,6 +1,6 @@
 """Automatic specialization, end to end: a generic profile splits, and the children win.
 
-Scenario (:mod:`flows.mixed_digits`): one generic ``digits-8x8`` profile (torch MLP,
+Scenario (:mod:`fedspec.demo.mixed_digits`): one generic ``digits-8x8`` profile (torch MLP,
 FedAvg, no differential privacy) whose four nodes hold naturally different data: two hold
 scikit-learn's 8×8 digits, two hold MNIST resampled to 8×8. Each round is the
 ``federated-round`` Prefect flow (local API, embedded ledger, MLflow on SQLite), whose
@@ -41,9 +41,9 @@ def main() -> None:
     args = parser.parse_args()
 
     home = bench_dir("fedspec-bench-specialization-")
-    from fedspec.config import Settings
-    from flows import mixed_digits
-    from flows.demo import start_local_api
+    from fedspec.app.settings import Settings
+    from fedspec.demo import mixed_digits
+    from fedspec.demo.run import start_local_api
     from flows.environment import volunteer_fitting
     from flows.rounds import federated_round, local_api_settings
 

@@ -3,8 +3,8 @@
 Hierarchy::
 
     FedspecError                 root: ``code`` is stable, ``str()`` is one readable line
-    ├── ConsortiumError          CONSORTIUM_INVALID   (fedspec.consortium)
-    └── SettingsError            CONFIG_INVALID       (fedspec.config)
+    ├── ConsortiumError          CONSORTIUM_INVALID   (fedspec.app.consortium)
+    └── SettingsError            CONFIG_INVALID       (fedspec.app.settings)
 
 Errors from the ledger client (:mod:`ledger_client.errors`), the chaincode
 (:mod:`chaincode.errors`) and the learning core (:mod:`federated.errors`) keep their own

@@ -24,6 +24,7 @@ from federated.types import FitFailure, FitResult, GlobalModel
 from flows import timing, tracking
 from flows.environment import NodeEnvironment
 from flows.models import ProfileModel, adapter_for
+from flows.updates import base_model, prefetch, staleness
 from ledger_client import EndorseError, ModelCommitment, Round, to_fixed
 from registry import ArtifactIntegrityError, ArtifactMissingError
 
@@ -251,7 +252,7 @@ class Coordinator:
         failures: list[FitFailure] = []
         reports: list[Any] = []
         self._update_bytes: dict[str, bytes] = {}
-        fetched = _prefetch(
+        fetched = prefetch(
             [
                 wanted
                 for r in records.values()
@@ -286,7 +287,7 @@ class Coordinator:
             except FederatedError as exc:
                 failures.append(FitFailure(node, exc.code, exc.message))
                 continue
-            stale = _staleness(result, rnd)
+            stale = staleness(result, rnd)
             if stale:
                 failures.append(FitFailure(node, "STALE_UPDATE", stale))
                 continue
@@ -436,62 +437,9 @@ class Coordinator:
         }
 
 
-def base_model(plan: TrainingPlan, rnd: Round) -> GlobalModel:
-    """The model ``rnd`` trains from, verified against its ledger hash (also what
-    :mod:`flows.specialization` measures the nodes' updates against)."""
-    if not rnd.base_model:
-        return plan.initial_model()
-    from federated.exchange import decode_global_model
-    from registry.models import fetch_model_bytes
-
-    # A child profile's first round starts from its parent's champion (the ledger says
-    # whose lineage holds the base model).
-    return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model))
-
-
 def _summary_uri(update_uri: str) -> str:
     """The node's validation summary sits beside its update, in the same run."""
     return update_uri.rsplit("/", 1)[0] + "/validation.json"
-
-
-def _prefetch(wanted: list[tuple[str, str]]) -> Callable[[str, str], bytes]:
-    """Fetch every ``(uri, sha256)`` at once (downloads overlap; each is still verified
-    against its hash), and return a lookup that gives the bytes or raises what the fetch
-    raised."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def fetch(item: tuple[str, str]) -> bytes | Exception:
-        try:
-            data: bytes = tracking.fetch_bytes(item[0], sha256=item[1])
-            return data
-        except Exception as exc:  # re-raised by the lookup, in the caller's order
-            return exc
-
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fetch") as pool:
-        done = dict(zip(wanted, pool.map(fetch, wanted), strict=True)) if wanted else {}
-
-    def lookup(uri: str, sha256: str) -> bytes:
-        value = done.get((uri, sha256))
-        if value is None:
-            value = fetch((uri, sha256))
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-    return lookup
-
-
-def _staleness(result: FitResult, rnd: Round) -> str:
-    """Why an update was not trained for this round from this round's base model, or ""."""
-    from flows.node_agent import TRAINED_FROM, TRAINED_ROUND
-
-    trained_round = result.metrics.get(TRAINED_ROUND)
-    trained_from = result.metrics.get(TRAINED_FROM)
-    if trained_round != rnd.number:
-        return f"trained for round {trained_round}, not round {rnd.number}"
-    if trained_from != (rnd.base_model or "initial"):
-        return f"trained from {str(trained_from)[:12]}, not the round's base model"
-    return ""
 
 
 def _constant_predictor_metrics(plan: TrainingPlan, y: Any) -> dict[str, float]:

@@ -28,7 +28,7 @@ from federated.datasets import NodeData, load_holdout, load_node_data
 from federated.datasets.info import Dataset
 from federated.errors import DatasetError
 from federated.plan import matches
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 from ledger_client import FedspecLedger, open_ledger
 
 

@@ -30,7 +30,9 @@ from federated.exchange import decode_global_model, encode_update, sha256_hex
 from federated.plan import TrainingPlan
 from federated.types import FitResult, GlobalModel, Scalar
 from flows import timing, tracking
+from flows.coordinator import Coordinator
 from flows.environment import NodeEnvironment
+from flows.updates import TRAINED_FROM, TRAINED_ROUND
 from ledger_client import EndorseError, Round, UpdateCommitment, new_seed_secret, to_fixed
 
 if TYPE_CHECKING:
@@ -40,8 +42,6 @@ log = logging.getLogger("fedspec.node")
 # The ledger needs a validation-summary hash even for a node excluded before it read its data.
 NOT_VALIDATED = hashlib.sha256(b"fedspec: excluded before validation").hexdigest()
 # Provenance an update carries (in its signed-by-hash metadata), checked by the coordinator.
-TRAINED_ROUND = "trained_round"
-TRAINED_FROM = "trained_from"
 _CHARACTERISTIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # as in the profile schema
 
 
@@ -422,8 +422,6 @@ class NodeAgent:
     # ------------------------------------------------------------------ after the update
     def _await_model(self) -> None:
         """Wait for the model; coordinate if elected; replace a coordinator that is late."""
-        from flows.coordinator import Coordinator
-
         while True:
             rnd = self._round()
             if rnd.status == "closed":
@@ -485,7 +483,7 @@ def run_node(
 ) -> dict[str, Any]:
     """One node's agent for one round, as a plain function (no Prefect: the round flow's
     tasks, the node-round deployment and ``fedspec round node`` all call it)."""
-    from fedspec.config import Settings
+    from fedspec.app.settings import Settings
 
     env = NodeEnvironment(node, Settings.load(home))
     tracking.configure(env.settings.mlflow_tracking_uri, env.settings.home / "mlflow" / "artifacts")

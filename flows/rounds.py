@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from prefect import flow, get_run_logger, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 from flows import tracking
 from flows.node_agent import run_node
 from ledger_client import Round, from_fixed

@@ -40,7 +40,7 @@ from federated.divergence import (
 )
 from federated.errors import FederatedError
 from federated.plan import TrainingPlan
-from fedspec.config import Settings, SpecializationSettings
+from fedspec.app.settings import Settings, SpecializationSettings
 from flows.children import Child, ChildPlan, plan_children
 
 if TYPE_CHECKING:
@@ -270,18 +270,18 @@ def _round_divergence(
     """Sattler et al.'s test on one round's included updates, each a delta against the
     round's base model."""
     from federated.exchange import decode_update
-    from flows.coordinator import _prefetch, _staleness, base_model
+    from flows.updates import base_model, prefetch, staleness
 
     if len(records) < 2:
         return None, f"{len(records)} included update(s)"
-    fetched = _prefetch([(r["uri"], r["sha256"]) for r in records])
+    fetched = prefetch([(r["uri"], r["sha256"]) for r in records])
     base = base_model(plan, rnd)
     if isinstance(base.parameters, bytes):
         return None, "the base model is not weight arrays"
     deltas, weights = {}, {}
     for record in records:
         result, family = decode_update(fetched(record["uri"], record["sha256"]))
-        stale = _staleness(result, rnd)
+        stale = staleness(result, rnd)
         if stale or family != plan.family or isinstance(result.parameters, bytes):
             # Never committed into the round's model either; the coordinator refused it.
             continue

@@ -7,28 +7,14 @@ peer's Gateway over gRPC. Both return a :class:`~ledger_client.service.GatewaySe
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledger_client.config import BACKENDS, LedgerConfig
 from ledger_client.consortium import Consortium
 from ledger_client.errors import ConfigurationError
 from ledger_client.facade import FedspecLedger
 from ledger_client.gateway import connect
 from ledger_client.service import GatewayService
-
-BACKENDS = ("embedded", "fabric")
-
-
-@dataclass(frozen=True)
-class LedgerConfig:
-    backend: str = "embedded"
-    ledger_path: Path = Path(".fedspec/ledger.sqlite")
-    consortium_dir: Path = Path(".fedspec/consortium")
-    channel: str = "fedspec"
-    chaincode: str = "fedspec"
-    # Fabric: peer Gateway endpoints by organization, e.g. {"org1": "127.0.0.1:7051"}.
-    fabric_peers: dict[str, str] = field(default_factory=dict)
-
 
 _services: dict[tuple[str, str, str], GatewayService] = {}
 _lock = threading.Lock()
@@ -51,17 +37,17 @@ def open_service(config: LedgerConfig, *, org: str | None = None) -> GatewayServ
 
 def _create(config: LedgerConfig, org: str | None) -> GatewayService:
     if config.backend == "embedded":
+        # Deferred: the embedded peer loads the chaincode, needed only for this backend.
         from ledger_client.embedded.peer import EmbeddedLedger
 
         consortium = (
             Consortium.load(config.consortium_dir) if Path(config.consortium_dir).exists() else None
         )
         return EmbeddedLedger(config.ledger_path, consortium)
-    try:
-        from ledger_client.fabric import FabricGatewayService  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise ConfigurationError("the fabric backend is not available in this build") from exc
-    return FabricGatewayService.from_config(config, org)  # type: ignore[no-any-return,unused-ignore]
+    # Deferred: grpc and Fabric's protobuf modules load only for a Fabric backend.
+    from ledger_client.fabric import FabricGatewayService
+
+    return FabricGatewayService.from_config(config, org)
 
 
 def open_ledger(config: LedgerConfig, identity: str) -> FedspecLedger:
@@ -78,3 +64,6 @@ def close_services() -> None:
         for service in _services.values():
             service.close()
         _services.clear()
+
+
+__all__ = ["BACKENDS", "LedgerConfig", "close_services", "open_ledger", "open_service"]

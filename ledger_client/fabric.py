@@ -17,7 +17,7 @@ import grpc
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from google.rpc import status_pb2
 
-from ledger_client.backends import LedgerConfig
+from ledger_client.config import LedgerConfig
 from ledger_client.consortium import Consortium
 from ledger_client.errors import ConfigurationError
 from ledger_client.service import ErrorDetail, GatewayServiceError

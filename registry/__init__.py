@@ -11,7 +11,7 @@ The pyfunc class lives in :mod:`registry.pyfunc`, which does import MLflow.
 - :mod:`registry.evaluation`: quality, latency, size and CPU-time metrics of a model.
 """
 
-from registry.artifacts import fetch_bytes, log_bytes
+from registry.artifacts import fetch_bytes, log_bytes, log_json
 from registry.errors import (
     ArtifactIntegrityError,
     ArtifactMissingError,
@@ -50,7 +50,6 @@ from registry.tracking import (
     configure_embedded,
     end_run,
     find_round_run,
-    log_json,
     log_metrics,
     log_params,
     log_table,

@@ -8,9 +8,12 @@ through the tracking server on any organization's machine, whatever the artifact
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from federated.exchange import sha256_hex
 from registry.errors import (
@@ -94,3 +97,8 @@ def _means_missing(exc: Exception) -> bool:
     # The HTTP artifact repository reports a missing file as a 404 in the message only.
     text = str(exc)
     return "404" in text or "does not exist" in text or "No such file" in text
+
+
+def log_json(run_id: str, artifact_file: str, data: Mapping[str, Any] | Sequence[Any]) -> None:
+    """Write ``data`` as sorted-key JSON to the run's ``artifact_file`` (e.g. ``round.json``)."""
+    log_bytes(run_id, artifact_file, json.dumps(data, sort_keys=True, indent=2).encode())

@@ -43,7 +43,7 @@ class DemandPolicy:
 
     @classmethod
     def from_settings(cls, settings: Any) -> DemandPolicy:
-        """From :class:`fedspec.config.SpecializationSettings`."""
+        """From :class:`fedspec.app.settings.SpecializationSettings`."""
         return cls(
             score_threshold=float(settings.demand_score),
             min_requests=int(settings.demand_min_requests),

@@ -303,13 +303,6 @@ def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
         client().log_batch(run_id, tags=items)
 
 
-def log_json(run_id: str, artifact_file: str, data: Mapping[str, Any] | Sequence[Any]) -> None:
-    """Write ``data`` as sorted-key JSON to the run's ``artifact_file`` (e.g. ``round.json``)."""
-    from registry.artifacts import log_bytes
-
-    log_bytes(run_id, artifact_file, json.dumps(data, sort_keys=True, indent=2).encode())
-
-
 def log_table(run_id: str, artifact_file: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Log rows as an MLflow table artifact (``*.json``; the UI's artifact view shows a grid)."""
     import pandas as pd

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = [f"org{i}/node0" for i in range(1, 5)]
@@ -32,7 +32,7 @@ CONTRIBUTIONS = (100, 110, 120, 130)  # what the demo scores its four nodes
 
 
 def ledger_home(home: Path) -> Settings:
-    from fedspec.demo_ledger import run_ledger_demo
+    from fedspec.demo.ledger_tour import run_ledger_demo
 
     with contextlib.redirect_stdout(io.StringIO()):  # the demo's tables are not under test
         result = run_ledger_demo(home, fresh=True, rounds=2)

@@ -16,7 +16,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 @pytest.fixture(scope="session")
 def consortium_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fedspec.consortium import init_consortium
+    from fedspec.app.consortium import init_consortium
 
     return init_consortium(
         ["org1", "org2", "org3"], tmp_path_factory.mktemp("consortium") / "c", nodes_per_org=2

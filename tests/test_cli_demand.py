@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 from tests.cli_scenario import height, ledger, ledger_home, refused, run
 
 # The demo's profiles: digits-8x8 (image, 8x8) and watch-gyroscope (timeseries, gyroscope).

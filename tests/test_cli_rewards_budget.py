@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 from tests.cli_scenario import (
     CONTRIBUTIONS,
     DIGITS,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 from tests.cli_scenario import (
     CONTRIBUTIONS,
     DIGITS,

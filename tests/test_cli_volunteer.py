@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 from tests.cli_scenario import height, ledger, ledger_home, refused, run
 
 

@@ -11,7 +11,7 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from fedspec.consortium import ConsortiumError, init_consortium, parse_orgs
+from fedspec.app.consortium import ConsortiumError, init_consortium, parse_orgs
 from ledger_client import Consortium
 
 

@@ -27,8 +27,8 @@ from fedspec.cli import specialize as specialize_cmd
 from fedspec.cli.budget import budget as budget_cmd
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption
-from fedspec.cli.output import emit_json
 from fedspec.cli.rewards import rewards as rewards_cmd
+from fedspec.console.output import emit_json
 
 app = typer.Typer(
     name="fedspec",
@@ -97,11 +97,11 @@ def demo(
     state: State = ctx.obj
     home = state.home_or(Path(".fedspec") / "demo")
     if ledger_only:
-        from fedspec.demo_ledger import run_ledger_demo
+        from fedspec.demo.ledger_tour import run_ledger_demo
 
         run_ledger_demo(home, fresh=fresh)
         return
-    from flows.demo import run_demo
+    from fedspec.demo.run import run_demo
 
     if ledger not in ("embedded", "fabric"):
         raise typer.BadParameter("choose embedded or fabric", param_hint="--ledger")
@@ -113,7 +113,7 @@ def demo(
 def main(argv: list[str] | None = None) -> None:
     from chaincode.errors import ChaincodeError
     from federated.errors import FederatedError
-    from fedspec.cli.output import fail
+    from fedspec.console.output import fail
     from fedspec.errors import FedspecError
     from ledger_client.errors import LedgerError
 

@@ -14,7 +14,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, NodeOption, ProfileOption, ReadAsOption
-from fedspec.cli.output import emit_json, table
+from fedspec.console.output import emit_json, table
 
 # Profiles whose rounds may have spent budget: a proposed or rejected one never ran.
 _RAN = ("active", "retired")

@@ -21,7 +21,7 @@ _MAX_RUNE = "\U0010ffff"
 
 
 def _settings(ctx: typer.Context) -> Any:
-    from fedspec.config import Settings
+    from fedspec.app.settings import Settings
 
     # The root callback has not run during completion: read --home (or FEDSPEC_HOME, which
     # click resolves into the parameter) from the root context's parsed parameters.

@@ -9,7 +9,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption
-from fedspec.cli.output import console, emit_json
+from fedspec.console.output import console, emit_json
 
 app = typer.Typer(
     help="Create and inspect the consortium's identities (Fabric MSP folders).",
@@ -35,7 +35,7 @@ def init(
     json_out: JsonOption = False,
 ) -> None:
     """One CA and one TLS CA per organization; admin, peer and node identities with NodeOUs."""
-    from fedspec.consortium import init_consortium, parse_orgs
+    from fedspec.app.consortium import init_consortium, parse_orgs
     from ledger_client import Consortium
 
     state: State = ctx.obj

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 
 
 class State:

@@ -9,7 +9,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, ReadAsOption
-from fedspec.cli.output import console, emit_json, fail, progress, table
+from fedspec.console.output import console, emit_json, fail, progress, table
 
 app = typer.Typer(help="Create, verify and inspect the ledger.", no_args_is_help=True)
 
@@ -29,7 +29,7 @@ def init(
     json_out: JsonOption = False,
 ) -> None:
     """Create the ledger from the consortium folder, record the members, register every node."""
-    from fedspec.bootstrap import init_ledger
+    from fedspec.app.bootstrap import init_ledger
 
     state: State = ctx.obj
     result = init_ledger(state.settings, force=force)

@@ -16,7 +16,7 @@ import typer
 from fedspec.cli.completion import complete_profile
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, ReadAsOption
-from fedspec.cli.output import console, emit_json, table
+from fedspec.console.output import console, emit_json, table
 
 if TYPE_CHECKING:
     from ledger_client.facade import FedspecLedger

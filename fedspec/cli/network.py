@@ -9,7 +9,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption
-from fedspec.cli.output import console, emit_json, table
+from fedspec.console.output import console, emit_json, table
 
 app = typer.Typer(
     help="Start, stop and inspect a local Hyperledger Fabric network (3 raft orderers, one "

@@ -9,7 +9,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import ActAsOption, JsonOption, ProfileArgument
-from fedspec.cli.output import console, emit_json, table
+from fedspec.console.output import console, emit_json, table
 
 app = typer.Typer(
     help="Propose, vote on, retire and inspect specialization profiles.", no_args_is_help=True
@@ -32,7 +32,7 @@ def propose(
     json_out: JsonOption = False,
 ) -> None:
     """Propose the profile in FILE (YAML or JSON); it becomes active once a majority votes for it."""
-    from fedspec.profiles import load_profile_file
+    from fedspec.app.profiles import load_profile_file
 
     spec = load_profile_file(file)  # refuses before anything is signed
     profile = _ledger(ctx.obj, as_identity).propose_profile(spec)

@@ -14,7 +14,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, NodeOption, OrgOption, ReadAsOption
-from fedspec.cli.output import emit_json, table
+from fedspec.console.output import emit_json, table
 
 
 def rewards(

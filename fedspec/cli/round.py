@@ -13,8 +13,8 @@ import typer
 from fedspec.cli.completion import complete_node
 from fedspec.cli.context import State
 from fedspec.cli.options import ActAsOption, JsonOption, ProfileArgument
-from fedspec.cli.output import emit_json, errors, table
 from fedspec.cli.round_status import status
+from fedspec.console.output import emit_json, errors, table
 
 app = typer.Typer(
     help="Run federated rounds of a profile, or read a round's status.", no_args_is_help=True
@@ -36,7 +36,7 @@ def _progress(state: State, profile_id: str, rounds: int, *, enabled: bool) -> I
     if not enabled:
         yield
         return
-    from flows.progress import LedgerProgress
+    from fedspec.console.progress import LedgerProgress
 
     with LedgerProgress(state.settings, [profile_id], rounds).live(errors):
         yield

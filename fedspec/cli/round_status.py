@@ -16,7 +16,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, ProfileArgument, ReadAsOption
-from fedspec.cli.output import console, emit_json, table
+from fedspec.console.output import console, emit_json, table
 
 
 def status(

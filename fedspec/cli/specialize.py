@@ -14,7 +14,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import ActAsOption, JsonOption, ProfileArgument
-from fedspec.cli.output import console, emit_json, table
+from fedspec.console.output import console, emit_json, table
 
 app = typer.Typer(
     help="Split profiles whose nodes' updates diverge; turn recorded demand into profiles.",

@@ -37,7 +37,7 @@ class FabricRounds:
 
 @pytest.fixture(scope="module")
 def fabric_rounds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricRounds]:
-    from fedspec.consortium import init_consortium
+    from fedspec.app.consortium import init_consortium
 
     bins = fabric_binaries_or_skip()
     home = tmp_path_factory.mktemp("fabric-rounds") / "home"

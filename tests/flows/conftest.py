@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 
 ORGS = ["org1", "org2", "org3", "org4"]
 NODES = [f"{org}/node0" for org in ORGS]
@@ -121,7 +121,7 @@ def build(
     schedule: dict[str, int] | None = None,
 ) -> RoundHome:
     from flows import tracking
-    from flows.demo_setup import PROFILES, setup_consortium
+    from fedspec.demo.setup import PROFILES, setup_consortium
     from registry.tracking import ensure_experiment
 
     settings = Settings.load(home, env=env or {})

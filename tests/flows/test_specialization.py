@@ -57,7 +57,7 @@ def test_children_carry_what_sets_their_group_apart_under_deterministic_ids() ->
 def test_a_child_profile_document_passes_the_ledger_schema() -> None:
     from chaincode.schema import validate_profile
     from federated.datasets import load_digits_8x8
-    from flows.demo_setup import PROFILES, profile_document
+    from fedspec.demo.setup import PROFILES, profile_document
 
     parent = profile_document(PROFILES[0], load_digits_8x8())
     for child in plan_children("digits-8x8", parent, GROUPS, ADVERTISED, "why").children:
@@ -155,8 +155,9 @@ def _rounds(home: Any, profile_id: str, count: int) -> None:
 def test_a_mixed_profile_splits_and_its_children_are_not_worse(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fedspec.config import Settings
-    from flows import mixed_digits, tracking
+    from fedspec.app.settings import Settings
+    from fedspec.demo import mixed_digits
+    from flows import tracking
     from flows.environment import volunteer_fitting
     from flows.specialization import check_profile
     from registry.tracking import ensure_experiment

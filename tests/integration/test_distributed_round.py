@@ -28,7 +28,7 @@ from uuid import UUID
 import numpy as np
 import pytest
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 from tests.processes import Processes, bin_path, free_port, venv_env, wait_http
 
 pytestmark = [
@@ -52,9 +52,9 @@ ROUND_S = 300  # from `prefect deployment run` to the training flow run's end
 def _network(root: Path) -> Settings:
     """What the founders set up: identities, the ledger, the profile voted in, volunteers.
     ``root`` stands in for the Fabric network (the ledger file, every key)."""
-    from fedspec.bootstrap import init_ledger
-    from fedspec.consortium import init_consortium
-    from flows.demo_setup import PROFILES, profile_document
+    from fedspec.app.bootstrap import init_ledger
+    from fedspec.app.consortium import init_consortium
+    from fedspec.demo.setup import PROFILES, profile_document
     from ledger_client import close_services, open_ledger
 
     settings = Settings.load(root, env={})
@@ -86,7 +86,7 @@ def _homes(root: Path, consortium: Path) -> dict[str, Path]:
         partition_natural,
         write_holdout,
     )
-    from flows.demo_setup import PROFILES
+    from fedspec.demo.setup import PROFILES
 
     dataset = next(p for p in PROFILES if p.id == PROFILE_ID).load()
     train_rows, test_rows = holdout_split(dataset, test_fraction=0.2, seed=0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from fedspec.consortium import init_consortium
+from fedspec.app.consortium import init_consortium
 from ledger_client import (
     Consortium,
     EndorseError,

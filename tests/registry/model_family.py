@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 from tests.flows.conftest import ORGS, SCHEDULE, RoundHome
 
 TRAINED = ("digits-8x8", "digits-28x28")
@@ -54,7 +54,7 @@ def family_home(factory: pytest.TempPathFactory) -> Family:
 
 def _build(home: Path) -> Family:
     from flows import tracking
-    from flows.demo_setup import PROFILES, setup_consortium
+    from fedspec.demo.setup import PROFILES, setup_consortium
     from registry.tracking import ensure_experiment
 
     settings = Settings.load(home, env={})

@@ -10,8 +10,8 @@ from pathlib import Path
 from fabric_network.configs import admin_env
 from fabric_network.control import binaries
 from fabric_network.layout import NetworkLayout
-from fedspec.cli.output import console
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
+from fedspec.console.output import console
 
 
 def peer_query_command(home: Path, org: str, function: str, *args: str) -> str:

@@ -29,7 +29,7 @@ from federated.datasets import (
     partition_iid,
     write_holdout,
 )
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 from flows.environment import volunteer_fitting
 
 PROFILE = "digits-8x8"
@@ -53,9 +53,9 @@ def setup(
     """A fresh consortium (one node, ``node0``, per organization of ``holders``) whose
     node holds the dataset ``holders[org]`` names; the generic profile proposed, voted in
     and volunteered for. Returns the held-out sets by name."""
-    from fedspec.bootstrap import init_ledger
-    from fedspec.consortium import init_consortium
-    from flows.demo_setup import PROFILES, profile_document
+    from fedspec.app.bootstrap import init_ledger
+    from fedspec.app.consortium import init_consortium
+    from fedspec.demo.setup import PROFILES, profile_document
     from ledger_client import open_ledger
 
     orgs = sorted(holders)

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fedspec.cli.output import console, table
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
+from fedspec.console.output import console, table
 
 ROUNDS = 3
 
@@ -68,7 +68,7 @@ def run_demo(
     with console.status("Prefect's local API…"):
         start_local_api()
 
-    from flows.progress import LedgerProgress
+    from fedspec.console.progress import LedgerProgress
 
     progress = LedgerProgress(settings, profiles["ids"], rounds)
     with progress.live(console):
@@ -82,7 +82,7 @@ def run_demo(
     console.print(f"\ndone in {time.perf_counter() - started:.0f} s. Look around:")
     commands = [f"fedspec --home {home} ledger blocks | events | verify"]
     if ledger == "fabric":
-        from fabric_network.commands import peer_query_command
+        from fedspec.console.network import peer_query_command
 
         commands = [
             f"FEDSPEC_LEDGER=fabric fedspec --home {home} ledger blocks | events | status",
@@ -111,8 +111,8 @@ def start_local_api() -> None:
 def _fabric_network(settings: Settings) -> Settings:
     """The demo's consortium, then a Fabric network that trusts it; settings that use it."""
     from fabric_network import NetworkLayout, network_up
-    from fedspec.consortium import init_consortium
-    from flows.demo_setup import ORGS
+    from fedspec.app.consortium import init_consortium
+    from fedspec.demo.setup import ORGS
 
     init_consortium(ORGS, settings.ledger.consortium_dir, nodes_per_org=2, force=True)
     layout = NetworkLayout(settings.home / "network", settings.ledger.consortium_dir)
@@ -126,7 +126,7 @@ def _fabric_network(settings: Settings) -> Settings:
 
 
 def _setup(settings: Settings, *, new_consortium: bool = True) -> dict[str, Any]:
-    from flows.demo_setup import ORGS, PROFILES, setup_consortium
+    from fedspec.demo.setup import ORGS, PROFILES, setup_consortium
 
     boot = setup_consortium(
         settings, ORGS, PROFILES, nodes_per_org=2, new_consortium=new_consortium
@@ -154,8 +154,8 @@ def _train(
 def _report(
     settings: Settings, profile_ids: list[str], results: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
-    from fedspec.demo_ledger import print_verification
-    from flows.compare import family_vs_global
+    from fedspec.demo.compare import family_vs_global
+    from fedspec.demo.ledger_tour import print_verification
     from ledger_client import from_fixed, open_ledger
 
     reader = open_ledger(settings.ledger, "org1/admin")
@@ -203,7 +203,7 @@ def _report(
         [(p, f"{f:.3f}", f"{g:.3f}", f"{f - g:+.3f}") for p, (f, g) in comparison.items()],
     )
     if settings.ledger.backend == "fabric":
-        from fabric_network.commands import print_agreement
+        from fedspec.console.network import print_agreement
 
         verified = print_agreement(settings)
     else:

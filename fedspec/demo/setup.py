@@ -26,8 +26,8 @@ from federated.datasets import (
     partition_natural,
     write_holdout,
 )
-from fedspec.bootstrap import Bootstrapped
-from fedspec.config import Settings
+from fedspec.app.bootstrap import Bootstrapped
+from fedspec.app.settings import Settings
 
 ORGS = ["org1", "org2", "org3", "org4"]
 
@@ -139,8 +139,8 @@ def setup_consortium(
     the organizations' nodes, profiles proposed and voted in, their nodes volunteering.
     ``new_consortium=False`` keeps the identities already there (a Fabric network started
     from them must keep trusting them)."""
-    from fedspec.bootstrap import init_ledger
-    from fedspec.consortium import init_consortium
+    from fedspec.app.bootstrap import init_ledger
+    from fedspec.app.consortium import init_consortium
     from ledger_client import open_ledger
 
     if new_consortium:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 
 
 @dataclass

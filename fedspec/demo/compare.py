@@ -19,7 +19,7 @@ from federated.datasets.info import Dataset
 from federated.models import create_model
 from federated.preprocessing import scale_features
 from federated.types import NDArray
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 
 GROUPS = {
     "images": ["digits-8x8", "digits-28x28"],

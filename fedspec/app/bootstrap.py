@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
 from ledger_client import Consortium, open_ledger
 
 

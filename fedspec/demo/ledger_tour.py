@@ -13,8 +13,8 @@ import shutil
 import time
 from pathlib import Path
 
-from fedspec.cli.output import console, table
-from fedspec.config import Settings
+from fedspec.app.settings import Settings
+from fedspec.console.output import console, table
 
 ORGS = ["org1", "org2", "org3", "org4"]
 PROFILES = {
@@ -64,8 +64,8 @@ def _profile(profile_id: str, characteristics: dict[str, str]) -> dict[str, obje
 
 
 def run_ledger_demo(home: Path, *, fresh: bool = True, rounds: int = 2) -> dict[str, object]:
-    from fedspec.bootstrap import init_ledger
-    from fedspec.consortium import init_consortium
+    from fedspec.app.bootstrap import init_ledger
+    from fedspec.app.consortium import init_consortium
     from ledger_client import ModelCommitment, UpdateCommitment, open_ledger
     from ledger_client.records import new_seed_secret
 
