@@ -40,9 +40,11 @@ network-up: install fabric
 network-down: install
 	$(BIN)/fedspec network down
 
+# Style, format and the layer contracts (pyproject's [tool.importlinter]: imports only downward).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy fedspec chaincode ledger_client federated flows registry fabric_network
@@ -54,9 +56,7 @@ unit: install
 # are skipped with the reason when they cannot be had.
 test: install
 	@if [ "$$CI" = true ]; then scripts/fabric-binaries; else scripts/fabric-binaries || true; fi
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy fedspec chaincode ledger_client federated flows registry fabric_network
+	$(MAKE) --no-print-directory lint typecheck
 	FEDSPEC_REQUIRE_FABRIC=$${FEDSPEC_REQUIRE_FABRIC:-$$( [ "$$CI" = true ] && echo 1 )} $(BIN)/python -m pytest -q
 
 # Benchmarks print figures and ratios against baselines measured in the same run; they are
