@@ -62,7 +62,7 @@ def centralized(
     accuracy = 0.0
     for epoch in range(1, limit + 1):
         model.fit(X, y)
-        accuracy = model.evaluate(X_test, y_test)["accuracy"]
+        accuracy = model.score(X_test, y_test)
         if accuracy >= target:
             return epoch, time.perf_counter() - started, accuracy
     return None, time.perf_counter() - started, accuracy
@@ -135,7 +135,7 @@ def flights(rounds: int, sample_size: int) -> None:
             ), len(rows))
             for node, rows in parts.items()
         ]  # fmt: skip
-        model, _ = strategy.aggregate_fit(server_round, current, results, [])
+        model = strategy.aggregate_fit(server_round, current, results, []).model
         if model is None:
             break
         current = model

@@ -114,8 +114,8 @@ def main() -> None:
     root = bench_dir("fedspec-bench-fabric-", fedspec_home=False)
     from fabric_network import NetworkLayout, network_down, network_up
     from fedspec.app.bootstrap import init_ledger
-    from fedspec.app.settings import Settings
     from fedspec.app.consortium import init_consortium
+    from fedspec.app.settings import Settings
     from fedspec.demo.run import start_local_api
     from fedspec.demo.setup import PROFILES, setup_consortium
     from tests.fabric_support import free_base_port

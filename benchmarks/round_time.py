@@ -40,9 +40,9 @@ def main() -> None:
 
     home = bench_dir("fedspec-bench-round-")
     from fedspec.app.settings import Settings
-    from flows import timing
     from fedspec.demo.run import start_local_api
     from fedspec.demo.setup import PROFILES, setup_consortium
+    from flows import timing
     from flows.rounds import federated_round, local_api_settings
 
     settings = Settings.load(home, env={})

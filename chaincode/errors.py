@@ -6,7 +6,7 @@ client turns the response back into the same typed error. The wire form is a mar
 by canonical JSON, found anywhere in the peer's message, because Fabric peers wrap chaincode
 messages in text of their own.
 
-Hierarchy::
+Hierarchy (under :class:`fedspec.errors.FedspecError`, codes from :class:`~fedspec.errors.ErrorCode`)::
 
     ChaincodeError                 INTERNAL
     ├── InvalidArgument            INVALID_ARGUMENT   malformed or out-of-range argument
@@ -21,23 +21,23 @@ Hierarchy::
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
+
+from fedspec.errors import ErrorCode, FedspecError
 
 ERROR_MARKER = "fedspec-error:"
 
 
-class ChaincodeError(Exception):
+class ChaincodeError(FedspecError):
     """Root of all chaincode errors."""
 
-    code: ClassVar[str] = "INTERNAL"
+    code = ErrorCode.INTERNAL
 
     def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+        super().__init__(message, **details)
 
     def to_wire(self) -> str:
-        body = {"code": self.code, "message": self.message, "details": self.details}
+        body = {"code": str(self.code), "message": self.message, "details": self.details}
         return ERROR_MARKER + json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     def __str__(self) -> str:
@@ -46,31 +46,31 @@ class ChaincodeError(Exception):
 
 
 class InvalidArgument(ChaincodeError):
-    code = "INVALID_ARGUMENT"
+    code = ErrorCode.INVALID_ARGUMENT
 
 
 class NotFound(ChaincodeError):
-    code = "NOT_FOUND"
+    code = ErrorCode.NOT_FOUND
 
 
 class AlreadyExists(ChaincodeError):
-    code = "ALREADY_EXISTS"
+    code = ErrorCode.ALREADY_EXISTS
 
 
 class Forbidden(ChaincodeError):
-    code = "FORBIDDEN"
+    code = ErrorCode.FORBIDDEN
 
 
 class Conflict(ChaincodeError):
-    code = "CONFLICT"
+    code = ErrorCode.CONFLICT
 
 
 class FailedPrecondition(ChaincodeError):
-    code = "FAILED_PRECONDITION"
+    code = ErrorCode.FAILED_PRECONDITION
 
 
 class BudgetExceeded(ChaincodeError):
-    code = "BUDGET_EXCEEDED"
+    code = ErrorCode.BUDGET_EXCEEDED
 
 
 _BY_CODE: dict[str, type[ChaincodeError]] = {

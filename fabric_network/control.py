@@ -23,7 +23,8 @@ from typing import Any
 from fabric_network import lifecycle, processes
 from fabric_network.configs import orderer_env, peer_env, write_configtx
 from fabric_network.layout import NetworkLayout
-from fedspec.errors import FedspecError
+from fedspec.errors import ErrorCode, FedspecError
+from fedspec.fileio import write_atomic
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fabric-binaries"
 START_TIMEOUT_S = 60.0
@@ -31,7 +32,7 @@ Progress = Callable[[str], None]
 
 
 class NetworkError(FedspecError):
-    code = "NETWORK_FAILED"
+    code = ErrorCode.NETWORK_FAILED
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,7 @@ def _read_state(layout: NetworkLayout) -> dict[str, Any]:
 
 
 def _write_state(layout: NetworkLayout, doc: dict[str, Any]) -> None:
-    tmp = layout.state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True))
-    tmp.replace(layout.state_file)
+    write_atomic(layout.state_file, json.dumps(doc, indent=2, sort_keys=True))
 
 
 def network_status(layout: NetworkLayout) -> NetworkStatus:

@@ -19,6 +19,10 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import psutil
+
+from fedspec.fileio import write_atomic
+
 
 def pids_file(run_dir: Path) -> Path:
     return run_dir / "pids.json"
@@ -38,25 +42,18 @@ def _record(run_dir: Path, name: str, pid: int | None) -> None:
         pids.pop(name, None)
     else:
         pids[name] = pid
-    tmp = pids_file(run_dir).with_suffix(".tmp")
-    tmp.write_text(json.dumps(pids, indent=2, sort_keys=True))
-    tmp.replace(pids_file(run_dir))
+    write_atomic(pids_file(run_dir), json.dumps(pids, indent=2, sort_keys=True))
 
 
 def alive(pid: int) -> bool:
     if pid <= 0:  # kill(0 or -1, …) would address a whole group, not a process
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        # A zombie (our own child, exited, not yet reaped) is not alive.
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    # A zombie (our own child, exited, not yet reaped) is not alive.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+    except psutil.AccessDenied:  # someone else's process: it exists
         return True
 
 

@@ -172,7 +172,7 @@ def aggregation_evaluator(
         if not subset:
             return float(score(current))
         chosen = [by_node[i] for i in sorted(subset)]
-        model, _ = strategy.aggregate_fit(server_round, current, chosen, [])
+        model = strategy.aggregate_fit(server_round, current, chosen, []).model
         return float(score(model if model is not None else current))
 
     return evaluate

@@ -33,6 +33,7 @@ import numpy as np
 
 from federated.errors import FederatedError
 from federated.types import NDArray
+from fedspec.errors import ErrorCode
 
 EXHAUSTIVE_MAX_NODES = 14  # 2^13 bipartitions at most; beyond, complete linkage
 
@@ -40,7 +41,7 @@ EXHAUSTIVE_MAX_NODES = 14  # 2^13 bipartitions at most; beyond, complete linkage
 class DivergenceError(FederatedError):
     """Updates that cannot be compared (different shapes, too few)."""
 
-    code = "DIVERGENCE_INVALID"
+    code = ErrorCode.DIVERGENCE_INVALID
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Every error carries a stable ``code`` (a short upper-case string that scripts and the ledger
 can rely on) and, where it concerns one node's contribution, that node's id.
 
-Hierarchy::
+Hierarchy (under :class:`fedspec.errors.FedspecError`, codes from :class:`~fedspec.errors.ErrorCode`)::
 
     FederatedError
     ├── InvalidUpdateError        an update is malformed: wrong shape, NaN/inf, wrong family
@@ -24,44 +24,46 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedspec.errors import ErrorCode, FedspecError
 
-class FederatedError(Exception):
+
+class FederatedError(FedspecError):
     """Root of every error raised by :mod:`federated`."""
 
-    code: str = "FEDERATED_ERROR"
+    code = ErrorCode.FEDERATED_ERROR
 
     def __init__(self, message: str, *, node_id: str | None = None, **details: Any) -> None:
-        self.message = message
+        super().__init__(message, **details)
         self.node_id = node_id
-        self.details = details
-        prefix = f"node {node_id}: " if node_id else ""
-        super().__init__(f"{prefix}{message}")
+
+    def __str__(self) -> str:
+        return f"node {self.node_id}: {self.message}" if self.node_id else self.message
 
 
 class InvalidUpdateError(FederatedError):
-    code = "INVALID_UPDATE"
+    code = ErrorCode.INVALID_UPDATE
 
 
 class IncompatibleModelError(FederatedError):
-    code = "INCOMPATIBLE_MODEL"
+    code = ErrorCode.INCOMPATIBLE_MODEL
 
 
 class EmptyPartitionError(FederatedError):
-    code = "EMPTY_PARTITION"
+    code = ErrorCode.EMPTY_PARTITION
 
 
 class QuorumNotMetError(FederatedError):
-    code = "QUORUM_NOT_MET"
+    code = ErrorCode.QUORUM_NOT_MET
 
 
 class PrivacyBudgetError(FederatedError):
-    code = "BUDGET_EXCEEDED"
+    code = ErrorCode.BUDGET_EXCEEDED
 
 
 class DataValidationError(FederatedError):
     """Local data failed validation; ``result`` is Great Expectations' result (JSON-able)."""
 
-    code = "DATA_VALIDATION_FAILED"
+    code = ErrorCode.DATA_VALIDATION_FAILED
 
     def __init__(self, message: str, *, result: dict[str, Any], node_id: str | None = None) -> None:
         super().__init__(message, node_id=node_id)
@@ -69,7 +71,7 @@ class DataValidationError(FederatedError):
 
 
 class DatasetError(FederatedError):
-    code = "DATASET_ERROR"
+    code = ErrorCode.DATASET_ERROR
 
 
 class InvalidInputError(FederatedError, ValueError):
@@ -78,13 +80,13 @@ class InvalidInputError(FederatedError, ValueError):
     Also a ``ValueError``, so scikit-learn style callers that catch that keep working.
     """
 
-    code = "INVALID_INPUT"
+    code = ErrorCode.INVALID_INPUT
 
 
 class NotFittedError(FederatedError, ValueError):
     """A model was asked to predict, evaluate or serialize before it had parameters."""
 
-    code = "NOT_FITTED"
+    code = ErrorCode.NOT_FITTED
 
 
 class PrivacyCheckError(InvalidUpdateError):
@@ -93,18 +95,18 @@ class PrivacyCheckError(InvalidUpdateError):
     Too far: the node did not clip to the clip norm. Too close: it did not add the noise.
     """
 
-    code = "PRIVACY_CHECK_FAILED"
+    code = ErrorCode.PRIVACY_CHECK_FAILED
 
 
 class ContributionError(FederatedError):
     """Contribution scores cannot be computed: no node scored, or an evaluation budget or
     callback failed."""
 
-    code = "CONTRIBUTION_ERROR"
+    code = ErrorCode.CONTRIBUTION_ERROR
 
 
 class TrainingError(FederatedError):
     """Local or federated training did not finish: a node process failed, the federated
     server did not start, or the run passed its deadline."""
 
-    code = "TRAINING_FAILED"
+    code = ErrorCode.TRAINING_FAILED

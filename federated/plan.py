@@ -17,6 +17,7 @@ from federated.errors import FederatedError
 from federated.privacy import PrivacyConfig
 from federated.strategies import create_strategy, guard_strategy
 from federated.types import GlobalModel, NDArray, Strategy
+from fedspec.errors import ErrorCode
 
 TREE_FAMILIES = frozenset({"xgboost-classifier", "xgboost-regressor"})
 
@@ -24,7 +25,7 @@ TREE_FAMILIES = frozenset({"xgboost-classifier", "xgboost-regressor"})
 class PlanError(FederatedError):
     """The profile cannot be trained as written (a readable reason)."""
 
-    code = "PLAN_INVALID"
+    code = ErrorCode.PLAN_INVALID
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,15 @@ from federated.privacy import (
     PrivacySpend,
     privatize_update,
 )
-from federated.strategies._common import inner_node_config
-from federated.types import FitFailure, FitResult, GlobalModel, NDArray, Scalar, Strategy
+from federated.types import (
+    AggregateResult,
+    FitFailure,
+    FitResult,
+    GlobalModel,
+    NDArray,
+    Scalar,
+    Strategy,
+)
 
 Attack = Callable[[GlobalModel, FitResult], FitResult]
 """Turns an honest node's result into a poisoned one (simulation only)."""
@@ -112,7 +119,7 @@ def train_node(
     metrics: dict[str, Scalar] = {"family": family}
     spend: PrivacySpend | None = None
     if privacy is None:
-        metrics.update({f"train_{k}": v for k, v in model.evaluate(X, y).items()})
+        metrics.update({f"train_{k}": v for k, v in model.metrics(X, y).items()})
     elif privacy.mechanism == "gaussian-update" and privacy.clip_norm is not None:
         released = privatize_update(
             global_model.parameters,
@@ -141,18 +148,19 @@ def aggregate_round(
     failures: Sequence[FitFailure],
     *,
     server_round: int = 1,
-) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+) -> AggregateResult:
     """The coordinator's step: ``strategy.aggregate_fit`` plus its wall time in the metrics.
 
     Errors of the strategy (``QuorumNotMetError``, ``IncompatibleModelError``…) propagate.
     """
     started = time.perf_counter()
-    model, metrics = strategy.aggregate_fit(server_round, current, results, failures)
+    result = strategy.aggregate_fit(server_round, current, results, failures)
+    model = result.model
     if model is not None and model.family != current.family:
         raise IncompatibleModelError(
             f"strategy returned a {model.family!r} model for a {current.family!r} round"
         )
-    return model, {**metrics, "aggregate_seconds": time.perf_counter() - started}
+    return result.with_metrics({"aggregate_seconds": time.perf_counter() - started})
 
 
 def evaluate_model(
@@ -160,10 +168,10 @@ def evaluate_model(
 ) -> dict[str, float]:
     """Metrics of a global model on held-out rows (the coordinator's evaluation)."""
     if isinstance(model.parameters, bytes):
-        return load_model(model.family, model.parameters).evaluate(X, y)
+        return load_model(model.family, model.parameters).metrics(X, y)
     adapter = _parametric(model.family, hyperparameters)
     adapter.set_parameters(list(model.parameters))
-    return adapter.evaluate(X, y)
+    return adapter.metrics(X, y)
 
 
 def sign_flip(scale: float = 1.0) -> Attack:
@@ -191,7 +199,11 @@ def _rescale(factor: float) -> Attack:
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """What one simulated round did."""
+    """What one simulated round did.
+
+    ``failures`` are every node left out (in training, or by the strategy and its wrappers
+    once aggregation ran); ``included`` the nodes whose updates entered the model.
+    """
 
     server_round: int
     metrics: dict[str, Scalar]
@@ -200,6 +212,7 @@ class RoundRecord:
     spends: dict[str, PrivacySpend]
     train_seconds: float
     error: str | None = None
+    included: tuple[str, ...] = ()
 
 
 @dataclass
@@ -246,7 +259,7 @@ def run_simulation(
     for server_round in range(1, rounds + 1):
         current = history.model
         assert current is not None
-        config = {**hyperparameters, **inner_node_config(strategy, server_round)}
+        config = {**hyperparameters, **strategy.node_config(server_round)}
         results: list[FitResult] = []
         failures: list[FitFailure] = []
         spends: dict[str, PrivacySpend] = {}
@@ -271,7 +284,7 @@ def run_simulation(
             results.append(attack(current, result) if attack else result)
         train_seconds = time.perf_counter() - started
         try:
-            model, metrics = aggregate_round(
+            aggregation = aggregate_round(
                 strategy, current, results, failures, server_round=server_round
             )
         except QuorumNotMetError as error:
@@ -281,12 +294,21 @@ def run_simulation(
             )  # fmt: skip
             break
         evaluated: dict[str, float] = {}
+        model = aggregation.model
         if model is not None:
             history.model = model
             if evaluation is not None:
                 evaluated = evaluate_model(model, *evaluation, hyperparameters=hyperparameters)
         history.rounds.append(
-            RoundRecord(server_round, metrics, evaluated, failures, spends, train_seconds)
+            RoundRecord(
+                server_round,
+                aggregation.metrics,
+                evaluated,
+                list(aggregation.failures),
+                spends,
+                train_seconds,
+                included=aggregation.included,
+            )
         )
         if target_accuracy is not None and evaluated.get("accuracy", 0.0) >= target_accuracy:
             break

@@ -10,7 +10,7 @@ back as an explicit input to the next round's ``aggregate_fit``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
@@ -54,8 +54,46 @@ class FitFailure:
     reason: str
 
 
+@dataclass(frozen=True)
+class AggregateResult:
+    """What a strategy's ``aggregate_fit`` returns: the model and who is in it, as records.
+
+    ``included`` (node ids whose updates entered the model, sorted) is the ledger's
+    inclusion set; ``failures`` (sorted by node and code) is every node left out of the
+    round, those passed in and those the strategy or its wrappers refused, each with its
+    code and reason. ``metrics`` carries plain values only (counts, norms, ``fit_<name>``
+    means) for MLflow, never node lists. ``model`` is ``None`` when the round produced
+    none, with ``reason`` saying why.
+    """
+
+    model: GlobalModel | None
+    metrics: dict[str, Scalar] = field(default_factory=dict)
+    included: tuple[str, ...] = ()
+    failures: tuple[FitFailure, ...] = ()
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        # Canonical order, whoever built the record: results never depend on arrival order.
+        object.__setattr__(self, "included", tuple(sorted(self.included)))
+        ordered = sorted(self.failures, key=lambda f: (f.node_id, f.code))
+        object.__setattr__(self, "failures", tuple(ordered))
+
+    def with_metrics(self, extra: Mapping[str, Scalar]) -> AggregateResult:
+        """The same result with ``extra`` added to (or replacing entries of) its metrics."""
+        return replace(self, metrics={**self.metrics, **extra})
+
+
 class Strategy(Protocol):
-    """Aggregation in Flower's shape; no I/O inside a strategy."""
+    """Aggregation in Flower's shape; no I/O inside a strategy.
+
+    Wrappers (screen, privacy check, quorum) implement the same protocol and delegate
+    ``node_config`` to the strategy they wrap; ``unwrapped`` reaches the bare rule.
+    """
+
+    def node_config(self, server_round: int) -> dict[str, Scalar]:
+        """Hyper-parameters every node must train with this round (FedProx's
+        ``proximal_mu``); ``{}`` for most strategies."""
+        ...
 
     def aggregate_fit(
         self,
@@ -63,14 +101,22 @@ class Strategy(Protocol):
         current: GlobalModel,
         results: Sequence[FitResult],
         failures: Sequence[FitFailure],
-    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+    ) -> AggregateResult:
         """Combine the nodes' results into the next global model (``None`` if it cannot)."""
+        ...
+
+    def unwrapped(self) -> Strategy:
+        """The aggregation rule without its guards (itself for a bare strategy): what
+        scoring sub-aggregates of already accepted updates runs, needing no quorum."""
         ...
 
 
 @runtime_checkable
 class ModelAdapter(Protocol):
-    """scikit-learn style: ``__init__`` stores parameters, ``fit`` returns ``self``."""
+    """A scikit-learn estimator: ``__init__`` stores parameters, ``fit`` returns ``self``.
+
+    Only classifiers have ``predict_proba`` (``sklearn.base.is_classifier`` tells them apart).
+    """
 
     family: ClassVar[str]
 
@@ -78,9 +124,13 @@ class ModelAdapter(Protocol):
 
     def predict(self, X: NDArray) -> NDArray: ...
 
-    def predict_proba(self, X: NDArray) -> NDArray: ...
+    def score(self, X: NDArray, y: NDArray) -> float:
+        """scikit-learn's score: accuracy for classifiers, R² for regressors."""
+        ...
 
-    def evaluate(self, X: NDArray, y: NDArray) -> dict[str, float]: ...
+    def metrics(self, X: NDArray, y: NDArray) -> dict[str, float]:
+        """Every quality metric (accuracy, f1_macro, log_loss…; rmse, mae, r2)."""
+        ...
 
     def to_bytes(self) -> bytes:
         """Serialize in a format that cannot run code on load (safetensors, UBJSON)."""

@@ -1,3 +1,8 @@
 """fedspec: federated learning of a family of specialized models on a permissioned ledger."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("fedspec")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -9,23 +9,30 @@ good updates remain the round is failed on the ledger with that reason.
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from federated.errors import FederatedError, QuorumNotMetError
+import fedspec
+from federated.errors import ContributionError, FederatedError, QuorumNotMetError
 from federated.exchange import decode_update, encode_global_model, sha256_hex
 from federated.plan import TrainingPlan
-from federated.types import FitFailure, FitResult, GlobalModel
+from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel, Strategy
+from fedspec.errors import ErrorCode
 from flows import timing, tracking
 from flows.environment import NodeEnvironment
 from flows.models import ProfileModel, adapter_for
 from flows.updates import base_model, prefetch, staleness
-from ledger_client import EndorseError, ModelCommitment, Round, to_fixed
+from ledger_client import (
+    Committed,
+    EndorseError,
+    ModelCommitment,
+    Round,
+    UpdateRecord,
+    to_fixed,
+)
 from registry import ArtifactIntegrityError, ArtifactMissingError
 
 if TYPE_CHECKING:
@@ -46,6 +53,9 @@ _CATEGORY = {
 # leaving time to verify, aggregate, evaluate, register and commit before it is replaced.
 UPDATE_MARGIN = 0.25
 MIN_UPDATE_MARGIN_S = 2.0
+# Evaluations of sub-aggregates for the nodes' Shapley values: exact up to 4 nodes, else
+# Monte-Carlo permutations within this budget (never fewer than one whole permutation).
+SHAPLEY_EVALUATIONS = 16
 
 
 @dataclass
@@ -107,7 +117,7 @@ class Coordinator:
         current = self._timed("fetch_base", lambda: self._current(rnd))
         strategy = self.plan.strategy()
         try:
-            model, agg_metrics = self._timed(
+            aggregation = self._timed(
                 "aggregate", lambda: strategy.aggregate_fit(rnd.number, current, results, failures)
             )
         except QuorumNotMetError as exc:
@@ -116,14 +126,14 @@ class Coordinator:
         except FederatedError as exc:
             self._fail(rnd, "AGGREGATION_FAILED", f"{exc.code}: {exc.message}")
             return self.report
+        model = aggregation.model
         if model is None:
-            self._fail(rnd, "AGGREGATION_FAILED", str(agg_metrics.get("reason", "no model")))
+            self._fail(rnd, "AGGREGATION_FAILED", aggregation.reason or "no model")
             return self.report
-        included = [r for r in results if r.node_id in _included(agg_metrics, results)]
+        included = _included(aggregation, results)
         failed_nodes = {f.node_id: f for f in failures}
-        for node_id, reason in _left_out(agg_metrics).items():
-            code, _, text = reason.partition(": ")
-            failed_nodes.setdefault(node_id, FitFailure(node_id, code, text or code))
+        for failure in _left_out(aggregation):
+            failed_nodes.setdefault(failure.node_id, failure)
         evaluation = self.env.evaluation_data(dict(self.plan.characteristics))
         metrics = self._timed("evaluate", lambda: self._evaluate(model, evaluation))
         data = encode_global_model(model)
@@ -160,17 +170,17 @@ class Coordinator:
             receipt=self._receipt(rnd, digest, records),
             alias=decision.alias,
         )
-        if not self._timed(
+        recorded = self._timed(
             "ledger",
             lambda: self._superseded_if_refused(
                 rnd, lambda: self.ledger.commit_model(self.plan.profile_id, rnd.number, commitment)
             ),
-        ):
+        )
+        if recorded is None:
             return self.report
-        committed = self.ledger.last_commit
         self._timed("ledger", lambda: self.ledger.mint_rewards(self.plan.profile_id, rnd.number))
         # Only now, with the hash on the ledger, may the registry serve this version.
-        self._timed("register", lambda: self._promote(digest, metrics, committed))
+        self._timed("register", lambda: self._promote(digest, metrics, recorded.commit))
         self.report.model_sha256 = digest
         self.report.version = str(registered.version)
         self.report.alias = decision.alias
@@ -197,15 +207,14 @@ class Coordinator:
         ):
             self.progress(f"round failed: {reason}")
 
-    def _superseded_if_refused(self, rnd: Round, write: Callable[[], Any]) -> bool:
-        """Run a coordinator-only ledger write; ``False`` if this coordinator was replaced
-        meanwhile (it missed its deadline) or the round ended: nothing more to do, and
-        nothing half-done, since the ledger refused the write whole."""
+    def _superseded_if_refused(self, rnd: Round, write: Callable[[], Any]) -> Any:
+        """Run a coordinator-only ledger write and return its record; ``None`` if this
+        coordinator was replaced meanwhile (it missed its deadline) or the round ended:
+        nothing more to do, and nothing half-done, since the ledger refused the write whole."""
         try:
-            write()
-            return True
+            return write()
         except EndorseError as exc:
-            if exc.code not in ("FORBIDDEN", "FAILED_PRECONDITION"):
+            if exc.code not in (ErrorCode.FORBIDDEN, ErrorCode.FAILED_PRECONDITION):
                 raise
             now = self.ledger.get_round(self.plan.profile_id, rnd.number)
             if now.status == "training" and now.coordinator == self.env.node:
@@ -219,14 +228,14 @@ class Coordinator:
                 exc.message,
             )
             self.report.superseded = True
-            return False
+            return None
 
     # ------------------------------------------------------------------ steps
-    def _await_updates(self, rnd: Round) -> dict[str, dict[str, Any]]:
+    def _await_updates(self, rnd: Round) -> dict[str, UpdateRecord]:
         """Every participant's update record, or whatever arrived before the deadline margin."""
         while True:
             records = {
-                u["node"]: u for u in self.ledger.list_updates(self.plan.profile_id, rnd.number)
+                u.node: u for u in self.ledger.list_updates(self.plan.profile_id, rnd.number)
             }
             if (
                 set(rnd.participants) <= set(records)
@@ -243,7 +252,7 @@ class Coordinator:
         return max(MIN_UPDATE_MARGIN_S, UPDATE_MARGIN * window)
 
     def _verified(
-        self, rnd: Round, records: dict[str, dict[str, Any]]
+        self, rnd: Round, records: dict[str, UpdateRecord]
     ) -> tuple[list[FitResult], list[FitFailure], list[Any]]:
         from federated.contribution import NodeReport
         from federated.validation import ValidationSummary
@@ -256,10 +265,10 @@ class Coordinator:
             [
                 wanted
                 for r in records.values()
-                if r["validation"]["passed"] and r["uri"]
+                if r.validation.passed and r.uri
                 for wanted in (
-                    (r["uri"], r["sha256"]),
-                    (_summary_uri(r["uri"]), r["validation"]["summary_sha256"]),
+                    (r.uri, r.sha256),
+                    (_summary_uri(r.uri), r.validation.summary_sha256),
                 )
             ]
         )
@@ -272,14 +281,14 @@ class Coordinator:
                     )
                 )
                 continue
-            if not record["validation"]["passed"]:
-                reason = record["validation"]["reason"] or "data validation failed"
+            if not record.validation.passed:
+                reason = record.validation.reason or "data validation failed"
                 failures.append(
                     FitFailure(node, reason.split(":")[0] if ":" in reason else "EXCLUDED", reason)
                 )
                 continue
             try:
-                data = fetched(record["uri"], record["sha256"])
+                data = fetched(record.uri, record.sha256)
                 result, family = decode_update(data)
             except (ArtifactIntegrityError, ArtifactMissingError) as exc:
                 failures.append(FitFailure(node, exc.code, str(exc)))
@@ -305,7 +314,7 @@ class Coordinator:
             summary = None
             try:
                 summary_text = fetched(
-                    _summary_uri(record["uri"]), record["validation"]["summary_sha256"]
+                    _summary_uri(record.uri), record.validation.summary_sha256
                 ).decode()
                 summary = ValidationSummary.from_canonical_json(summary_text)
             except (ArtifactIntegrityError, ArtifactMissingError, ValueError) as exc:
@@ -344,7 +353,7 @@ class Coordinator:
 
     def _contributions(
         self,
-        strategy: Any,
+        strategy: Strategy,
         rnd: Round,
         current: GlobalModel,
         included: list[FitResult],
@@ -361,18 +370,26 @@ class Coordinator:
             if candidate.parameters == b"":  # round 0 of trees: no ensemble yet
                 metrics = _constant_predictor_metrics(self.plan, evaluation.y)
             else:
-                metrics = ProfileModel.of(self.plan, candidate).evaluate(evaluation.X, evaluation.y)
+                metrics = ProfileModel.of(self.plan, candidate).metrics(evaluation.X, evaluation.y)
             value = float(metrics.get(self.plan.objective_metric, metrics.get("accuracy", 0.0)))
             return value if self.plan.objective_direction == "maximize" else -value
 
         ids = [r.node_id for r in included]
         utility = None
         if len(ids) > 1:
-            inner = getattr(strategy, "strategy", strategy)
-            while hasattr(inner, "strategy"):
-                inner = inner.strategy  # the bare strategy: subsets need no quorum
-            evaluate = aggregation_evaluator(inner, rnd.number, current, included, score)
-            utility = shapley_values(ids, evaluate, max_evaluations=16)
+            bare = strategy.unwrapped()  # subsets of accepted updates need no guards, no quorum
+            evaluate = aggregation_evaluator(bare, rnd.number, current, included, score)
+            # Monte-Carlo Shapley needs v(∅), v(N) and the n - 1 other prefixes of one
+            # permutation: n + 1 evaluations. A fixed budget of 16 refused every round of 16
+            # or more included nodes, so every coordinator (and every replacement) failed
+            # before committing the model and the round never closed.
+            budget = max(SHAPLEY_EVALUATIONS, len(ids) + 1)
+            try:
+                utility = shapley_values(ids, evaluate, max_evaluations=budget)
+            except ContributionError as exc:
+                # Scores split the reward; they never decide whether the round's model is
+                # committed. Without a utility the split falls back to the quality reports.
+                log.warning("%s round %d: no Shapley values (%s)", rnd.profile, rnd.number, exc)
         result = contribution_scores(reports, total=1_000_000, utility=utility)
         return {k: v for k, v in result.tokens().items() if k in set(ids)} or dict.fromkeys(ids, 1)
 
@@ -400,7 +417,7 @@ class Coordinator:
             objective_of(self.profile), metrics, current.metrics if current else None
         )
 
-    def _promote(self, digest: str, metrics: dict[str, float], committed: Any) -> None:
+    def _promote(self, digest: str, metrics: dict[str, float], committed: Committed | None) -> None:
         from registry import promote, record_ledger_commit
 
         if committed is not None:
@@ -414,13 +431,11 @@ class Coordinator:
             self.report.transaction_id = committed.transaction_id
         promote(self.profile, digest, metrics)
 
-    def _receipt(
-        self, rnd: Round, digest: str, records: dict[str, dict[str, Any]]
-    ) -> dict[str, Any]:
+    def _receipt(self, rnd: Round, digest: str, records: dict[str, UpdateRecord]) -> dict[str, Any]:
         from registry import node_runs
 
         return {
-            "code_version": _code_version(),
+            "code_version": fedspec.__version__,
             "strategy": self.plan.strategy_name,
             "family": self.plan.family,
             "seeds": {"initial": self.plan.seed("initial"), "election": rnd.seed},
@@ -430,7 +445,7 @@ class Coordinator:
             "base_model": rnd.base_model,
             "base_profile": rnd.base_profile,
             "validation_sha256": {
-                n: r["validation"]["summary_sha256"] for n, r in sorted(records.items())
+                n: r.validation.summary_sha256 for n, r in sorted(records.items())
             },
             "mlflow_run_id": self.run_id,
             "mlflow_node_runs": node_runs(self.run_id),
@@ -458,40 +473,12 @@ def _constant_predictor_metrics(plan: TrainingPlan, y: Any) -> dict[str, float]:
     return classification_metrics(y, proba, classes.astype(y.dtype))
 
 
-def _included(metrics: dict[str, Any], results: list[FitResult]) -> set[str]:
-    raw = metrics.get("included_nodes")
-    if isinstance(raw, str) and raw:
-        return set(raw.split(","))
-    return {r.node_id for r in results}
+def _included(aggregation: AggregateResult, results: list[FitResult]) -> list[FitResult]:
+    """The results whose updates entered the aggregated model, in ``results``' order."""
+    chosen = set(aggregation.included)
+    return [r for r in results if r.node_id in chosen]
 
 
-def _left_out(metrics: dict[str, Any]) -> dict[str, str]:
-    """``{node: "CODE: reason"}`` for the nodes the strategy's wrappers left out."""
-    codes = dict(
-        item.rsplit(":", 1)
-        for item in str(metrics.get("failed_nodes") or "").split(",")
-        if ":" in item
-    )
-    reasons: dict[str, str] = {}
-    for item in str(metrics.get("failure_reasons") or "").split("; "):
-        node, sep, reason = item.partition(": ")
-        if sep and node in codes:
-            reasons[node] = reason
-    return {node: f"{code}: {reasons.get(node, '')}".rstrip(": ") for node, code in codes.items()}
-
-
-def _code_version() -> str:
-    try:
-        return (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                cwd=Path(__file__).parent,
-                check=False,
-            ).stdout.strip()
-            or "unknown"
-        )
-    except OSError:
-        return "unknown"
+def _left_out(aggregation: AggregateResult) -> tuple[FitFailure, ...]:
+    """Every node the strategy or its wrappers left out, with its code and reason intact."""
+    return aggregation.failures

@@ -17,7 +17,6 @@ Layout under ``<home>``::
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -29,6 +28,7 @@ from federated.datasets.info import Dataset
 from federated.errors import DatasetError
 from federated.plan import matches
 from fedspec.app.settings import Settings
+from fedspec.fileio import write_atomic
 from ledger_client import FedspecLedger, open_ledger
 
 
@@ -108,11 +108,7 @@ class NodeEnvironment:
 
     def write_state(self, profile_id: str, round_no: int, name: str, data: bytes) -> None:
         path = self._state_file(profile_id, round_no, name)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        tmp.replace(path)
+        write_atomic(path, data, mode=0o600)
 
 
 def volunteer_fitting(settings: Settings, profile_id: str, nodes: Sequence[str]) -> list[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from federated.models import create_model, load_model
+from federated.errors import IncompatibleModelError
+from federated.models import ClassifierAdapter, create_model, load_model
 from federated.plan import TrainingPlan
 from federated.types import GlobalModel, ModelAdapter, NDArray
 
@@ -34,7 +35,10 @@ class ProfileModel:
         return self.adapter.predict(self.plan.prepare(X))
 
     def predict_proba(self, X: Any) -> NDArray:
+        if not isinstance(self.adapter, ClassifierAdapter):  # regressors have no predict_proba
+            raise IncompatibleModelError(f"{self.plan.family} predicts values, not probabilities")
         return self.adapter.predict_proba(self.plan.prepare(X))
 
-    def evaluate(self, X: Any, y: NDArray) -> dict[str, float]:
-        return self.adapter.evaluate(self.plan.prepare(X), y)
+    def metrics(self, X: Any, y: NDArray) -> dict[str, float]:
+        """The adapter's ``metrics`` on raw rows."""
+        return self.adapter.metrics(self.plan.prepare(X), y)

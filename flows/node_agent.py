@@ -29,11 +29,20 @@ from federated.errors import FederatedError
 from federated.exchange import decode_global_model, encode_update, sha256_hex
 from federated.plan import TrainingPlan
 from federated.types import FitResult, GlobalModel, Scalar
+from fedspec.errors import ErrorCode
+from fedspec.fileio import write_atomic
 from flows import timing, tracking
 from flows.coordinator import Coordinator
 from flows.environment import NodeEnvironment
 from flows.updates import TRAINED_FROM, TRAINED_ROUND
-from ledger_client import EndorseError, Round, UpdateCommitment, new_seed_secret, to_fixed
+from ledger_client import (
+    Budget,
+    EndorseError,
+    Round,
+    UpdateCommitment,
+    new_seed_secret,
+    to_fixed,
+)
 
 if TYPE_CHECKING:
     from federated.validation import ValidationSummary
@@ -43,17 +52,6 @@ log = logging.getLogger("fedspec.node")
 NOT_VALIDATED = hashlib.sha256(b"fedspec: excluded before validation").hexdigest()
 # Provenance an update carries (in its signed-by-hash metadata), checked by the coordinator.
 _CHARACTERISTIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # as in the profile schema
-
-
-@dataclass
-class Faults:
-    """Failures a test can inject into one node (nothing is injected by default)."""
-
-    invalid_data: bool = False  # corrupt the labels so validation fails
-    stop_after: str | None = None  # "join", "reveal", "update", "election": stop as if killed
-    skip_coordination: bool = False  # elected, but never coordinate (a dead coordinator)
-    tamper_update: bool = False  # upload bytes that differ from the committed hash
-    stale_update: bool = False  # commit an update made for the previous round (a replay)
 
 
 @dataclass
@@ -83,7 +81,6 @@ class NodeAgent:
         *,
         parent_run_id: str | None = None,
         poll_s: float = 0.05,
-        faults: Faults | None = None,
         on_progress: Callable[[str], None] | None = None,
     ) -> None:
         self.env = env
@@ -92,10 +89,9 @@ class NodeAgent:
         self.round_no = round_no
         self.parent_run_id = parent_run_id
         self.poll_s = poll_s
-        self.faults = faults or Faults()
         self.progress = on_progress or (lambda _: None)
         self.outcome = NodeOutcome(env.node, profile_id, round_no)
-        self._budget: dict[str, Any] = {}  # the ledger's budget record, read before training
+        self._budget: Budget | None = None  # the ledger's budget record, read before training
         self.run_id = ""  # the node's MLflow child run, once it has one
 
     # ------------------------------------------------------------------ the protocol
@@ -104,14 +100,8 @@ class NodeAgent:
         self.plan = TrainingPlan.from_profile(self.profile_id, profile.spec)
         try:
             self._timed("join", self._join)
-            if self._stop("join"):
-                return self.outcome
             rnd = self._timed("reveal", self._reveal)
-            if self._stop("reveal"):
-                return self.outcome
             rnd = self._timed("election", lambda: self._elected(rnd))
-            if self._stop("election"):
-                return self.outcome
             if self.env.node not in rnd.participants:
                 self.outcome.role, self.outcome.status = "observer", "excluded"
                 self.outcome.reason = (
@@ -121,19 +111,11 @@ class NodeAgent:
                 )
                 return self.outcome
             self._timed("train", lambda: self._train_and_commit(rnd))
-            if self._stop("update"):
-                return self.outcome
             self._timed("await_model", self._await_model)
         except RoundAborted as exc:
             if self.outcome.status == "ok":  # an excluded node keeps its own reason
                 self.outcome.status, self.outcome.reason = "failed", str(exc)
         return self.outcome
-
-    def _stop(self, step: str) -> bool:
-        if self.faults.stop_after == step:
-            self.outcome.status, self.outcome.reason = "stopped", f"stopped after {step} (injected)"
-            return True
-        return False
 
     def _timed(self, name: str, step: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -160,7 +142,7 @@ class NodeAgent:
         try:
             self.ledger.join_round(self.profile_id, self.round_no, commitment)
         except EndorseError as exc:
-            if exc.code != "FAILED_PRECONDITION":
+            if exc.code != ErrorCode.FAILED_PRECONDITION:
                 raise
             raise RoundAborted(f"joining round {self.round_no} had closed") from exc
         self.progress("joined")
@@ -182,7 +164,7 @@ class NodeAgent:
                     self.ledger.reveal_seed(self.profile_id, self.round_no, secret.decode())
                     self.progress("revealed")
                 except EndorseError as exc:
-                    if exc.code != "FAILED_PRECONDITION":
+                    if exc.code != ErrorCode.FAILED_PRECONDITION:
                         raise
                 continue
             time.sleep(self._until(rnd.join_deadline))
@@ -199,7 +181,7 @@ class NodeAgent:
                     rnd = self.ledger.elect_coordinator(self.profile_id, self.round_no)
                     continue
                 except EndorseError as exc:
-                    if exc.code != "FAILED_PRECONDITION":
+                    if exc.code != ErrorCode.FAILED_PRECONDITION:
                         raise
             time.sleep(self._until(rnd.reveal_deadline))
             rnd = self._round()
@@ -267,10 +249,7 @@ class NodeAgent:
             except PrivacyBudgetError as exc:
                 return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
         data = self.env.local_data(dict(self.plan.characteristics))
-        X, y = data.train.X, data.train.y
-        if self.faults.invalid_data:
-            y = y.copy()
-            y[: max(1, len(y) // 4)] = 10_000  # labels outside the profile's label set
+        X, y = self._training_rows(data.train.X, data.train.y)
         names = data.info.feature_names
         with timing.span("validation"):
             summary, failure = self._validated(X, y, names)
@@ -302,8 +281,7 @@ class NodeAgent:
             .split()
         )
         digest = sha256_hex(stored)
-        uploaded = stored + b"tampered" if self.faults.tamper_update else stored
-        uri = tracking.log_bytes(run_id, "update.safetensors", uploaded)
+        uri = tracking.log_bytes(run_id, "update.safetensors", self._upload_bytes(stored))
         from federated.exchange import decode_update
 
         result, _ = decode_update(stored)
@@ -351,9 +329,7 @@ class NodeAgent:
         outcome = check_local_data(X, y, self.plan.spec, feature_names=names)
         failure = "" if outcome.summary.success else explain(outcome, X, self.plan.spec, names)
         text = json.dumps({"summary": outcome.summary.canonical_json, "failure": failure})
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(cache)
+        write_atomic(cache, text)
         return outcome.summary, failure
 
     def _check_budget(self) -> None:
@@ -371,14 +347,7 @@ class NodeAgent:
             "train_seconds": time.perf_counter() - wall,
             "cpu_seconds": time.thread_time() - cpu,
         }
-        # What the update was trained for: the coordinator refuses one replayed from another
-        # round or trained from another base model (a stale update), even with a valid hash.
-        trained_round = self.round_no - 1 if self.faults.stale_update else self.round_no
-        provenance: dict[str, Scalar] = {
-            TRAINED_ROUND: trained_round,
-            TRAINED_FROM: rnd.base_model or "initial",
-        }
-        metrics = {**result.metrics, **seconds, **provenance}
+        metrics = {**result.metrics, **seconds, **self._provenance(rnd)}
         return FitResult(result.node_id, result.parameters, result.num_examples, metrics), spend
 
     def _fit_scaled(self, global_model: GlobalModel, X: Any, y: Any) -> tuple[FitResult, Any]:
@@ -399,14 +368,11 @@ class NodeAgent:
         spent: list[PrivacySpend] = []
         if self.plan.privacy is not None:
             budget = self._budget  # read by _check_budget, before the data was
+            assert budget is not None
             # The local accountant composes this (the ledger's total) with the round's spend.
-            spent = [
-                PrivacySpend(float(budget["spent"]["epsilon"]), float(budget["spent"]["delta"]))
-            ]
-        from federated.strategies._common import inner_node_config
-
+            spent = [PrivacySpend(float(budget.spent.epsilon), float(budget.spent.delta))]
         # FedProx's proximal_mu and the like: what the strategy needs every node to train with.
-        hp = {**self.plan.hyperparameters, **inner_node_config(self.plan.strategy(), self.round_no)}
+        hp = {**self.plan.hyperparameters, **self.plan.strategy().node_config(self.round_no)}
         return train_node(
             global_model,
             X,
@@ -418,6 +384,23 @@ class NodeAgent:
             node_id=self.env.node,
             seed=self.plan.seed(self.round_no, self.env.node),
         )
+
+    # ------------------------------------------------------------------ what a node sends
+    # The three places where a node's data meets what it publishes. Tests subclass the agent
+    # and override them to inject faults (bad labels, tampered bytes, replayed updates); the
+    # deployable flows expose no such switch.
+    def _training_rows(self, X: Any, y: Any) -> tuple[Any, Any]:
+        """The rows this node validates and trains on."""
+        return X, y
+
+    def _upload_bytes(self, stored: bytes) -> bytes:
+        """The bytes uploaded for the update whose hash goes on the ledger."""
+        return stored
+
+    def _provenance(self, rnd: Round) -> dict[str, Scalar]:
+        """What the update was trained for: the coordinator refuses one replayed from another
+        round or trained from another base model (a stale update), even with a valid hash."""
+        return {TRAINED_ROUND: self.round_no, TRAINED_FROM: rnd.base_model or "initial"}
 
     # ------------------------------------------------------------------ after the update
     def _await_model(self) -> None:
@@ -433,12 +416,6 @@ class NodeAgent:
                 raise RoundAborted(f"round failed: {rnd.failure}")
             if rnd.coordinator == self.env.node:
                 self.outcome.role = "coordinator"
-                if self.faults.skip_coordination:
-                    self.outcome.status, self.outcome.reason = (
-                        "stopped",
-                        "never coordinated (injected)",
-                    )
-                    return
                 Coordinator(self.env, self.plan, self.parent_run_id, progress=self.progress).run(
                     rnd
                 )
@@ -448,7 +425,7 @@ class NodeAgent:
                     self.ledger.replace_coordinator(self.profile_id, self.round_no)
                     self.progress("replaced a coordinator that missed its deadline")
                 except EndorseError as exc:
-                    if exc.code not in ("FAILED_PRECONDITION", "FORBIDDEN"):
+                    if exc.code not in (ErrorCode.FAILED_PRECONDITION, ErrorCode.FORBIDDEN):
                         raise
                 continue
             time.sleep(self._until(rnd.coordinator_deadline + 1))
@@ -466,7 +443,7 @@ class NodeAgent:
             data = self.env.local_data(dict(self.plan.characteristics))
             from flows.models import ProfileModel
 
-            metrics = ProfileModel.of(self.plan, model).evaluate(data.valid.X, data.valid.y)
+            metrics = ProfileModel.of(self.plan, model).metrics(data.valid.X, data.valid.y)
             self.outcome.metrics.update({f"local_valid_{k}": float(v) for k, v in metrics.items()})
             tracking.log_node_evaluation(self.run_id, metrics)
         except FederatedError as exc:  # evaluation is a report, never a reason to fail the node
@@ -479,7 +456,6 @@ def run_node(
     round_no: int,
     parent_run_id: str | None,
     home: str | None,
-    faults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One node's agent for one round, as a plain function (no Prefect: the round flow's
     tasks, the node-round deployment and ``fedspec round node`` all call it)."""
@@ -487,9 +463,7 @@ def run_node(
 
     env = NodeEnvironment(node, Settings.load(home))
     tracking.configure(env.settings.mlflow_tracking_uri, env.settings.home / "mlflow" / "artifacts")
-    agent = NodeAgent(
-        env, profile_id, round_no, parent_run_id=parent_run_id, faults=Faults(**(faults or {}))
-    )
+    agent = NodeAgent(env, profile_id, round_no, parent_run_id=parent_run_id)
     return dataclasses.asdict(agent.run())
 
 
@@ -528,20 +502,20 @@ def _decimal(text: str) -> str:
     return format(value.normalize(), "f") if value else "0"
 
 
-def _check_ledger_budget(budget: dict[str, Any], plan: TrainingPlan) -> None:
+def _check_ledger_budget(budget: Budget, plan: TrainingPlan) -> None:
     """Refuse before training when the ledger (Σε, Σδ, exact) would refuse the update."""
     from fractions import Fraction
 
     from federated.errors import PrivacyBudgetError
 
-    remaining = budget.get("remaining")
+    remaining = budget.remaining
     if remaining is None or plan.privacy is None:
         return
     spend = plan.privacy.round_spend
-    if Fraction(_decimal(repr(spend.epsilon))) > Fraction(remaining["epsilon"]) or Fraction(
+    if Fraction(_decimal(repr(spend.epsilon))) > Fraction(remaining.epsilon) or Fraction(
         _decimal(repr(spend.delta))
-    ) > Fraction(remaining["delta"]):
+    ) > Fraction(remaining.delta):
         raise PrivacyBudgetError(
-            f"the ledger has ε={remaining['epsilon']}, δ={remaining['delta']} left for this profile; "
+            f"the ledger has ε={remaining.epsilon}, δ={remaining.delta} left for this profile; "
             f"a round spends ε={spend.epsilon}, δ={spend.delta}",
         )

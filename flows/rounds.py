@@ -16,7 +16,9 @@ elected coordinator that disappears is replaced after its deadline.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,9 +28,10 @@ from prefect import flow, get_run_logger, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from fedspec.app.settings import Settings
+from fedspec.errors import ErrorCode
 from flows import tracking
-from flows.node_agent import run_node
-from ledger_client import Round, from_fixed
+from flows.node_agent import NodeOutcome, run_node
+from ledger_client import Round, UpdateRecord, from_fixed
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -77,9 +80,8 @@ def node_round_task(
     round_no: int,
     parent_run_id: str | None,
     home: str | None,
-    faults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return run_node(node, profile_id, round_no, parent_run_id, home, faults)
+    return run_node(node, profile_id, round_no, parent_run_id, home)
 
 
 @flow(name="node-round", log_prints=True)
@@ -104,7 +106,7 @@ def open_round_task(profile_id: str, opener: str, home: str | None) -> dict[str,
         rnd = ledger.open_round(profile_id)
     except EndorseError as exc:
         # A round left open by an earlier run (a crash, a timeout): resume it instead.
-        if exc.code != "FAILED_PRECONDITION":
+        if exc.code != ErrorCode.FAILED_PRECONDITION:
             raise
         rnd = ledger.round_status(profile_id)
     return {
@@ -141,20 +143,24 @@ def settle_round_task(profile_id: str, round_no: int, opener: str, home: str | N
                         "%s round %d: replaced %s", profile_id, round_no, rnd.coordinator
                     )
             except EndorseError as exc:
-                if exc.code != "FAILED_PRECONDITION":
+                if exc.code != ErrorCode.FAILED_PRECONDITION:
                     raise
         rnd = ledger.get_round(profile_id, round_no)
     return rnd
 
 
-@flow(name="federated-round", task_runner=ThreadPoolTaskRunner(max_workers=16))  # type: ignore[arg-type]
+# No bound on the pool (threads start on demand, one per node of the round). Node agents block
+# on one another until the round ends (join window, election, the model), so a node task
+# queued behind a full pool would start only after the round had closed without it: with
+# max_workers=16 a round of 24 nodes ran with 16 and left 8 out as failed. An explicit
+# sys.maxsize, not None: None falls back to a global Prefect setting that may be small.
+@flow(name="federated-round", task_runner=ThreadPoolTaskRunner(max_workers=sys.maxsize))  # type: ignore[arg-type]
 def federated_round(
     profile_id: str,
     opener: str,
     nodes: list[str] | None = None,
     home: str | None = None,
     dispatch: str = "local",
-    faults: dict[str, dict[str, Any]] | None = None,
     specialize: bool = True,
 ) -> dict[str, Any]:
     """One round of ``profile_id``: open it, dispatch it to the volunteering nodes, report;
@@ -195,7 +201,6 @@ def federated_round(
         parent,
         home,
         dispatch,
-        faults or {},
         _node_timeout(opened["schedule"]),
     )
     rnd = ledger.get_round(profile_id, round_no)
@@ -204,7 +209,7 @@ def federated_round(
     if dispatch == "deployments":
         # The ledger, not the node flows' results, says what each node did: those results
         # live in each worker's own result storage, out of this flow's reach.
-        updates = {u["node"]: u for u in ledger.list_updates(profile_id, round_no)}
+        updates = {u.node: u for u in ledger.list_updates(profile_id, round_no)}
         outcomes = [_ledger_outcome(rnd, updates.get(o["node"]), o) for o in outcomes]
     summary = {
         "profile": profile_id,
@@ -258,26 +263,20 @@ def _dispatch(
     parent: str,
     home: str | None,
     dispatch: str,
-    faults: dict[str, dict[str, Any]],
     timeout_s: int,
 ) -> list[dict[str, Any]]:
     if dispatch == "local":
         futures = [
-            node_round_task.submit(node, profile_id, round_no, parent, home, faults.get(node))
-            for node in nodes
+            node_round_task.submit(node, profile_id, round_no, parent, home) for node in nodes
         ]
         outcomes = []
         for node, future in zip(nodes, futures, strict=True):
             try:
                 outcomes.append(future.result(timeout=timeout_s + 30))
             except Exception as exc:  # a failed or timed-out node is left out, with its reason
-                outcomes.append(
-                    {
-                        "node": node,
-                        "status": "failed",
-                        "reason": f"{type(exc).__name__}: {exc}"[:300],
-                    }
-                )
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+                failed = NodeOutcome(node, profile_id, round_no, status="failed", reason=reason)
+                outcomes.append(dataclasses.asdict(failed))
         return outcomes
     if dispatch == "deployments":
         return _dispatch_deployments(nodes, profile_id, round_no, parent, timeout_s)
@@ -342,51 +341,37 @@ def _dispatch_deployments(
     return [outcomes[n] for n in nodes]
 
 
-def _ledger_outcome(
-    rnd: Round, update: dict[str, Any] | None, run: dict[str, Any]
-) -> dict[str, Any]:
-    """A node's outcome as the ledger records it, with its flow run's end where that failed."""
+def _ledger_outcome(rnd: Round, update: UpdateRecord | None, run: dict[str, Any]) -> dict[str, Any]:
+    """A node's outcome as the ledger records it, with its flow run's end where that failed:
+    the :class:`~flows.node_agent.NodeOutcome` a local agent returns, plus its ``flow_run``."""
     node = run["node"]
-    outcome: dict[str, Any] = {
-        "node": node,
-        "profile": rnd.profile,
-        "round": rnd.number,
-        "role": "participant",
-        "status": "ok",
-        "reason": "",
-        "update_sha256": "",
-        "model_sha256": "",
-        "metrics": {},
-        "flow_run": run.get("flow_run", ""),
-    }
+    outcome = NodeOutcome(node, rnd.profile, rnd.number)
     failed_run = run["status"] != "ok"
     if node not in rnd.participants:
-        outcome["role"], outcome["status"] = "observer", "failed" if failed_run else "excluded"
-        outcome["reason"] = (
+        outcome.role, outcome.status = "observer", "failed" if failed_run else "excluded"
+        outcome.reason = (
             run["reason"]
             if failed_run
             else "withheld its reveal"
             if node in rnd.raw.get("withheld", [])
             else "not a participant"
         )
-        return outcome
-    if update is None:  # nothing committed: the node died or timed out
-        outcome["status"] = "failed"
-        outcome["reason"] = run["reason"] or "committed no update"
-        return outcome
-    if not update["validation"]["passed"]:
-        outcome["role"], outcome["status"] = "excluded", "excluded"
-        outcome["reason"] = update["validation"]["reason"]
-        return outcome
-    outcome["update_sha256"] = update["sha256"]
-    outcome["metrics"] = {k: from_fixed(v) for k, v in update["metrics"].items()}
-    if rnd.coordinator == node:
-        outcome["role"] = "coordinator"
-    if rnd.status == "closed":
-        outcome["model_sha256"] = rnd.raw.get("model", "")
-    if failed_run:  # its update counts; what came after it (local evaluation…) did not end well
-        outcome["reason"] = run["reason"]
-    return outcome
+    elif update is None:  # nothing committed: the node died or timed out
+        outcome.status = "failed"
+        outcome.reason = run["reason"] or "committed no update"
+    elif not update.validation.passed:
+        outcome.role, outcome.status = "excluded", "excluded"
+        outcome.reason = update.validation.reason
+    else:
+        outcome.update_sha256 = update.sha256
+        outcome.metrics = {k: from_fixed(v) for k, v in update.metrics.items()}
+        if rnd.coordinator == node:
+            outcome.role = "coordinator"
+        if rnd.status == "closed":
+            outcome.model_sha256 = rnd.raw.get("model", "")
+        if failed_run:  # its update counts; what came after it (local evaluation…) did not end well
+            outcome.reason = run["reason"]
+    return {**dataclasses.asdict(outcome), "flow_run": run.get("flow_run", "")}
 
 
 def _artifact_key(text: str) -> str:
@@ -443,8 +428,7 @@ def federated_training(
 
     settings = _settings(home)
     if not opener:
-        first = Consortium.load(settings.ledger.consortium_dir).members[0]
-        opener = f"{first.name}/{first.admins[0]}"
+        opener = Consortium.load(settings.ledger.consortium_dir).first_admin
     return [
         federated_round(profile_id, opener, home=home, dispatch=dispatch) for _ in range(rounds)
     ]

@@ -44,7 +44,7 @@ from fedspec.app.settings import Settings, SpecializationSettings
 from flows.children import Child, ChildPlan, plan_children
 
 if TYPE_CHECKING:
-    from ledger_client import FedspecLedger, Round
+    from ledger_client import FedspecLedger, Round, RoundSummary, UpdateRecord
     from ledger_client.records import Profile
 
 log = logging.getLogger("fedspec.specialization")
@@ -137,11 +137,9 @@ def check_profile(
     report = SpecializationReport(profile_id)
     spec = settings.specialization
     profile = ledger.get_profile(profile_id)
-    closed = [r for r in ledger.list_rounds(profile_id) if r["status"] == "closed"]
+    closed = [r for r in ledger.list_rounds(profile_id) if r.status == "closed"]
     window = closed[-max(spec.split_patience, spec.loss_patience, 1) :]
-    coordinator = (
-        ledger.get_round(profile_id, int(window[-1]["round"])).coordinator if window else ""
-    )
+    coordinator = ledger.get_round(profile_id, window[-1].number).coordinator if window else ""
     proposer = proposer or coordinator or None
     plan_or_none = _divergence(ledger, profile, window, settings, report)
     if plan_or_none is not None and plan_or_none.children:
@@ -159,7 +157,7 @@ def check_profile(
 def _divergence(
     ledger: FedspecLedger,
     profile: Profile,
-    window: Sequence[Mapping[str, Any]],
+    window: Sequence[RoundSummary],
     settings: Settings,
     report: SpecializationReport,
 ) -> ChildPlan | None:
@@ -171,7 +169,7 @@ def _divergence(
     plan = TrainingPlan.from_profile(profile.id, profile.spec)
     split_rounds = window[-spec.split_patience :] if spec.split_patience else []
     for summary in window:
-        number = int(summary["round"])
+        number = summary.number
         check = RoundCheck(number)
         records = _included_updates(ledger, profile.id, number)
         check.losses = _losses(records)
@@ -203,7 +201,7 @@ def _divergence(
             lines.append(f"round {check.round}: no divergence test ({check.note})")
     advertised = _advertised(ledger, profile.id, window)
     reports = [c.divergence for c in report.rounds if c.divergence is not None]
-    checked = [c for c in report.rounds if c.round in {int(r["round"]) for r in split_rounds}]
+    checked = [c for c in report.rounds if c.round in {r.number for r in split_rounds}]
     split = (
         persistent_split(reports, spec.split_patience)
         if len(reports) == len(checked) and not plan.is_tree
@@ -264,7 +262,7 @@ def _named(
 def _round_divergence(
     rnd: Round,
     plan: TrainingPlan,
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[UpdateRecord],
     criteria: SplitCriteria,
 ) -> tuple[DivergenceReport | None, str]:
     """Sattler et al.'s test on one round's included updates, each a delta against the
@@ -274,57 +272,56 @@ def _round_divergence(
 
     if len(records) < 2:
         return None, f"{len(records)} included update(s)"
-    fetched = prefetch([(r["uri"], r["sha256"]) for r in records])
+    fetched = prefetch([(r.uri, r.sha256) for r in records])
     base = base_model(plan, rnd)
     if isinstance(base.parameters, bytes):
         return None, "the base model is not weight arrays"
     deltas, weights = {}, {}
     for record in records:
-        result, family = decode_update(fetched(record["uri"], record["sha256"]))
+        result, family = decode_update(fetched(record.uri, record.sha256))
         stale = staleness(result, rnd)
         if stale or family != plan.family or isinstance(result.parameters, bytes):
             # Never committed into the round's model either; the coordinator refused it.
             continue
         if not base.parameters:  # an untrained initial model has no arrays to subtract
             return None, "the round started from no weights"
-        deltas[record["node"]] = flatten_delta(base.parameters, result.parameters)
-        weights[record["node"]] = float(result.num_examples)
+        deltas[record.node] = flatten_delta(base.parameters, result.parameters)
+        weights[record.node] = float(result.num_examples)
     if len(deltas) < 2:
         return None, f"{len(deltas)} usable update(s)"
     return detect_split(deltas, weights, criteria), ""
 
 
-def _included_updates(ledger: FedspecLedger, profile_id: str, number: int) -> list[dict[str, Any]]:
+def _included_updates(ledger: FedspecLedger, profile_id: str, number: int) -> list[UpdateRecord]:
     """The update records the round's committed model includes (node and hash match)."""
     included = {(i["node"], i["sha256"]) for i in ledger.get_model(profile_id, number).inclusion}
     return [
         u
         for u in ledger.list_updates(profile_id, number)
-        if (u["node"], u["sha256"]) in included and u.get("uri")
+        if (u.node, u.sha256) in included and u.uri
     ]
 
 
-def _losses(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+def _losses(records: Sequence[UpdateRecord]) -> dict[str, float]:
     from ledger_client import from_fixed
 
     out = {}
     for record in records:
-        metrics = record.get("metrics") or {}
-        name = next((m for m in LOSS_METRICS if m in metrics), None)
+        name = next((m for m in LOSS_METRICS if m in record.metrics), None)
         if name is not None:
-            out[str(record["node"])] = from_fixed(int(metrics[name]))
+            out[record.node] = from_fixed(int(record.metrics[name]))
     return out
 
 
 def _advertised(
-    ledger: FedspecLedger, profile_id: str, window: Sequence[Mapping[str, Any]]
+    ledger: FedspecLedger, profile_id: str, window: Sequence[RoundSummary]
 ) -> dict[str, dict[str, Any]]:
     """What each node last advertised about its data (the latest round it took part in)."""
     out: dict[str, dict[str, Any]] = {}
     for summary in window:  # oldest first: later rounds overwrite
-        for record in ledger.list_updates(profile_id, int(summary["round"])):
-            if record.get("characteristics"):
-                out[str(record["node"])] = dict(record["characteristics"])
+        for record in ledger.list_updates(profile_id, summary.number):
+            if record.characteristics:
+                out[record.node] = dict(record.characteristics)
     return out
 
 
@@ -411,8 +408,7 @@ def _proposer(
 def _first_admin(settings: Settings) -> str:
     from ledger_client import Consortium
 
-    first = Consortium.load(settings.ledger.consortium_dir).members[0]
-    return f"{first.name}/{first.admins[0]}"
+    return Consortium.load(settings.ledger.consortium_dir).first_admin
 
 
 @flow(name="specialization-check", log_prints=True)

@@ -62,6 +62,13 @@ class Consortium:
         return cls(root, manifest)
 
     @property
+    def first_admin(self) -> str:
+        """The first member's first admin (``org1/admin``): an identity every consortium has,
+        for reads any member may make and for the one-machine shortcuts."""
+        first = self.members[0]
+        return f"{first.name}/{first.admins[0]}"
+
+    @property
     def member_ids(self) -> list[str]:
         return [o.msp_id for o in self.members]
 

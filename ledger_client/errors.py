@@ -1,6 +1,6 @@
 """Errors of the ledger client, typed by the phase that failed (as Fabric Gateway does).
 
-Hierarchy::
+Hierarchy (under :class:`fedspec.errors.FedspecError`, codes from :class:`~fedspec.errors.ErrorCode`)::
 
     LedgerError
     ├── IdentityError          IDENTITY_INVALID     an identity folder is missing or unreadable
@@ -22,31 +22,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedspec.errors import ConfigError, ErrorCode, FedspecError
 
-class LedgerError(Exception):
-    code: str = "LEDGER_ERROR"
 
-    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        self.details = details
+class LedgerError(FedspecError):
+    code = ErrorCode.LEDGER_ERROR
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
 
 
 class IdentityError(LedgerError):
-    code = "IDENTITY_INVALID"
+    code = ErrorCode.IDENTITY_INVALID
 
 
 class LedgerFileError(LedgerError):
-    code = "LEDGER_INVALID"
+    code = ErrorCode.LEDGER_INVALID
 
 
-class ConfigurationError(LedgerError):
-    code = "CONFIG_INVALID"
+class ConfigurationError(LedgerError, ConfigError):
+    """Also a :class:`fedspec.errors.ConfigError`: one kind of mistake, one class to catch."""
+
+    code = ErrorCode.CONFIG_INVALID
 
 
 class GatewayError(LedgerError):
@@ -58,21 +55,21 @@ class GatewayError(LedgerError):
 
 
 class EndorseError(GatewayError):
-    code = "ENDORSE_FAILED"
+    code = ErrorCode.ENDORSE_FAILED
 
 
 class SubmitError(GatewayError):
-    code = "SUBMIT_FAILED"
+    code = ErrorCode.SUBMIT_FAILED
 
 
 class CommitStatusError(GatewayError):
-    code = "COMMIT_STATUS_FAILED"
+    code = ErrorCode.COMMIT_STATUS_FAILED
 
 
 class CommitError(GatewayError):
     """The transaction was ordered but committed invalid; nothing it wrote was applied."""
 
-    code = "COMMIT_FAILED"
+    code = ErrorCode.COMMIT_FAILED
 
     def __init__(self, message: str, *, transaction_id: str, code: str, block_number: int) -> None:
         super().__init__(
@@ -81,4 +78,4 @@ class CommitError(GatewayError):
         self.block_number = block_number
 
 
-RETRYABLE_COMMIT_CODES = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
+RETRYABLE_COMMIT_CODES = frozenset({ErrorCode.MVCC_READ_CONFLICT, ErrorCode.PHANTOM_READ_CONFLICT})

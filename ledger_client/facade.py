@@ -17,20 +17,39 @@ from chaincode.schema import validate_profile
 from ledger_client.errors import RETRYABLE_COMMIT_CODES, CommitError
 from ledger_client.gateway import Contract
 from ledger_client.records import (
+    Balance,
+    Balances,
+    Budget,
+    ChainInfo,
     Committed,
+    ConsortiumRecord,
+    DemandGroup,
+    DemandRecord,
+    Minted,
     ModelCommitment,
     ModelRecord,
+    Node,
     Profile,
+    ProfileHistory,
     Round,
+    RoundSummary,
+    Submitted,
+    Transferred,
     UpdateCommitment,
+    UpdateRecord,
+    Vote,
 )
 
 
 class FedspecLedger:
+    """Reads and writes return typed records (:mod:`ledger_client.records`). Every write waits
+    for its commit and says where it landed: in the ``commit`` of the record it returns (a
+    read's records have ``None`` there), or as the :class:`Committed` itself when the
+    transaction returns nothing worth a record (volunteer, withdraw, join, reveal)."""
+
     def __init__(self, contract: Contract, *, retries: int = 8) -> None:
         self.contract = contract
         self.retries = retries
-        self.last_commit: Committed | None = None
         self.conflicts_retried = 0  # MVCC races lost and retried, for callers that report them
 
     @property
@@ -45,8 +64,9 @@ class FedspecLedger:
     def evaluate(self, name: str, *args: str) -> Any:
         return json.loads(self.contract.evaluate_transaction(name, *args))
 
-    def submit(self, name: str, *args: str) -> Any:
-        """Submit and wait for the commit; re-endorse and retry when an MVCC race was lost."""
+    def submit(self, name: str, *args: str) -> Submitted:
+        """Submit and wait for the commit; re-endorse and retry when an MVCC race was lost.
+        Returns the contract's result (parsed JSON) with where the transaction landed."""
         for attempt in range(self.retries + 1):
             submitted = self.contract.submit_async(name, *args)
             status = submitted.get_status()
@@ -58,32 +78,34 @@ class FedspecLedger:
                     time.sleep(random.uniform(0, 0.01 * 2**attempt))  # jitter, not cryptography
                     continue
                 raise
-            self.last_commit = Committed(status.transaction_id, status.block_number)
-            return json.loads(submitted.result)
+            return Submitted(
+                json.loads(submitted.result),
+                Committed(status.transaction_id, status.block_number),
+            )
         raise AssertionError("unreachable")
 
     # ---------------------------------------------------------------- consortium and nodes
-    def init_consortium(self, orgs: list[str]) -> dict[str, Any]:
-        result: dict[str, Any] = self.submit("InitConsortium", json.dumps(sorted(orgs)))
-        return result
+    def init_consortium(self, orgs: list[str]) -> ConsortiumRecord:
+        done = self.submit("InitConsortium", json.dumps(sorted(orgs)))
+        return ConsortiumRecord.from_json(done.result, done.commit)
 
-    def register_node(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.submit("RegisterNode")
-        return result
+    def register_node(self) -> Node:
+        done = self.submit("RegisterNode")
+        return Node.from_json(done.result, done.commit)
 
-    def get_node(self, node_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.evaluate("GetNode", node_id)
-        return result
+    def get_node(self, node_id: str) -> Node:
+        """The node, with its current reputation."""
+        return Node.from_json(self.evaluate("GetNode", node_id))
 
-    def list_nodes(self, org: str = "") -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.evaluate("ListNodes", org)
-        return result
+    def list_nodes(self, org: str = "") -> list[Node]:
+        """Registered nodes (without their reputation: :meth:`get_node` reads it)."""
+        return [Node.from_json(n) for n in self.evaluate("ListNodes", org)]
 
-    def volunteer(self, profile_id: str) -> None:
-        self.submit("Volunteer", profile_id)
+    def volunteer(self, profile_id: str) -> Committed:
+        return self.submit("Volunteer", profile_id).commit
 
-    def withdraw(self, profile_id: str) -> None:
-        self.submit("Withdraw", profile_id)
+    def withdraw(self, profile_id: str) -> Committed:
+        return self.submit("Withdraw", profile_id).commit
 
     def volunteers(self, profile_id: str) -> list[str]:
         result: list[str] = self.evaluate("ListVolunteers", profile_id)
@@ -98,17 +120,14 @@ class FedspecLedger:
             validate_profile(dict(spec))  # a readable refusal before anything is signed
         except ChaincodeError as exc:
             raise EndorseError(exc.message, code=exc.code, **exc.details) from exc
-        return Profile.from_json(
-            self.submit("ProposeProfile", json.dumps(dict(spec), sort_keys=True))
-        )
+        done = self.submit("ProposeProfile", json.dumps(dict(spec), sort_keys=True))
+        return Profile.from_json(done.result, done.commit)
 
     def vote_profile(
         self, profile_id: str, *, approve: bool = True, action: str = "activate"
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = self.submit(
-            "VoteProfile", profile_id, action, "true" if approve else "false"
-        )
-        return result
+    ) -> Vote:
+        done = self.submit("VoteProfile", profile_id, action, "true" if approve else "false")
+        return Vote.from_json(done.result, done.commit)
 
     def get_profile(self, profile_id: str) -> Profile:
         return Profile.from_json(self.evaluate("GetProfile", profile_id))
@@ -125,38 +144,40 @@ class FedspecLedger:
         ]
 
     # ---------------------------------------------------------------- demand
-    def record_demand(self, characteristics: Mapping[str, Any]) -> dict[str, Any]:
+    def record_demand(self, characteristics: Mapping[str, Any]) -> DemandRecord:
         """Record that a request with these characteristics found no well-fitting profile."""
-        result: dict[str, Any] = self.submit(
-            "RecordDemand", json.dumps(dict(characteristics), sort_keys=True)
-        )
-        return result
+        done = self.submit("RecordDemand", json.dumps(dict(characteristics), sort_keys=True))
+        return DemandRecord.from_json(done.result, done.commit)
 
-    def list_demand(self, min_requests: int = 0, min_requesters: int = 0) -> list[dict[str, Any]]:
+    def list_demand(self, min_requests: int = 0, min_requesters: int = 0) -> list[DemandGroup]:
         """Demand per characteristic set (most requested first), with the profiles covering it."""
-        result: list[dict[str, Any]] = self.evaluate(
-            "ListDemand", str(min_requests), str(min_requesters)
-        )
-        return result
+        return [
+            DemandGroup.from_json(g)
+            for g in self.evaluate("ListDemand", str(min_requests), str(min_requesters))
+        ]
 
     # ---------------------------------------------------------------- rounds
+    def _round(self, name: str, *args: str) -> Round:
+        done = self.submit(name, *args)
+        return Round.from_json(done.result, done.commit)
+
     def open_round(self, profile_id: str) -> Round:
-        return Round.from_json(self.submit("OpenRound", profile_id))
+        return self._round("OpenRound", profile_id)
 
-    def join_round(self, profile_id: str, number: int, commitment: str) -> None:
-        self.submit("JoinRound", profile_id, str(number), commitment)
+    def join_round(self, profile_id: str, number: int, commitment: str) -> Committed:
+        return self.submit("JoinRound", profile_id, str(number), commitment).commit
 
-    def reveal_seed(self, profile_id: str, number: int, secret: str) -> None:
-        self.submit("RevealSeed", profile_id, str(number), secret)
+    def reveal_seed(self, profile_id: str, number: int, secret: str) -> Committed:
+        return self.submit("RevealSeed", profile_id, str(number), secret).commit
 
     def elect_coordinator(self, profile_id: str, number: int) -> Round:
-        return Round.from_json(self.submit("ElectCoordinator", profile_id, str(number)))
+        return self._round("ElectCoordinator", profile_id, str(number))
 
     def replace_coordinator(self, profile_id: str, number: int) -> Round:
-        return Round.from_json(self.submit("ReplaceCoordinator", profile_id, str(number)))
+        return self._round("ReplaceCoordinator", profile_id, str(number))
 
     def fail_round(self, profile_id: str, number: int, code: str, reason: str) -> Round:
-        return Round.from_json(self.submit("FailRound", profile_id, str(number), code, reason))
+        return self._round("FailRound", profile_id, str(number), code, reason)
 
     def get_round(self, profile_id: str, number: int) -> Round:
         return Round.from_json(self.evaluate("GetRound", profile_id, str(number)))
@@ -164,35 +185,29 @@ class FedspecLedger:
     def round_status(self, profile_id: str) -> Round:
         return Round.from_json(self.evaluate("GetRoundStatus", profile_id))
 
-    def list_rounds(self, profile_id: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.evaluate("ListRounds", profile_id)
-        return result
+    def list_rounds(self, profile_id: str) -> list[RoundSummary]:
+        """Every round of the profile, oldest first."""
+        return [RoundSummary.from_json(r) for r in self.evaluate("ListRounds", profile_id)]
 
     # ---------------------------------------------------------------- updates and models
-    def submit_update(
-        self, profile_id: str, number: int, update: UpdateCommitment
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = self.submit(
-            "SubmitUpdate", profile_id, str(number), json.dumps(update.to_json())
-        )
-        return result
+    def submit_update(self, profile_id: str, number: int, update: UpdateCommitment) -> UpdateRecord:
+        done = self.submit("SubmitUpdate", profile_id, str(number), json.dumps(update.to_json()))
+        return UpdateRecord.from_json(done.result, done.commit)
 
-    def get_update(self, profile_id: str, number: int, node_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.evaluate("GetUpdate", profile_id, str(number), node_id)
-        return result
+    def get_update(self, profile_id: str, number: int, node_id: str) -> UpdateRecord:
+        return UpdateRecord.from_json(self.evaluate("GetUpdate", profile_id, str(number), node_id))
 
-    def list_updates(self, profile_id: str, number: int) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.evaluate("ListUpdates", profile_id, str(number))
-        return result
+    def list_updates(self, profile_id: str, number: int) -> list[UpdateRecord]:
+        return [
+            UpdateRecord.from_json(u) for u in self.evaluate("ListUpdates", profile_id, str(number))
+        ]
 
-    def budget(self, node_id: str, profile_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.evaluate("GetBudget", node_id, profile_id)
-        return result
+    def budget(self, node_id: str, profile_id: str) -> Budget:
+        return Budget.from_json(self.evaluate("GetBudget", node_id, profile_id))
 
     def commit_model(self, profile_id: str, number: int, model: ModelCommitment) -> ModelRecord:
-        return ModelRecord.from_json(
-            self.submit("CommitModel", profile_id, str(number), json.dumps(model.to_json()))
-        )
+        done = self.submit("CommitModel", profile_id, str(number), json.dumps(model.to_json()))
+        return ModelRecord.from_json(done.result, done.commit)
 
     def get_model(self, profile_id: str, number: int) -> ModelRecord:
         return ModelRecord.from_json(self.evaluate("GetModel", profile_id, str(number)))
@@ -200,9 +215,8 @@ class FedspecLedger:
     def latest_model(self, profile_id: str) -> ModelRecord:
         return ModelRecord.from_json(self.evaluate("GetLatestModel", profile_id))
 
-    def profile_history(self, profile_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.evaluate("GetProfileHistory", profile_id)
-        return result
+    def profile_history(self, profile_id: str) -> ProfileHistory:
+        return ProfileHistory.from_json(self.evaluate("GetProfileHistory", profile_id))
 
     # ---------------------------------------------------------------- the chain itself (Fabric's qscc)
     def _qscc(self, function: str, *args: str) -> bytes:
@@ -215,16 +229,16 @@ class FedspecLedger:
 
         return int(ledger_pb2.BlockchainInfo.FromString(self._qscc("GetChainInfo")).height)
 
-    def chain_info(self) -> dict[str, Any]:
+    def chain_info(self) -> ChainInfo:
         """Height and the hash of the last block, as this identity's peer reports them."""
         from fabric_protos.common import ledger_pb2
 
         info = ledger_pb2.BlockchainInfo.FromString(self._qscc("GetChainInfo"))
-        return {
-            "height": int(info.height),
-            "current_block_hash": bytes(info.currentBlockHash).hex(),
-            "previous_block_hash": bytes(info.previousBlockHash).hex(),
-        }
+        return ChainInfo(
+            int(info.height),
+            bytes(info.currentBlockHash).hex(),
+            bytes(info.previousBlockHash).hex(),
+        )
 
     def block(self, number: int) -> Any:
         """The block ``number`` as a ``common.Block`` protobuf."""
@@ -241,18 +255,18 @@ class FedspecLedger:
         )
 
     # ---------------------------------------------------------------- rewards
-    def mint_rewards(self, profile_id: str, number: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.submit("MintRewards", profile_id, str(number))
-        return result
+    def mint_rewards(self, profile_id: str, number: int) -> Minted:
+        """Mint a closed round's reward (once: a repeated mint returns the same amounts)."""
+        done = self.submit("MintRewards", profile_id, str(number))
+        return Minted.from_json(done.result, done.commit)
 
-    def balance(self, node_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.evaluate("GetBalance", node_id)
-        return result
+    def balance(self, node_id: str) -> Balance:
+        return Balance.from_json(self.evaluate("GetBalance", node_id))
 
-    def balances(self, org: str = "") -> dict[str, Any]:
-        result: dict[str, Any] = self.evaluate("GetBalances", org)
-        return result
+    def balances(self, org: str = "") -> Balances:
+        """Per node and per organization, of one organization or all."""
+        return Balances.from_json(self.evaluate("GetBalances", org))
 
-    def transfer(self, to_node: str, amount: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.submit("Transfer", to_node, str(amount))
-        return result
+    def transfer(self, to_node: str, amount: int) -> Transferred:
+        done = self.submit("Transfer", to_node, str(amount))
+        return Transferred.from_json(done.result, done.commit)

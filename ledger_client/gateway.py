@@ -17,6 +17,7 @@ from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import proposal_pb2
 
 from chaincode.errors import parse_wire_error
+from fedspec.fileio import write_atomic
 from ledger_client import protocol
 from ledger_client.errors import (
     CommitError,
@@ -342,11 +343,10 @@ class FileCheckpoint(Checkpoint):
 
     def checkpoint_event(self, event: ChaincodeEvent) -> None:
         super().checkpoint_event(event)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"block_number": self.block_number, "transaction_id": self.transaction_id})
+        write_atomic(
+            self.path,
+            json.dumps({"block_number": self.block_number, "transaction_id": self.transaction_id}),
         )
-        tmp.replace(self.path)
 
 
 def _endorse_error(exc: GatewayServiceError, tx_id: str, name: str) -> EndorseError:

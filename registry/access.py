@@ -27,6 +27,7 @@ import numpy as np
 
 from federated.exchange import sha256_hex
 from federated.types import NDArray
+from fedspec.errors import ErrorCode
 from registry.errors import (
     ArtifactIntegrityError,
     InputError,
@@ -159,7 +160,7 @@ def load_verified(ledger: FedspecLedger, profile_id: str) -> VerifiedModel:
     try:
         profile = ledger.get_profile(profile_id)
     except LedgerError as exc:
-        if exc.code != "NOT_FOUND":
+        if exc.code != ErrorCode.NOT_FOUND:
             raise
         raise LedgerRecordMissingError(
             f"profile {profile_id} is not on the ledger", profile_id=profile_id
@@ -306,32 +307,8 @@ def build_ensemble(
         why = f"; best: {top.profile_id}: {'; '.join(top.reasons)}" if top else ""
         raise QueryError(f"no eligible profile for this query{why}")
     lines: list[str] = []
-    members: list[tuple[Match, VerifiedModel, SchemaFit, float]] = []
-    for match in chosen:
-        verified = load_verified(ledger, match.profile_id)
-        if task_type_of(verified.profile) != "classification":
-            raise InvalidModelError(f"{match.profile_id} is not a classifier: no soft vote")
-        value = verified.champion.metrics.get(metric)
-        if value is None or math.isnan(value):
-            lines.append(f"{match.profile_id} left out: {metric} not recorded on the ledger")
-            continue
-        fit = fit_schema(schema, verified.profile)
-        if not fit.adaptable:
-            lines.append(f"{match.profile_id} left out: {fit.line}")
-            continue
-        members.append((match, verified, fit, value))
-    if not members:
-        raise QueryError(f"no chosen profile can take the rows and has {metric} recorded: {lines}")
-    values = [value for *_, value in members]
-    if direction == "maximize":
-        performance = [max(v, 0.0) for v in values]
-    else:
-        best = min((v for v in values if v > 0), default=0.0)
-        performance = [best / v if v > 0 else 1.0 for v in values]
-    raw = [m.score * p for (m, *_), p in zip(members, performance, strict=True)]
-    if sum(raw) <= 0:
-        raise QueryError(f"every chosen profile has weight 0 (score × {metric})")
-    weights = [r / sum(raw) for r in raw]
+    members = _members(ledger, chosen, schema, metric, lines)
+    performance, raw, weights = _weights([m[3] for m in members], members, direction, metric)
     out: list[EnsembleMember] = []
     for (match, verified, fit, value), perf, r, w in zip(
         members, performance, raw, weights, strict=True
@@ -347,6 +324,52 @@ def build_ensemble(
     if resolved.bounds is None and any(m.fit.kind == "resample" for m in out):
         lines.append("no value range for the input: resampled pixels are not rescaled")
     return Ensemble(tuple(out), labels, resolved, metric, (*lines,))
+
+
+_Member = tuple[Match, VerifiedModel, SchemaFit, float]
+
+
+def _members(
+    ledger: FedspecLedger,
+    chosen: Sequence[Match],
+    schema: InputSchema,
+    metric: str,
+    lines: list[str],
+) -> list[_Member]:
+    """The chosen profiles whose champion is a classifier, has ``metric`` on the ledger and
+    can take the client's rows; why each other one is left out goes to ``lines``."""
+    members: list[_Member] = []
+    for match in chosen:
+        verified = load_verified(ledger, match.profile_id)
+        if task_type_of(verified.profile) != "classification":
+            raise InvalidModelError(f"{match.profile_id} is not a classifier: no soft vote")
+        value = verified.champion.metrics.get(metric)
+        if value is None or math.isnan(value):
+            lines.append(f"{match.profile_id} left out: {metric} not recorded on the ledger")
+            continue
+        fit = fit_schema(schema, verified.profile)
+        if not fit.adaptable:
+            lines.append(f"{match.profile_id} left out: {fit.line}")
+            continue
+        members.append((match, verified, fit, value))
+    if not members:
+        raise QueryError(f"no chosen profile can take the rows and has {metric} recorded: {lines}")
+    return members
+
+
+def _weights(
+    values: Sequence[float], members: Sequence[_Member], direction: str, metric: str
+) -> tuple[list[float], list[float], list[float]]:
+    """(performance, score × performance, normalized weight) per member."""
+    if direction == "maximize":
+        performance = [max(v, 0.0) for v in values]
+    else:
+        best = min((v for v in values if v > 0), default=0.0)
+        performance = [best / v if v > 0 else 1.0 for v in values]
+    raw = [m.score * p for (m, *_), p in zip(members, performance, strict=True)]
+    if sum(raw) <= 0:
+        raise QueryError(f"every chosen profile has weight 0 (score × {metric})")
+    return performance, raw, [r / sum(raw) for r in raw]
 
 
 def _anchor_bounds(members: Sequence[EnsembleMember]) -> tuple[float, float] | None:

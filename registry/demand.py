@@ -27,7 +27,7 @@ from registry.query import Query, parse_query, resolution_of
 
 if TYPE_CHECKING:
     from ledger_client.facade import FedspecLedger
-    from ledger_client.records import Profile
+    from ledger_client.records import DemandGroup, Profile
 
 MAX_KEYS = 32  # as the profile schema allows
 MAX_TEXT = 200
@@ -123,12 +123,12 @@ def note_demand(
         return None
     record = ledger.record_demand(characteristics)
     sig = signature(characteristics)
-    group = next((g for g in ledger.list_demand() if g["signature"] == sig), None)
-    requests = int(group["requests"]) if group else int(record["requests"])
-    requesters = len(group["requesters"]) if group else 1
+    group = next((g for g in ledger.list_demand() if g.signature == sig), None)
+    requests = group.requests if group else record.requests
+    requesters = len(group.requesters) if group else 1
     return DemandNote(
         reason=reason,
-        characteristics=record["characteristics"],
+        characteristics=record.characteristics,
         signature=sig,
         requests=requests,
         requesters=requesters,
@@ -140,14 +140,14 @@ def note_demand(
 class Suggestion:
     """A profile proposed for one characteristic set's demand."""
 
-    demand: Mapping[str, Any]  # the ListDemand group
+    demand: DemandGroup
     document: Mapping[str, Any] | None  # None: no profile to start the document from
     template: str  # the existing profile the document was made from
     reason: str
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "demand": dict(self.demand),
+            "demand": self.demand.to_json(),
             "profile": dict(self.document) if self.document is not None else None,
             "template": self.template,
             "reason": self.reason,
@@ -161,9 +161,7 @@ def suggest_profiles(
     that no proposed or active profile covers yet."""
     policy = policy or DemandPolicy()
     groups = [
-        g
-        for g in ledger.list_demand(policy.min_requests, policy.min_requesters)
-        if not g["profiles"]
+        g for g in ledger.list_demand(policy.min_requests, policy.min_requesters) if not g.profiles
     ]
     if not groups:
         return []
@@ -173,7 +171,7 @@ def suggest_profiles(
         profiles = [chosen]
     out = []
     for group in groups:
-        base = _closest(profiles, group["characteristics"])
+        base = _closest(profiles, group.characteristics)
         if base is None:
             out.append(Suggestion(group, None, "", "no active profile to start the document from"))
             continue
@@ -182,8 +180,8 @@ def suggest_profiles(
                 group,
                 profile_from_demand(group, base.id, base.spec),
                 base.id,
-                f"{group['requests']} requests by {len(group['requesters'])} identities "
-                f"({', '.join(group['orgs'])}); document from {base.id}",
+                f"{group.requests} requests by {len(group.requesters)} identities "
+                f"({', '.join(group.orgs)}); document from {base.id}",
             )
         )
     return out
@@ -205,21 +203,21 @@ def propose_suggestions(
 
 
 def profile_from_demand(
-    group: Mapping[str, Any], template_id: str, template: Mapping[str, Any]
+    group: DemandGroup, template_id: str, template: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The template profile's document with the demanded characteristics, a new id, and the
     template as its parent (so its first round may start from the template's champion, when
     the two models are compatible). A demanded square ``resolution`` resizes a flat image
     feature schema."""
-    wanted = dict(group["characteristics"])
+    wanted = dict(group.characteristics)
     spec = copy.deepcopy(dict(template))
     spec["characteristics"] = {**spec["characteristics"], **wanted}
     spec["id"] = profile_id(["demand", *(_text(v) for _, v in sorted(wanted.items()))], group)
     shown = ", ".join(f"{k}={_text(v)}" for k, v in sorted(wanted.items()))
     spec["name"] = f"Demand: {shown}"[:120]
     spec["description"] = (
-        f"Proposed from demand: {group['requests']} requests by {len(group['requesters'])} "
-        f"identities of {', '.join(group['orgs'])} found no profile fitting {shown}. "
+        f"Proposed from demand: {group.requests} requests by {len(group.requesters)} "
+        f"identities of {', '.join(group.orgs)} found no profile fitting {shown}. "
         f"Document from {template_id}."
     )[:2000]
     spec["parent"] = template_id
@@ -230,11 +228,11 @@ def profile_from_demand(
     return spec
 
 
-def profile_id(parts: Sequence[str], group: Mapping[str, Any] | None = None) -> str:
+def profile_id(parts: Sequence[str], group: DemandGroup | None = None) -> str:
     """A valid profile id from readable parts (``demand-image-16x16``), with the demand's
     signature appended so that two demands never collide."""
     slug = "-".join(_slug(p) for p in parts if _slug(p))
-    suffix = f"-{str(group['signature'])[:8]}" if group is not None else ""
+    suffix = f"-{group.signature[:8]}" if group is not None else ""
     return (slug[: 63 - len(suffix)].rstrip("-._") or "profile") + suffix
 
 

@@ -4,7 +4,7 @@ Every error carries a stable ``code`` that flows, scripts and the ledger can rel
 readable message. MLflow's own exceptions are translated at this boundary (``raise … from``),
 so callers never need to import mlflow to handle a failure.
 
-Hierarchy::
+Hierarchy (under :class:`fedspec.errors.FedspecError`, codes from :class:`~fedspec.errors.ErrorCode`)::
 
     RegistryError                 root; code REGISTRY_ERROR
     ├── NotConfiguredError        no tracking URI: call ``registry.configure`` first
@@ -23,34 +23,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from fedspec.errors import ErrorCode, FedspecError
 
-class RegistryError(Exception):
+
+class RegistryError(FedspecError):
     """Root of every error raised by :mod:`registry`; ``details`` holds structured context."""
 
-    code: str = "REGISTRY_ERROR"
+    code = ErrorCode.REGISTRY_ERROR
 
     def __init__(self, message: str, **details: Any) -> None:
-        self.message = message
-        self.details = details
-        super().__init__(f"{self.code}: {message}")
+        super().__init__(message, **details)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 class NotConfiguredError(RegistryError):
-    code = "NOT_CONFIGURED"
+    code = ErrorCode.NOT_CONFIGURED
 
 
 class TrackingError(RegistryError):
-    code = "TRACKING_ERROR"
+    code = ErrorCode.TRACKING_ERROR
 
 
 class ArtifactMissingError(RegistryError):
-    code = "ARTIFACT_MISSING"
+    code = ErrorCode.ARTIFACT_MISSING
 
 
 class ArtifactIntegrityError(RegistryError):
     """The bytes at ``uri`` hash to ``actual``, not the ``expected`` sha256 (hex)."""
 
-    code = "ARTIFACT_INTEGRITY"
+    code = ErrorCode.ARTIFACT_INTEGRITY
 
     def __init__(self, uri: str, *, expected: str, actual: str) -> None:
         super().__init__(
@@ -65,33 +68,33 @@ class ArtifactIntegrityError(RegistryError):
 
 
 class ModelNotFoundError(RegistryError):
-    code = "MODEL_NOT_FOUND"
+    code = ErrorCode.MODEL_NOT_FOUND
 
 
 class InvalidModelError(RegistryError):
-    code = "INVALID_MODEL"
+    code = ErrorCode.INVALID_MODEL
 
 
 class EvaluationError(RegistryError):
-    code = "EVALUATION_ERROR"
+    code = ErrorCode.EVALUATION_ERROR
 
 
 class QueryError(RegistryError):
     """A bad model query: a constraint such as ``latency_ms<=abc``, an unknown operator or
     metric, a malformed characteristic (:mod:`registry.matching`)."""
 
-    code = "QUERY_INVALID"
+    code = ErrorCode.QUERY_INVALID
 
 
 class LedgerRecordMissingError(RegistryError):
     """The ledger, the authority on which model a profile serves, has no such profile or no
     committed model for it: nothing is loaded from MLflow alone."""
 
-    code = "LEDGER_RECORD_MISSING"
+    code = ErrorCode.LEDGER_RECORD_MISSING
 
 
 class InputError(RegistryError):
     """A client's rows that cannot be read (unknown file, bad CSV) or that no chosen model
     can take (wrong feature count, missing columns)."""
 
-    code = "INPUT_INVALID"
+    code = ErrorCode.INPUT_INVALID

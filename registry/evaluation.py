@@ -3,7 +3,7 @@
 Returns a plain ``dict[str, float]``:
 
 - quality: ``accuracy``, ``f1_macro``, ``log_loss`` (+ ``roc_auc`` for two classes), or
-  ``rmse``, ``mae``, ``r2`` for regression, computed exactly as the adapters' ``evaluate``;
+  ``rmse``, ``mae``, ``r2`` for regression, computed exactly as the adapters' ``metrics``;
 - ``objective``: the value of the profile's ``objective.metric`` (any key of this dict);
 - ``latency_ms_p50`` / ``latency_ms_p95``: one-row ``predict`` calls on this machine;
   ``batch_latency_ms_p50`` / ``batch_latency_ms_p95``: per row, within batches of

@@ -76,8 +76,8 @@ def ledger_champion(ledger: FedspecLedger, profile_id: str) -> Champion | None:
     """
     from ledger_client.records import from_fixed
 
-    rounds = ledger.profile_history(profile_id)["rounds"]
-    for number in sorted((r["round"] for r in rounds if r.get("model")), reverse=True):
+    rounds = ledger.profile_history(profile_id).rounds
+    for number in sorted((r.number for r in rounds if r.model), reverse=True):
         record = ledger.get_model(profile_id, number)
         if record.alias == "champion":
             return Champion(

@@ -30,7 +30,7 @@ from mlflow.pyfunc.model import PythonModel, PythonModelContext
 
 from federated.errors import FederatedError
 from federated.exchange import sha256_hex
-from federated.models import BaseAdapter
+from federated.models import BaseAdapter, ClassifierAdapter
 from registry.errors import ArtifactIntegrityError, InvalidModelError
 from registry.profiles import load_global_adapter, prepare_features, task_type_of
 
@@ -87,7 +87,9 @@ class FedspecGlobalModel(PythonModel):
             X = prepare_features(self.profile, np.asarray(rows, dtype=np.float64))
             if output == "label":
                 return np.asarray(self.adapter.predict(X))
-            if task_type_of(self.profile) == "regression":
+            if task_type_of(self.profile) == "regression" or not isinstance(
+                self.adapter, ClassifierAdapter
+            ):
                 raise MlflowException(
                     "a regression model has no probabilities", INVALID_PARAMETER_VALUE
                 )

@@ -79,7 +79,7 @@ def profile_doc(profile_id: str, *, privacy: str = "client-dp", **extra: Any) ->
 def activate(settings: Settings, doc: Mapping[str, Any], volunteers: Iterable[str]) -> None:
     ledger(settings, "org1/admin").propose_profile(doc)
     for org in ("org1", "org2", "org3"):
-        if ledger(settings, f"{org}/admin").vote_profile(doc["id"])["status"] == "active":
+        if ledger(settings, f"{org}/admin").vote_profile(doc["id"]).status == "active":
             break
     for node in volunteers:
         ledger(settings, node).volunteer(doc["id"])

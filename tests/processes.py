@@ -4,7 +4,7 @@ always stopped by PID (SIGTERM, then SIGKILL after a bounded wait), descendants 
 A process that starts its children in a session of their own (a Prefect worker starts each
 flow run so) escapes a group-wide signal; :class:`Processes` therefore marks everything it
 starts with an environment variable that children inherit, and on stopping also signals,
-by PID, every process that carries the mark (Linux ``/proc``).
+by PID, every process that carries the mark (psutil reads the environments).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+import psutil
 import pytest
 
 from fabric_network.processes import alive
@@ -53,47 +54,25 @@ def bin_path(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _parent_of(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _all_pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
 def descendants(pid: int) -> set[int]:
-    """Every living descendant of ``pid`` (from ``/proc``; empty where there is none)."""
-    children: dict[int, list[int]] = {}
-    for p in _all_pids():
-        parent = _parent_of(p)
-        if parent is not None:
-            children.setdefault(parent, []).append(p)
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+    """Every living descendant of ``pid`` (empty where there is none)."""
+    try:
+        return {child.pid for child in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
 
 
 def marked(token: str) -> set[int]:
     """PIDs of the processes whose environment carries ``MARK=token`` (ours only)."""
-    needle = f"{MARK}={token}".encode()
     found = set()
-    for p in _all_pids():
-        if p == os.getpid():
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
             continue
         try:
-            environ = Path(f"/proc/{p}/environ").read_bytes()
-        except OSError:
+            if proc.environ().get(MARK) == token:
+                found.add(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if needle in environ.split(b"\0"):
-            found.add(p)
     return found
 
 
@@ -161,6 +140,18 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, *, timeout: fl
             pass
         time.sleep(0.25)
     pytest.fail(f"{url} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def wait_until(
+    predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Poll ``predicate`` until it holds; fail the test, naming ``what``, after ``timeout``
+    seconds. The timeout bounds a stuck run; it is not how long the step should take."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout} s")
+        time.sleep(interval)
 
 
 class Processes:

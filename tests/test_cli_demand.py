@@ -40,8 +40,7 @@ def home(built: Path, tmp_path: Path) -> Path:
 
 
 def _demand(home: Path) -> list[dict[str, object]]:
-    result: list[dict[str, object]] = ledger(Settings.load(home, env={})).list_demand()
-    return result
+    return [g.to_json() for g in ledger(Settings.load(home, env={})).list_demand()]
 
 
 def _height(home: Path) -> int:

@@ -26,6 +26,7 @@ from tests.cli_scenario import (
     run_round,
     split_reward,
 )
+from tests.processes import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -170,13 +171,22 @@ def test_in_a_real_process(home: Path) -> None:
 
 
 def test_round_run_s_progress_follows_the_ledger_on_stderr(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What `round run` shows while its flow runs: the round's phase, read from the
     ledger's events, on stderr (stdout stays the result's), nothing with --json."""
     from fedspec.cli.context import State
     from fedspec.cli.round import _progress
+    from fedspec.console import progress
 
+    shown: list[progress.LedgerProgress] = []
+
+    class Recorded(progress.LedgerProgress):  # the display `_progress` opens, to wait on
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            shown.append(self)
+
+    monkeypatch.setattr(progress, "LedgerProgress", Recorded)
     settings = ledger_home(tmp_path / "home")
     state = State(tmp_path / "home")
     with _progress(state, "digits-8x8", 1, enabled=False):
@@ -184,9 +194,13 @@ def test_round_run_s_progress_follows_the_ledger_on_stderr(
     assert capsys.readouterr() == ("", "")
     with _progress(state, "digits-8x8", 1, enabled=True):
         run_round(settings, "digits-8x8", DIGITS)
-        import time
-
-        time.sleep(1.5)  # the follower polls the events every 0.5 s
+        (display,) = shown
+        # The follower reads the events on a thread of its own: wait until it saw the last.
+        wait_until(
+            lambda: display.states["digits-8x8"].phase == "rewarded",
+            timeout=60,
+            what="the progress display following the round to its rewards",
+        )
     out, err = capsys.readouterr()
     assert out == ""
-    assert "digits-8x8" in err and "3/1" in err and ("rewarded" in err or "closed" in err)
+    assert "digits-8x8" in err and "3/1" in err and "rewarded" in err

@@ -11,7 +11,8 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from fedspec.app.consortium import ConsortiumError, init_consortium, parse_orgs
+from fedspec.app.consortium import init_consortium, parse_orgs
+from fedspec.errors import ConsortiumError
 from ledger_client import Consortium
 
 

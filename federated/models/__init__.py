@@ -1,4 +1,4 @@
-"""Model adapters: one scikit-learn style shape over torch, XGBoost and scikit-learn models.
+"""Model adapters: scikit-learn estimators over torch, XGBoost and scikit-learn models.
 
 ``create_model(family, **hyperparameters)`` builds an adapter, ``load_model(family, data)``
 loads one from bytes that cannot run code on load. Families: ``torch-mlp``, ``torch-cnn``,
@@ -6,7 +6,12 @@ loads one from bytes that cannot run code on load. Families: ``torch-mlp``, ``to
 The adapter classes live in submodules imported on first use (torch is slow to import).
 """
 
-from federated.models.base import BaseAdapter, ClassifierAdapter, ParametricClassifier
+from federated.models.base import (
+    BaseAdapter,
+    ClassifierAdapter,
+    ParametricClassifier,
+    RegressorAdapter,
+)
 from federated.models.registry import (
     FAMILIES,
     PARAMETRIC_FAMILIES,
@@ -22,6 +27,7 @@ __all__ = [
     "BaseAdapter",
     "ClassifierAdapter",
     "ParametricClassifier",
+    "RegressorAdapter",
     "adapter_class",
     "create_model",
     "family_of",

@@ -1,53 +1,57 @@
-"""The one shape every model adapter has, in scikit-learn's conventions.
+"""The one shape every model adapter has: a scikit-learn estimator.
 
-``__init__`` only stores keyword hyper-parameters; what ``fit`` learns ends in ``_``;
-``fit`` returns ``self``; ``to_bytes``/``from_bytes`` exchange a model without running code.
-Classifiers declare their ``classes`` up front, because a federated node may hold only some
-labels while the global model's output layer must not depend on any node's data.
+Adapters derive from scikit-learn's ``BaseEstimator`` and ``ClassifierMixin`` or
+``RegressorMixin``, so ``get_params``/``set_params``, ``repr``, ``sklearn.base.clone``,
+``is_classifier``/``is_regressor`` and ``score`` (accuracy, R²) are scikit-learn's own.
+``__init__`` only stores keyword hyper-parameters under their own names; what ``fit`` learns
+ends in ``_``; ``fit`` returns ``self``; ``metrics`` reports the full set of quality metrics;
+``to_bytes``/``from_bytes`` exchange a model without running code. Only classifiers have
+``predict_proba``. Classifiers declare their ``classes`` up front, because a federated node
+may hold only some labels while the global model's output layer must not depend on any
+node's data.
 """
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from federated.errors import InvalidInputError, InvalidUpdateError, NotFittedError
-from federated.models.inputs import check_classes, check_labels, encode_labels
-from federated.models.metrics import classification_metrics
+from federated.errors import InvalidUpdateError, NotFittedError
+from federated.models.inputs import check_classes, check_labels, check_target, encode_labels
+from federated.models.metrics import classification_metrics, regression_metrics
 from federated.types import NDArray, NDArrays
 
+if TYPE_CHECKING:
+    # scikit-learn has no type information, so mypy sees its classes as ``Any``, and deriving
+    # from ``Any`` would switch off attribute checking on every adapter. These are typed views
+    # of what the adapters inherit; at run time the classes are scikit-learn's.
 
-class BaseAdapter(ABC):
-    """Common behaviour: hyper-parameter introspection, repr, and the abstract contract."""
+    class BaseEstimator:
+        def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+        def set_params(self, **params: Any) -> Self: ...
+
+    class ClassifierMixin:
+        def score(self, X: NDArray, y: NDArray, sample_weight: NDArray | None = None) -> float: ...
+
+    class RegressorMixin:
+        def score(self, X: NDArray, y: NDArray, sample_weight: NDArray | None = None) -> float: ...
+
+else:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+
+class BaseAdapter(BaseEstimator, ABC):
+    """The abstract contract; scikit-learn's ``BaseEstimator`` provides the parameter API.
+
+    ``get_params``/``set_params`` read ``__init__``'s signature, so every hyper-parameter is
+    an attribute of the same name holding exactly what was passed (``clone`` checks this).
+    ``set_params`` with an unknown name raises ``ValueError``.
+    """
 
     family: ClassVar[str]
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return [name for name in signature.parameters if name != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Hyper-parameters as given to ``__init__`` (scikit-learn's ``get_params``)."""
-        del deep  # adapters hold no nested estimators
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> Self:
-        """Change hyper-parameters (scikit-learn's ``set_params``); unknown names raise."""
-        unknown = set(params) - set(self._param_names())
-        if unknown:
-            raise InvalidInputError(f"{self.family}: unknown hyper-parameters {sorted(unknown)}")
-        for name, value in params.items():
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     @abstractmethod
     def fit(self, X: NDArray, y: NDArray) -> Self:
@@ -58,12 +62,16 @@ class BaseAdapter(ABC):
         """Predicted labels (classifiers) or values (regressors), one per row."""
 
     @abstractmethod
-    def predict_proba(self, X: NDArray) -> NDArray:
-        """Class probabilities, shape ``(n, len(classes_))``, rows summing to 1."""
+    def score(self, X: NDArray, y: NDArray, sample_weight: NDArray | None = None) -> float:
+        """scikit-learn's score: accuracy for classifiers, R² for regressors.
+
+        Provided by ``ClassifierMixin`` or ``RegressorMixin``: every concrete adapter derives
+        from one of them (through :class:`ClassifierAdapter` or :class:`RegressorAdapter`).
+        """
 
     @abstractmethod
-    def evaluate(self, X: NDArray, y: NDArray) -> dict[str, float]:
-        """Metrics on ``(X, y)`` as plain floats."""
+    def metrics(self, X: NDArray, y: NDArray) -> dict[str, float]:
+        """Every quality metric of this kind of model on ``(X, y)``, as plain floats."""
 
     @abstractmethod
     def to_bytes(self) -> bytes:
@@ -85,8 +93,8 @@ class BaseAdapter(ABC):
             )
 
 
-class ClassifierAdapter(BaseAdapter):
-    """Label handling, ``predict`` and ``evaluate`` shared by every classifier.
+class ClassifierAdapter(ClassifierMixin, BaseAdapter):
+    """Label handling, ``predict`` and ``metrics`` shared by every classifier.
 
     Subclasses keep a ``classes`` hyper-parameter (``None`` infers the classes from the first
     ``fit``'s labels, which is only safe outside federated training) and set ``classes_``.
@@ -107,17 +115,31 @@ class ClassifierAdapter(BaseAdapter):
             )
         return check_classes(np.unique(labels).tolist(), family=self.family)
 
+    @abstractmethod
+    def predict_proba(self, X: NDArray) -> NDArray:
+        """Class probabilities, shape ``(n, len(classes_))``, rows summing to 1."""
+
     def predict(self, X: NDArray) -> NDArray:
         """The most probable declared class for each row."""
         proba = self.predict_proba(X)
         return np.asarray(self.classes_[np.argmax(proba, axis=1)])
 
-    def evaluate(self, X: NDArray, y: NDArray) -> dict[str, float]:
+    def metrics(self, X: NDArray, y: NDArray) -> dict[str, float]:
         """``accuracy``, ``f1_macro``, ``log_loss`` and, for two classes, ``roc_auc``."""
         proba = self.predict_proba(X)
         labels = check_labels(y, n_rows=proba.shape[0], family=self.family)
         encode_labels(labels, self.classes_, family=self.family)  # refuses undeclared labels
         return classification_metrics(labels, proba, self.classes_)
+
+
+class RegressorAdapter(RegressorMixin, BaseAdapter):
+    """``metrics`` shared by regressors. A regressor has no ``predict_proba``."""
+
+    def metrics(self, X: NDArray, y: NDArray) -> dict[str, float]:
+        """``rmse``, ``mae`` and ``r2``."""
+        predictions = self.predict(X)
+        targets = check_target(y, n_rows=predictions.shape[0], family=self.family)
+        return regression_metrics(targets, predictions)
 
 
 class ParametricClassifier(ClassifierAdapter):

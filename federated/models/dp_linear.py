@@ -4,9 +4,10 @@ diffprivlib perturbs the objective (vector mechanism) and clips every row of ``X
 L2 norm ``data_norm``. ``data_norm`` must come from domain knowledge (e.g. ``sqrt(64)`` for
 64 pixels scaled to [0, 1]); deriving it from the data would leak, so it is required.
 
-The ε spent by the last ``fit`` is ``epsilon_spent_`` (δ is 0). This adapter spends through a
-private accountant per fit and never touches diffprivlib's process-wide default one: the
-node's budget accounting belongs to the caller (:mod:`federated.privacy`).
+The ε spent by the last ``fit`` is ``epsilon_spent_`` (δ is 0); ``n_iter_`` is the solver's
+iteration count (of the slowest one-vs-rest model, at most ``max_iter``). This adapter spends
+through a private accountant per fit and never touches diffprivlib's process-wide default
+one: the node's budget accounting belongs to the caller (:mod:`federated.privacy`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class DPLogisticRegression(LinearModel):
 
     epsilon_spent_: float
     delta_spent_: float
+    n_iter_: int
 
     def __init__(
         self,
@@ -96,6 +98,7 @@ class DPLogisticRegression(LinearModel):
             estimator.coef_, estimator.intercept_ = coef[picked], intercept[picked]
         estimator.fit(features, labels)
         self.epsilon_spent_, self.delta_spent_ = (float(v) for v in estimator.accountant.total())
+        self.n_iter_ = int(np.max(estimator.n_iter_))  # of the slowest one-vs-rest model
         learned_coef = np.asarray(estimator.coef_, dtype=np.float64)
         learned_intercept = np.asarray(estimator.intercept_, dtype=np.float64)
         if classes.size == 2:

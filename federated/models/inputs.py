@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from scipy import sparse
 
 from federated.errors import EmptyPartitionError, IncompatibleModelError, InvalidInputError
 from federated.types import NDArray
@@ -18,16 +19,17 @@ from federated.types import NDArray
 def check_features(X: object, *, n_features: int | None, family: str) -> NDArray:
     """Return ``X`` as a finite 2-D float64 array with ``n_features`` columns when given.
 
-    Raises ``EmptyPartitionError`` for no rows, ``InvalidInputError`` for a non-numeric,
-    non-2-D or non-finite ``X``, and ``IncompatibleModelError`` for a wrong column count.
+    Raises ``EmptyPartitionError`` for no rows, ``InvalidInputError`` for a sparse, complex,
+    non-numeric, non-2-D or non-finite ``X``, and ``IncompatibleModelError`` for a wrong
+    column count. Messages contain the phrases scikit-learn's own validation uses.
     """
-    try:
-        array = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{family}: X is not numeric: {exc}") from exc
+    if sparse.issparse(X):
+        raise InvalidInputError(f"{family}: sparse input is not supported; pass a dense array")
+    array = _real_array(X, "X", family)
     if array.ndim != 2:
         raise InvalidInputError(
-            f"{family}: X must be 2-D (rows × features), got shape {array.shape}"
+            f"{family}: X must be 2-D (rows × features), got shape {array.shape}. Reshape your "
+            f"data: X.reshape(-1, 1) for a single feature, X.reshape(1, -1) for a single row"
         )
     if array.shape[0] == 0:
         raise EmptyPartitionError(f"{family}: X has no rows")
@@ -43,12 +45,22 @@ def check_features(X: object, *, n_features: int | None, family: str) -> NDArray
     return array
 
 
+def _real_array(values: object, name: str, family: str) -> NDArray:
+    """``values`` as float64; complex values raise rather than losing their imaginary part."""
+    try:
+        array = np.asarray(values)
+        if not np.iscomplexobj(array):
+            return np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{family}: {name} is not numeric: {exc}") from exc
+    raise InvalidInputError(f"{family}: {name}: Complex data not supported")
+
+
 def check_target(y: object, *, n_rows: int, family: str) -> NDArray:
     """Return ``y`` as a finite 1-D float64 array of ``n_rows`` values."""
-    try:
-        array = np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{family}: y is not numeric: {exc}") from exc
+    if y is None:
+        raise InvalidInputError(f"{family} requires y to be passed, but the target y is None")
+    array = _real_array(y, "y", family)
     if array.ndim != 1 or array.shape[0] != n_rows:
         raise InvalidInputError(
             f"{family}: y must be 1-D with one value per row of X ({n_rows}), "
@@ -64,7 +76,7 @@ def check_labels(y: object, *, n_rows: int, family: str) -> NDArray:
     values = check_target(y, n_rows=n_rows, family=family)
     labels = values.astype(np.int64)
     if not np.array_equal(labels, values):
-        raise InvalidInputError(f"{family}: class labels must be integers")
+        raise InvalidInputError(f"{family}: class labels must be integers, got a continuous target")
     return labels
 
 
@@ -77,7 +89,9 @@ def check_classes(classes: Iterable[int], *, family: str) -> NDArray:
     if unique.size != array.size:
         raise InvalidInputError(f"{family}: classes contain duplicates: {array.tolist()}")
     if unique.size < 2:
-        raise InvalidInputError(f"{family}: a classifier needs at least two classes")
+        raise InvalidInputError(
+            f"{family}: a classifier needs at least two classes, got {unique.size} class"
+        )
     return unique
 
 

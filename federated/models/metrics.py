@@ -1,4 +1,7 @@
-"""The metrics every adapter's ``evaluate`` reports, computed by scikit-learn."""
+"""What every adapter's ``metrics`` reports, computed by scikit-learn.
+
+``score`` (scikit-learn's single number: accuracy, R²) comes from the estimator mixins.
+"""
 
 from __future__ import annotations
 

@@ -299,7 +299,7 @@ class TorchCNNClassifier(TorchClassifier):
             if array.shape[1] != array.shape[2]:
                 raise InvalidInputError(f"{self.family}: images must be square, got {array.shape}")
             return array.reshape(array.shape[0], -1)
-        return array
+        return X  # rows already, or something check_features refuses with a clear message
 
     def _build(self, n_inputs: int, n_outputs: int) -> nn.Module:
         side = math.isqrt(n_inputs)

@@ -22,9 +22,8 @@ import numpy as np
 import xgboost as xgb
 
 from federated.errors import IncompatibleModelError, InvalidInputError
-from federated.models.base import BaseAdapter, ClassifierAdapter
+from federated.models.base import BaseAdapter, ClassifierAdapter, RegressorAdapter
 from federated.models.inputs import check_features, check_labels, check_target, encode_labels
-from federated.models.metrics import regression_metrics
 from federated.models.serialization import family_in, to_json_value
 from federated.types import NDArray
 
@@ -271,8 +270,8 @@ class XGBoostClassifier(XGBoostModel, ClassifierAdapter):
         return model
 
 
-class XGBoostRegressor(XGBoostModel):
-    """``xgboost-regressor``: squared-error regression; ``evaluate`` gives rmse, mae, r2."""
+class XGBoostRegressor(XGBoostModel, RegressorAdapter):
+    """``xgboost-regressor``: squared-error regression; ``metrics`` gives rmse, mae, r2."""
 
     family = "xgboost-regressor"
     _objectives = ("reg:squarederror",)
@@ -315,13 +314,3 @@ class XGBoostRegressor(XGBoostModel):
     def predict(self, X: NDArray) -> NDArray:
         """Predicted values, float64."""
         return self._raw_predict(X)
-
-    def predict_proba(self, X: NDArray) -> NDArray:
-        """Not defined for a regressor: raises ``IncompatibleModelError``."""
-        raise IncompatibleModelError(f"{self.family} predicts values, not class probabilities")
-
-    def evaluate(self, X: NDArray, y: NDArray) -> dict[str, float]:
-        """``rmse``, ``mae`` and ``r2``."""
-        predictions = self.predict(X)
-        targets = check_target(y, n_rows=predictions.shape[0], family=self.family)
-        return regression_metrics(targets, predictions)

@@ -8,7 +8,15 @@ import numpy as np
 
 from federated.errors import IncompatibleModelError, InvalidUpdateError
 from federated.strategies.aggregate import layer_shapes
-from federated.types import FitFailure, FitResult, GlobalModel, NDArray, NDArrays, Scalar
+from federated.types import (
+    AggregateResult,
+    FitFailure,
+    FitResult,
+    GlobalModel,
+    NDArray,
+    NDArrays,
+    Scalar,
+)
 
 
 def array_parameters(current: GlobalModel, strategy: str) -> NDArrays:
@@ -57,44 +65,28 @@ def like_current(arrays: Sequence[NDArray], current: Sequence[NDArray]) -> NDArr
     return out
 
 
-def empty_round(strategy: str, failures: Sequence[FitFailure]) -> tuple[None, dict[str, Scalar]]:
+def empty_round(strategy: str, failures: Sequence[FitFailure]) -> AggregateResult:
     """Flower's answer to a round without results: no model, and why."""
-    return None, {
-        "strategy": strategy,
-        "num_results": 0,
-        "num_failures": len(failures),
-        **failure_metrics(failures),
-        "reason": "no successful updates to aggregate",
-    }
+    return AggregateResult(
+        None,
+        {"strategy": strategy, "num_results": 0, "num_failures": len(failures)},
+        failures=tuple(failures),
+        reason="no successful updates to aggregate",
+    )
 
 
-def failure_metrics(failures: Sequence[FitFailure]) -> dict[str, Scalar]:
-    """``failed_nodes`` ("node:CODE,…", sorted, for machines) and ``failure_reasons``."""
-    ordered = sorted(failures, key=lambda f: (f.node_id, f.code))
-    return {
-        "failed_nodes": ",".join(f"{f.node_id}:{f.code}" for f in ordered),
-        "failure_reasons": "; ".join(f"{f.node_id}: {f.reason}" for f in ordered),
-    }
-
-
-def inner_node_config(strategy: object, server_round: int) -> dict[str, Scalar]:
-    """``strategy.node_config(server_round)`` when the strategy has one, else ``{}``."""
-    config = getattr(strategy, "node_config", None)
-    if config is None:
-        return {}
-    return dict(config(server_round))
-
-
-def round_metrics(
+def aggregated(
+    model: GlobalModel,
     strategy: str,
     results: Sequence[FitResult],
     failures: Sequence[FitFailure],
     included: Sequence[FitResult] | None = None,
-) -> dict[str, Scalar]:
-    """Counts, the nodes whose updates entered the model, and example-weighted node metrics.
+) -> AggregateResult:
+    """The result of a round that produced ``model``: who is in it, who was left out, counts
+    and example-weighted node metrics.
 
-    ``included_nodes`` (sorted, comma-separated) is what the model record's inclusion set
-    is built from; robust rules that drop whole updates (Multi-Krum) pass ``included``.
+    Robust rules that drop whole updates (Multi-Krum) pass ``included`` and add the dropped
+    nodes to ``failures``; ``num_failures`` counts the failures passed in.
     """
     chosen = results if included is None else included
     metrics: dict[str, Scalar] = {
@@ -102,11 +94,14 @@ def round_metrics(
         "num_results": len(results),
         "num_failures": len(failures),
         "num_examples": int(sum(r.num_examples for r in chosen)),
-        "included_nodes": ",".join(sorted(r.node_id for r in chosen)),
-        **failure_metrics(failures),
     }
     metrics.update(weighted_node_metrics(chosen))
-    return metrics
+    return AggregateResult(
+        model,
+        metrics,
+        included=tuple(r.node_id for r in chosen),
+        failures=tuple(failures),
+    )
 
 
 def weighted_node_metrics(results: Sequence[FitResult]) -> dict[str, Scalar]:

@@ -8,8 +8,7 @@ import numpy as np
 
 from federated.errors import InvalidUpdateError, PrivacyCheckError
 from federated.privacy import PrivacyConfig, released_norm_bounds, update_norm
-from federated.strategies._common import inner_node_config
-from federated.types import FitFailure, FitResult, GlobalModel, Scalar, Strategy
+from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel, Scalar, Strategy
 
 
 class PrivacyCheck:
@@ -51,7 +50,11 @@ class PrivacyCheck:
     def node_config(self, server_round: int) -> dict[str, Scalar]:
         """The inner strategy's node configuration (the DP settings reach the nodes through
         the profile's privacy object, not as model hyper-parameters)."""
-        return inner_node_config(self.strategy, server_round)
+        return self.strategy.node_config(server_round)
+
+    def unwrapped(self) -> Strategy:
+        """The bare strategy inside this wrapper (and any it wraps)."""
+        return self.strategy.unwrapped()
 
     def bounds(self, dimension: int) -> tuple[float, float]:
         """Allowed ``(lower, upper)`` distance from the global model for ``dimension`` weights."""
@@ -108,7 +111,7 @@ class PrivacyCheck:
         current: GlobalModel,
         results: Sequence[FitResult],
         failures: Sequence[FitFailure],
-    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+    ) -> AggregateResult:
         """Refuse updates that fail :meth:`check`; delegate the rest."""
         accepted: list[FitResult] = []
         refused: list[FitFailure] = []
@@ -119,7 +122,7 @@ class PrivacyCheck:
                 refused.append(FitFailure(result.node_id, error.code, error.message))
             else:
                 accepted.append(result)
-        model, metrics = self.strategy.aggregate_fit(
+        aggregation = self.strategy.aggregate_fit(
             server_round, current, accepted, [*failures, *refused]
         )
         spent = [r.metrics.get("dp_epsilon") for r in accepted]
@@ -127,7 +130,7 @@ class PrivacyCheck:
         numeric = [float(e) for e in spent if isinstance(e, int | float)]
         if numeric:
             extra["dp_epsilon_max"] = max(numeric)
-        return model, {**metrics, **extra}
+        return aggregation.with_metrics(extra)
 
     def __repr__(self) -> str:
         return (

@@ -6,21 +6,21 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from federated.strategies._common import (
+    aggregated,
     array_parameters,
     array_updates,
     empty_round,
     like_current,
-    round_metrics,
 )
 from federated.strategies.aggregate import weighted_mean
-from federated.types import FitFailure, FitResult, GlobalModel, Scalar
+from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel, Scalar
 
 
 class FedAvg:
     """Average the nodes' weights, each weighted by its number of training examples.
 
-    ``server_state`` passes through unchanged. No results gives ``(None, metrics)`` with a
-    ``reason``; bytes (tree) parameters raise ``IncompatibleModelError``.
+    ``server_state`` passes through unchanged. No results gives a result without a model
+    and with a ``reason``; bytes (tree) parameters raise ``IncompatibleModelError``.
     """
 
     name: ClassVar[str] = "fedavg"
@@ -30,13 +30,17 @@ class FedAvg:
         del server_round
         return {}
 
+    def unwrapped(self) -> FedAvg:
+        """Itself: a bare strategy."""
+        return self
+
     def aggregate_fit(
         self,
         server_round: int,
         current: GlobalModel,
         results: Sequence[FitResult],
         failures: Sequence[FitFailure],
-    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+    ) -> AggregateResult:
         """The sample-weighted mean of the results' parameters."""
         del server_round
         base = array_parameters(current, self.name)
@@ -49,7 +53,7 @@ class FedAvg:
             parameters=like_current(averaged, base),
             server_state=current.server_state,
         )
-        return model, round_metrics(self.name, results, failures)
+        return aggregated(model, self.name, results, failures)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

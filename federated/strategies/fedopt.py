@@ -18,11 +18,11 @@ import numpy as np
 
 from federated.errors import IncompatibleModelError
 from federated.strategies._common import (
+    aggregated,
     array_parameters,
     array_updates,
     empty_round,
     like_current,
-    round_metrics,
 )
 from federated.strategies.aggregate import (
     adam_moments,
@@ -32,7 +32,7 @@ from federated.strategies.aggregate import (
     weighted_mean,
     yogi_moments,
 )
-from federated.types import FitFailure, FitResult, GlobalModel, NDArrays, Scalar
+from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel, NDArrays, Scalar
 
 
 class _ServerOptimizer:
@@ -65,13 +65,17 @@ class _ServerOptimizer:
         del server_round
         return {}
 
+    def unwrapped(self) -> _ServerOptimizer:
+        """Itself: a bare strategy."""
+        return self
+
     def aggregate_fit(
         self,
         server_round: int,
         current: GlobalModel,
         results: Sequence[FitResult],
         failures: Sequence[FitFailure],
-    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+    ) -> AggregateResult:
         """One optimizer step on the pseudo-gradient; returns the new moments in state."""
         del server_round
         base = array_parameters(current, self.name)
@@ -85,9 +89,8 @@ class _ServerOptimizer:
         stepped = adaptive_step(base, m, v, eta=self.eta, tau=self.tau)
         state = {**current.server_state, f"{self.name}.m": m, f"{self.name}.v": v}
         model = GlobalModel(current.family, like_current(stepped, base), state)
-        metrics = round_metrics(self.name, results, failures)
-        metrics["pseudo_gradient_norm"] = global_norm(delta)
-        return model, metrics
+        result = aggregated(model, self.name, results, failures)
+        return result.with_metrics({"pseudo_gradient_norm": global_norm(delta)})
 
     def _state(self, current: GlobalModel, base: NDArrays) -> tuple[NDArrays, NDArrays]:
         """The moments from ``server_state``, or zeros and ``τ²`` in the first round."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from federated.errors import QuorumNotMetError
-from federated.strategies._common import failure_metrics, inner_node_config
-from federated.types import FitFailure, FitResult, GlobalModel, Scalar, Strategy
+from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel, Scalar, Strategy
 
 
 class Quorum:
@@ -26,7 +25,11 @@ class Quorum:
 
     def node_config(self, server_round: int) -> dict[str, Scalar]:
         """The inner strategy's node configuration."""
-        return inner_node_config(self.strategy, server_round)
+        return self.strategy.node_config(server_round)
+
+    def unwrapped(self) -> Strategy:
+        """The bare strategy inside this wrapper (and any it wraps)."""
+        return self.strategy.unwrapped()
 
     def aggregate_fit(
         self,
@@ -34,11 +37,12 @@ class Quorum:
         current: GlobalModel,
         results: Sequence[FitResult],
         failures: Sequence[FitFailure],
-    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+    ) -> AggregateResult:
         """Delegate when the quorum is met; raise ``QuorumNotMetError`` otherwise."""
         if len(results) < self.min_nodes:
-            failed = failure_metrics(failures)
-            reasons = f" Left out: {failed['failure_reasons']}." if failures else ""
+            ordered = sorted(failures, key=lambda f: (f.node_id, f.code))
+            left_out = "; ".join(f"{f.node_id}: {f.reason}" for f in ordered)
+            reasons = f" Left out: {left_out}." if failures else ""
             raise QuorumNotMetError(
                 f"round {server_round}: {len(results)} usable updates, the profile needs "
                 f"at least {self.min_nodes}.{reasons}",
@@ -47,8 +51,8 @@ class Quorum:
                 min_nodes=self.min_nodes,
                 failures=[(f.node_id, f.code, f.reason) for f in failures],
             )
-        model, metrics = self.strategy.aggregate_fit(server_round, current, results, failures)
-        return model, {**metrics, "min_nodes": self.min_nodes}
+        result = self.strategy.aggregate_fit(server_round, current, results, failures)
+        return result.with_metrics({"min_nodes": self.min_nodes})
 
     def __repr__(self) -> str:
         return f"Quorum({self.strategy!r}, min_nodes={self.min_nodes})"

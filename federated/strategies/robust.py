@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from federated.strategies._common import (
+    aggregated,
     array_parameters,
     array_updates,
     empty_round,
     like_current,
-    round_metrics,
 )
 from federated.strategies.aggregate import (
     coordinate_median,
@@ -25,7 +25,13 @@ from federated.strategies.aggregate import (
     trimmed_mean,
     weighted_mean,
 )
-from federated.types import FitFailure, FitResult, GlobalModel, NDArrays, Scalar
+from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel, NDArrays, Scalar
+
+KRUM_DROPPED = "KRUM_DROPPED"
+"""The code of a node whose update Multi-Krum left out of the average."""
+
+# The combined layers, the results that entered them, extra metrics, the results left out.
+_Combined = tuple[NDArrays, Sequence[FitResult], dict[str, Scalar], list[FitFailure]]
 
 
 class _RobustBase:
@@ -36,9 +42,11 @@ class _RobustBase:
         del server_round
         return {}
 
-    def _combine(
-        self, updates: list[NDArrays], results: Sequence[FitResult]
-    ) -> tuple[NDArrays, Sequence[FitResult], dict[str, Scalar]]:
+    def unwrapped(self) -> _RobustBase:
+        """Itself: a bare strategy."""
+        return self
+
+    def _combine(self, updates: list[NDArrays], results: Sequence[FitResult]) -> _Combined:
         raise NotImplementedError
 
     def aggregate_fit(
@@ -47,18 +55,18 @@ class _RobustBase:
         current: GlobalModel,
         results: Sequence[FitResult],
         failures: Sequence[FitFailure],
-    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+    ) -> AggregateResult:
         """The robust combination of the results' parameters; state passes through."""
         del server_round
         base = array_parameters(current, self.name)
         if not results:
             return empty_round(self.name, failures)
         updates = array_updates(base, results, self.name)
-        combined, included, extra = self._combine(updates, results)
+        combined, included, extra, dropped = self._combine(updates, results)
         model = GlobalModel(current.family, like_current(combined, base), current.server_state)
-        metrics = round_metrics(self.name, results, failures, included)
-        metrics.update(extra)
-        return model, metrics
+        result = aggregated(model, self.name, results, [*failures, *dropped], included)
+        # num_failures counts the nodes that failed before aggregation, as for every rule.
+        return result.with_metrics({**extra, "num_failures": len(failures)})
 
 
 class CoordinateMedian(_RobustBase):
@@ -66,10 +74,8 @@ class CoordinateMedian(_RobustBase):
 
     name: ClassVar[str] = "median"
 
-    def _combine(
-        self, updates: list[NDArrays], results: Sequence[FitResult]
-    ) -> tuple[NDArrays, Sequence[FitResult], dict[str, Scalar]]:
-        return coordinate_median(updates), results, {}
+    def _combine(self, updates: list[NDArrays], results: Sequence[FitResult]) -> _Combined:
+        return coordinate_median(updates), results, {}, []
 
     def __repr__(self) -> str:
         return "CoordinateMedian()"
@@ -89,14 +95,12 @@ class TrimmedMean(_RobustBase):
             raise ValueError(f"proportion must be in [0, 0.5), got {proportion}")
         self.proportion = proportion
 
-    def _combine(
-        self, updates: list[NDArrays], results: Sequence[FitResult]
-    ) -> tuple[NDArrays, Sequence[FitResult], dict[str, Scalar]]:
+    def _combine(self, updates: list[NDArrays], results: Sequence[FitResult]) -> _Combined:
         # With too few updates to trim, fall back to the largest cut that leaves one value.
         cut = min(int(self.proportion * len(updates)), (len(updates) - 1) // 2)
         proportion = cut / len(updates) if cut else 0.0
         combined = trimmed_mean(updates, proportion)
-        return combined, results, {"trimmed_per_side": cut}
+        return combined, results, {"trimmed_per_side": cut}, []
 
     def __repr__(self) -> str:
         return f"TrimmedMean(proportion={self.proportion})"
@@ -120,9 +124,7 @@ class MultiKrum(_RobustBase):
         self.num_malicious = num_malicious
         self.num_to_keep = num_to_keep
 
-    def _combine(
-        self, updates: list[NDArrays], results: Sequence[FitResult]
-    ) -> tuple[NDArrays, Sequence[FitResult], dict[str, Scalar]]:
+    def _combine(self, updates: list[NDArrays], results: Sequence[FitResult]) -> _Combined:
         n = len(updates)
         keep = self.num_to_keep if self.num_to_keep is not None else n - self.num_malicious
         keep = min(max(1, keep), n)
@@ -130,8 +132,17 @@ class MultiKrum(_RobustBase):
         indices = [int(i) for i in chosen]
         kept = [results[i] for i in indices]
         combined = weighted_mean([updates[i] for i in indices], [r.num_examples for r in kept])
-        dropped = sorted(r.node_id for i, r in enumerate(results) if i not in set(indices))
-        return combined, kept, {"krum_dropped": ",".join(dropped)}
+        reason = (
+            f"Krum score not among the {keep} lowest of {n} updates "
+            f"(num_malicious={self.num_malicious})"
+        )
+        kept_indices = set(indices)
+        dropped = [
+            FitFailure(r.node_id, KRUM_DROPPED, reason)
+            for i, r in enumerate(results)
+            if i not in kept_indices
+        ]
+        return combined, kept, {"krum_dropped": len(dropped)}, dropped
 
     def __repr__(self) -> str:
         return f"MultiKrum(num_malicious={self.num_malicious}, num_to_keep={self.num_to_keep})"

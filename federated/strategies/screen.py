@@ -8,8 +8,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from federated.errors import InvalidUpdateError
-from federated.strategies._common import inner_node_config
-from federated.types import FitFailure, FitResult, GlobalModel, NDArray, Scalar, Strategy
+from federated.types import (
+    AggregateResult,
+    FitFailure,
+    FitResult,
+    GlobalModel,
+    NDArray,
+    Scalar,
+    Strategy,
+)
 
 
 def check_update(current: GlobalModel, result: FitResult) -> None:
@@ -80,7 +87,11 @@ class UpdateScreen:
 
     def node_config(self, server_round: int) -> dict[str, Scalar]:
         """The inner strategy's node configuration."""
-        return inner_node_config(self.strategy, server_round)
+        return self.strategy.node_config(server_round)
+
+    def unwrapped(self) -> Strategy:
+        """The bare strategy inside this wrapper (and any it wraps)."""
+        return self.strategy.unwrapped()
 
     def screen(
         self, current: GlobalModel, results: Sequence[FitResult]
@@ -109,13 +120,11 @@ class UpdateScreen:
         current: GlobalModel,
         results: Sequence[FitResult],
         failures: Sequence[FitFailure],
-    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
-        """Screen, then delegate the well-formed results."""
+    ) -> AggregateResult:
+        """Screen, then delegate the well-formed results (the refused join the failures)."""
         accepted, refused = self.screen(current, results)
-        model, metrics = self.strategy.aggregate_fit(
-            server_round, current, accepted, [*failures, *refused]
-        )
-        return model, {**metrics, "screened_out": len(refused)}
+        result = self.strategy.aggregate_fit(server_round, current, accepted, [*failures, *refused])
+        return result.with_metrics({"screened_out": len(refused)})
 
     def __repr__(self) -> str:
         return f"UpdateScreen({self.strategy!r})"

@@ -24,7 +24,7 @@ from federated.trees.booster_json import (
     signature,
     to_document,
 )
-from federated.types import FitFailure, FitResult, GlobalModel, NDArray, Scalar
+from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel, NDArray, Scalar
 
 TREE_FAMILIES = ("xgboost-classifier", "xgboost-regressor")
 # Objectives whose link makes base_score 0.5 the neutral margin (logit 0).
@@ -106,16 +106,30 @@ class XGBBagging:
     max_iterations_per_update: int = 64
     accept_failures: bool = True
 
+    def node_config(self, server_round: int) -> dict[str, Scalar]:
+        """Hyper-parameters every node must train with this round (none)."""
+        del server_round
+        return {}
+
+    def unwrapped(self) -> XGBBagging:
+        """Itself: a bare strategy."""
+        return self
+
     def aggregate_fit(
         self,
         server_round: int,
         current: GlobalModel,
         results: Sequence[FitResult],
         failures: Sequence[FitFailure],
-    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+    ) -> AggregateResult:
         start = _current_bytes(current)
         if not results or (failures and not self.accept_failures):
-            return None, {"nodes_aggregated": 0, "failures": len(failures)}
+            reason = (
+                "no successful updates to aggregate"
+                if not results
+                else "a node failed and accept_failures is off"
+            )
+            return _no_model(failures, reason)
         document = to_document(start) if start else None
         # Without a global model, nodes may have fitted their own intercepts (base_score);
         # the lowest node id's is kept. From then on every node continues from the global
@@ -143,7 +157,7 @@ class XGBBagging:
                 )
             appended += append_iterations(document, update)
         if document is None:  # unreachable: results is not empty
-            return None, {"nodes_aggregated": 0, "failures": len(failures)}
+            return _no_model(failures, "no successful updates to aggregate")
         metrics: dict[str, Scalar] = {
             "nodes_aggregated": len(results),
             "failures": len(failures),
@@ -155,7 +169,12 @@ class XGBBagging:
             parameters=from_document(document),
             server_state=current.server_state,
         )
-        return model, metrics
+        return AggregateResult(
+            model,
+            metrics,
+            included=tuple(r.node_id for r in results),
+            failures=tuple(failures),
+        )
 
 
 @dataclass(frozen=True)
@@ -163,24 +182,46 @@ class XGBHistogram:
     """The aggregation step of histogram federation: every node already holds the same
     model (the communicator made it so); check that they agree and return it."""
 
+    def node_config(self, server_round: int) -> dict[str, Scalar]:
+        """Hyper-parameters every node must train with this round (none)."""
+        del server_round
+        return {}
+
+    def unwrapped(self) -> XGBHistogram:
+        """Itself: a bare strategy."""
+        return self
+
     def aggregate_fit(
         self,
         server_round: int,
         current: GlobalModel,
         results: Sequence[FitResult],
         failures: Sequence[FitFailure],
-    ) -> tuple[GlobalModel | None, dict[str, Scalar]]:
+    ) -> AggregateResult:
         _current_bytes(current)
-        if not results or failures:
+        if not results:
+            return _no_model(failures, "no successful updates to aggregate")
+        if failures:
             # One missing node changes the histograms: the round has no valid model.
-            return None, {"nodes_aggregated": 0, "failures": len(failures)}
+            return _no_model(failures, "a node failed: the histograms lack its rows")
         updates = _updates(results)
         first_id, model = updates[0]
         for node_id, data in updates[1:]:
             if data != model:
                 raise InvalidUpdateError("model differs from the other nodes'", node_id=node_id)
         trees = num_trees(to_document(model, node_id=first_id))
-        return (
+        return AggregateResult(
             GlobalModel(family=current.family, parameters=model, server_state=current.server_state),
             {"nodes_aggregated": len(updates), "failures": 0, "num_trees": trees},
+            included=tuple(node_id for node_id, _ in updates),
         )
+
+
+def _no_model(failures: Sequence[FitFailure], reason: str) -> AggregateResult:
+    """A round without a model: the failures as they came, and why."""
+    return AggregateResult(
+        None,
+        {"nodes_aggregated": 0, "failures": len(failures)},
+        failures=tuple(failures),
+        reason=reason,
+    )

@@ -28,8 +28,7 @@ def init_ledger(settings: Settings, *, force: bool = False) -> Bootstrapped:
             chaincode=settings.ledger.chaincode,
             force=force,
         )
-    first_admin = f"{consortium.members[0].name}/{consortium.members[0].admins[0]}"
-    admin = open_ledger(settings.ledger, first_admin)
+    admin = open_ledger(settings.ledger, consortium.first_admin)
     admin.init_consortium(consortium.member_ids)
     nodes = consortium.node_refs()
     for ref in nodes:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from fedspec.errors import FedspecError
+from fedspec.errors import ConsortiumError
 from ledger_client.consortium import FORMAT, MANIFEST
 
 ORG_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -44,10 +44,6 @@ NODE_OUS = """NodeOUs:
     Certificate: cacerts/ca-cert.pem
     OrganizationalUnitIdentifier: orderer
 """
-
-
-class ConsortiumError(FedspecError):
-    code = "CONSORTIUM_INVALID"
 
 
 def parse_orgs(text: str) -> list[str]:

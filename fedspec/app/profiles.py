@@ -16,7 +16,7 @@ import yaml
 
 from chaincode.errors import ChaincodeError
 from chaincode.schema import validate_profile
-from fedspec.errors import FedspecError
+from fedspec.errors import ProfileFileError
 
 DECIMAL_FIELDS = (
     "epsilon_per_round",
@@ -25,10 +25,6 @@ DECIMAL_FIELDS = (
     "delta_budget",
     "clip_norm",
 )
-
-
-class ProfileFileError(FedspecError):
-    code = "PROFILE_INVALID"
 
 
 def _decimal_text(value: Any) -> Any:

@@ -28,12 +28,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from fedspec.errors import FedspecError
+from fedspec.errors import ConfigError
 from ledger_client.backends import BACKENDS, LedgerConfig
-
-
-class SettingsError(FedspecError):
-    code = "CONFIG_INVALID"
 
 
 @dataclass(frozen=True)
@@ -64,16 +60,16 @@ class SpecializationSettings:
         known = {f.name: f.type for f in fields(cls)}
         unknown = sorted(set(table) - set(known))
         if unknown:
-            raise SettingsError(f"[specialization] has unknown keys: {', '.join(unknown)}")
+            raise ConfigError(f"[specialization] has unknown keys: {', '.join(unknown)}")
         values: dict[str, Any] = {}
         for key, value in table.items():
             kind = int if known[key] in ("int", int) else float
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise SettingsError(f"[specialization] {key} must be a number")
+                raise ConfigError(f"[specialization] {key} must be a number")
             if kind is int and not isinstance(value, int):
-                raise SettingsError(f"[specialization] {key} must be an integer")
+                raise ConfigError(f"[specialization] {key} must be an integer")
             if value < 0:
-                raise SettingsError(f"[specialization] {key} must not be negative")
+                raise ConfigError(f"[specialization] {key} must not be negative")
             values[key] = kind(value)
         return cls(**values)
 
@@ -98,7 +94,7 @@ class Settings:
         ledger_doc = doc.get("ledger", {})
         backend = env.get("FEDSPEC_LEDGER") or ledger_doc.get("backend") or "embedded"
         if backend not in BACKENDS:
-            raise SettingsError(f"ledger backend {backend!r} is not one of {', '.join(BACKENDS)}")
+            raise ConfigError(f"ledger backend {backend!r} is not one of {', '.join(BACKENDS)}")
         peers_text = env.get("FEDSPEC_FABRIC_PEERS")
         peers = _parse_peers(peers_text) if peers_text else dict(ledger_doc.get("fabric_peers", {}))
         if backend == "fabric" and not peers:
@@ -134,7 +130,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"cannot read {path}: {exc}") from exc
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
 
 
 def _network_peers(path: Path) -> dict[str, str]:
@@ -154,6 +150,6 @@ def _parse_peers(text: str) -> dict[str, str]:
     for item in text.split(","):
         org, sep, endpoint = item.strip().partition("=")
         if not sep or not org or ":" not in endpoint:
-            raise SettingsError(f"FEDSPEC_FABRIC_PEERS entry {item!r} is not org=host:port")
+            raise ConfigError(f"FEDSPEC_FABRIC_PEERS entry {item!r} is not org=host:port")
         peers[org] = endpoint
     return peers

@@ -28,7 +28,8 @@ from fedspec.cli.budget import budget as budget_cmd
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption
 from fedspec.cli.rewards import rewards as rewards_cmd
-from fedspec.console.output import emit_json
+from fedspec.console.output import emit_json, fail
+from fedspec.errors import FedspecError
 
 app = typer.Typer(
     name="fedspec",
@@ -111,12 +112,10 @@ def demo(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from chaincode.errors import ChaincodeError
-    from federated.errors import FederatedError
-    from fedspec.console.output import fail
-    from fedspec.errors import FedspecError
-    from ledger_client.errors import LedgerError
-
+    """Run the command; every error becomes one line and an exit code, decided here alone:
+    2 for usage and any :class:`~fedspec.errors.FedspecError` (bad input, refused by the
+    ledger, unreachable service), 130 for an interrupt, what a command asks for otherwise
+    (1 for a check that ran and failed)."""
     try:
         # One program name however it is started (`python -m fedspec.cli` too): usage lines
         # and the shell-completion variable (_FEDSPEC_COMPLETE) depend on it.
@@ -131,17 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         fail("aborted", code=130)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except (FedspecError, LedgerError, ChaincodeError, FederatedError) as exc:
-        code = getattr(exc, "code", "ERROR")
-        message = getattr(exc, "message", str(exc))
-        fail(f"{code}: {message}")
+    except FedspecError as exc:
+        fail(f"{exc.code}: {exc.message}")
     except KeyboardInterrupt:
         fail("interrupted", code=130)
-    except Exception as exc:
-        # The registry takes seconds to import: only a command that imported it (fedspec
-        # model) can raise its errors, so look for its error class without importing it.
-        errors = sys.modules.get("registry.errors")
-        if errors is None or not isinstance(exc, errors.RegistryError):
-            raise
-        fail(f"{exc.code}: {exc.message}")
     sys.exit(result if isinstance(result, int) else 0)

@@ -7,14 +7,16 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, NodeOption, ProfileOption, ReadAsOption
 from fedspec.console.output import emit_json, table
+
+if TYPE_CHECKING:
+    from ledger_client import FedspecLedger
 
 # Profiles whose rounds may have spent budget: a proposed or rejected one never ran.
 _RAN = ("active", "retired")
@@ -28,10 +30,9 @@ def budget(
     json_out: JsonOption = False,
 ) -> None:
     """Privacy budget per node and profile: (ε, δ) spent and left against the profile's budget."""
-    from ledger_client import open_ledger
 
     state: State = ctx.obj
-    ledger = open_ledger(state.settings.ledger, as_identity or state.default_admin())
+    ledger = state.ledger(as_identity)
     entries = budget_entries(ledger, node=node, profile=profile)
     if json_out:
         emit_json({"budgets": entries})
@@ -67,13 +68,11 @@ def budget(
 
 
 def budget_entries(
-    ledger: Any, *, node: str | None = None, profile: str | None = None
+    ledger: FedspecLedger, *, node: str | None = None, profile: str | None = None
 ) -> list[dict[str, Any]]:
     """One entry per (node, profile): what ``fedspec budget --json`` lists (docs/cli.md)."""
     # Unknown names are refused by the ledger (NOT_FOUND) before any budget is read.
-    node_ids = (
-        [str(ledger.get_node(node)["id"])] if node else [n["id"] for n in ledger.list_nodes()]
-    )
+    node_ids = [ledger.get_node(node).id] if node else [n.id for n in ledger.list_nodes()]
     if profile:
         profile_ids = [ledger.get_profile(profile).id]
     else:
@@ -82,19 +81,17 @@ def budget_entries(
     for profile_id in profile_ids:
         for node_id in sorted(node_ids):
             doc = ledger.budget(node_id, profile_id)
-            remaining = doc.get("remaining")
             entries.append(
                 {
                     "node": node_id,
                     "profile": profile_id,
-                    "mode": doc["mode"],
-                    "rounds": int(doc["rounds"]),
-                    "spent": dict(doc["spent"]),
+                    "mode": doc.mode,
+                    "rounds": doc.rounds,
+                    "spent": doc.spent.to_json(),
                     # None for a profile without a privacy mode: there is nothing to exhaust.
-                    "budget": doc.get("budget"),
-                    "remaining": remaining,
-                    "exhausted": remaining is not None
-                    and any(Fraction(v) == 0 for v in remaining.values()),
+                    "budget": None if doc.budget is None else doc.budget.to_json(),
+                    "remaining": None if doc.remaining is None else doc.remaining.to_json(),
+                    "exhausted": doc.exhausted,
                 }
             )
     return entries

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedspec.app.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger_client import FedspecLedger
 
 
 class State:
@@ -20,8 +24,14 @@ class State:
         return self._home if self._home is not None else default
 
     def default_admin(self) -> str:
+        # Deferred, as in every command: the ledger client loads protobuf and gRPC modules
+        # that `fedspec --help` and completion never need.
         from ledger_client import Consortium
 
-        consortium = Consortium.load(self.settings.ledger.consortium_dir)
-        first = consortium.members[0]
-        return f"{first.name}/{first.admins[0]}"
+        return Consortium.load(self.settings.ledger.consortium_dir).first_admin
+
+    def ledger(self, as_identity: str | None = None) -> FedspecLedger:
+        """The ledger as ``as_identity`` (``--as``), or as the default admin."""
+        from ledger_client import open_ledger
+
+        return open_ledger(self.settings.ledger, as_identity or self.default_admin())

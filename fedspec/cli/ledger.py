@@ -16,12 +16,6 @@ app = typer.Typer(help="Create, verify and inspect the ledger.", no_args_is_help
 AsOption = ReadAsOption
 
 
-def _reader(state: State, as_identity: str | None) -> Any:
-    from ledger_client import open_ledger
-
-    return open_ledger(state.settings.ledger, as_identity or state.default_admin())
-
-
 @app.command("init")
 def init(
     ctx: typer.Context,
@@ -89,12 +83,12 @@ def verify(
 def status(ctx: typer.Context, as_identity: AsOption = None, json_out: JsonOption = False) -> None:
     """Height, members, nodes and profiles at a glance."""
     state: State = ctx.obj
-    reader = _reader(state, as_identity)
+    reader = state.ledger(as_identity)
     info = {
         "backend": state.settings.ledger.backend,
         "height": reader.height(),
         "orgs": reader.evaluate("GetConsortium")["orgs"],
-        "nodes": [n["id"] for n in reader.list_nodes()],
+        "nodes": [n.id for n in reader.list_nodes()],
         "profiles": {p.id: p.status for p in reader.list_profiles()},
     }
     if json_out:
@@ -121,7 +115,7 @@ def blocks(
     from ledger_client.inspect import describe_block
 
     state: State = ctx.obj
-    reader = _reader(state, as_identity)
+    reader = state.ledger(as_identity)
     height = reader.height()
     last = height - 1 if end is None else min(end, height - 1)
     if start > last:
@@ -162,7 +156,7 @@ def tx(
     from ledger_client.inspect import describe_transaction
 
     state: State = ctx.obj
-    reader = _reader(state, as_identity)
+    reader = state.ledger(as_identity)
     try:
         processed = reader.transaction(transaction_id)
     except GatewayError:
@@ -193,12 +187,12 @@ def events(
 ) -> None:
     """Chaincode events of committed transactions (one per state change)."""
     state: State = ctx.obj
-    reader = _reader(state, as_identity)
+    reader = state.ledger(as_identity)
     height = reader.height()
     if start >= height:
         fail(f"the ledger has blocks 0 to {height - 1}; --from {start} is past the end")
     network = reader.contract.network
-    found = []
+    found: list[dict[str, Any]] = []
     for event in network.get_chaincode_events(
         state.settings.ledger.chaincode, start_block=start, timeout=0.2
     ):

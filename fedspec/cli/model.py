@@ -82,7 +82,7 @@ def find(
 
     query = _query(char, schema, optimize, require)  # a bad query is refused before any read
     state: State = ctx.obj
-    ledger = _ledger(state, as_identity)
+    ledger = state.ledger(as_identity)
     ranked = find_matches(ledger, query)
     demand = _demand(state, ledger, query, ranked, record=not no_record)
     matches = ranked[:top]
@@ -188,7 +188,7 @@ def predict(
     rows = read_rows(input_file)
     query = _query(char, schema, optimize, require, rows)
     state: State = ctx.obj
-    ledger = _ledger(state, as_identity)
+    ledger = state.ledger(as_identity)
     _open_registry(state)
     if profile is not None:
         source, prediction = _predict_profile(ledger, profile, rows, query)
@@ -329,12 +329,6 @@ def _query(
         optimize=optimize,
         require=require or (),
     )
-
-
-def _ledger(state: State, as_identity: str | None) -> FedspecLedger:
-    from ledger_client import open_ledger
-
-    return open_ledger(state.settings.ledger, as_identity or state.default_admin())
 
 
 def _open_registry(state: State) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from fedspec.cli.context import State
 from fedspec.cli.options import ActAsOption, JsonOption, ProfileArgument
 from fedspec.console.output import console, emit_json, table
 
@@ -16,12 +15,6 @@ app = typer.Typer(
 )
 
 AsOption = ActAsOption
-
-
-def _ledger(state: State, as_identity: str | None) -> Any:
-    from ledger_client import open_ledger
-
-    return open_ledger(state.settings.ledger, as_identity or state.default_admin())
 
 
 @app.command("propose")
@@ -35,9 +28,9 @@ def propose(
     from fedspec.app.profiles import load_profile_file
 
     spec = load_profile_file(file)  # refuses before anything is signed
-    profile = _ledger(ctx.obj, as_identity).propose_profile(spec)
+    profile = ctx.obj.ledger(as_identity).propose_profile(spec)
     if json_out:
-        emit_json(profile.__dict__)
+        emit_json(profile.to_json())
     else:
         console.print(
             f"profile [bold]{profile.id}[/] proposed by {profile.proposed_by}; status {profile.status}"
@@ -52,14 +45,14 @@ def _vote(
     as_identity: str | None,
     json_out: bool,
 ) -> None:
-    outcome = _ledger(ctx.obj, as_identity).vote_profile(profile_id, approve=approve, action=action)
+    outcome = ctx.obj.ledger(as_identity).vote_profile(profile_id, approve=approve, action=action)
     if json_out:
-        emit_json(outcome)
+        emit_json(outcome.to_json())
     else:
         console.print(
-            f"{outcome['org']} voted {'for' if approve else 'against'} {action} of {profile_id}: "
-            f"{outcome['approvals']} for, {outcome['rejections']} against of {outcome['members']} "
-            f"members → {outcome['status']}"
+            f"{outcome.org} voted {'for' if approve else 'against'} {action} of {profile_id}: "
+            f"{outcome.approvals} for, {outcome.rejections} against of {outcome.members} "
+            f"members → {outcome.status}"
         )
 
 
@@ -97,9 +90,9 @@ def list_(
     json_out: JsonOption = False,
 ) -> None:
     """Profiles on the ledger."""
-    profiles = _ledger(ctx.obj, as_identity).list_profiles(status or "")
+    profiles = ctx.obj.ledger(as_identity).list_profiles(status or "")
     if json_out:
-        emit_json([p.__dict__ for p in profiles])
+        emit_json([p.to_json() for p in profiles])
         return
     table(
         "profiles",
@@ -126,9 +119,9 @@ def show(
     json_out: JsonOption = False,
 ) -> None:
     """One profile: its document, status and votes."""
-    profile = _ledger(ctx.obj, as_identity).get_profile(profile_id)
+    profile = ctx.obj.ledger(as_identity).get_profile(profile_id)
     if json_out:
-        emit_json(profile.__dict__)
+        emit_json(profile.to_json())
         return
     import yaml
 

@@ -8,13 +8,16 @@ between nodes have no per-entry read: they show in a balance's ``by_kind`` only.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, NodeOption, OrgOption, ReadAsOption
 from fedspec.console.output import emit_json, table
+
+if TYPE_CHECKING:
+    from ledger_client import FedspecLedger
 
 
 def rewards(
@@ -30,10 +33,9 @@ def rewards(
     """Token balances per node and per organization, from the ledger."""
     if node is not None and org is not None:
         raise typer.BadParameter("give --node or --org, not both", param_hint="--node")
-    from ledger_client import open_ledger
 
     state: State = ctx.obj
-    ledger = open_ledger(state.settings.ledger, as_identity or state.default_admin())
+    ledger = state.ledger(as_identity)
     report = rewards_report(ledger, node=node, org=org, history=history)
     if json_out:
         emit_json(report)
@@ -61,17 +63,21 @@ def rewards(
 
 
 def rewards_report(
-    ledger: Any, *, node: str | None = None, org: str | None = None, history: bool = False
+    ledger: FedspecLedger,
+    *,
+    node: str | None = None,
+    org: str | None = None,
+    history: bool = False,
 ) -> dict[str, Any]:
     """The JSON ``fedspec rewards`` prints (see docs/cli.md)."""
     if node is not None:
         # GetNode refuses an unknown node (NOT_FOUND) before anything else is read.
-        org = str(ledger.get_node(node)["org"])
+        org = ledger.get_node(node).org
     elif org is not None and org not in ledger.evaluate("GetConsortium")["orgs"]:
         raise typer.BadParameter(f"{org} is not a member organization", param_hint="--org")
     balances = ledger.balances(org or "")
-    org_of = {str(n["id"]): str(n["org"]) for n in ledger.list_nodes(org or "")}
-    node_ids = [node] if node is not None else sorted(balances["nodes"])
+    org_of = {n.id: n.org for n in ledger.list_nodes(org or "")}
+    node_ids = [node] if node is not None else sorted(balances.nodes)
     nodes = []
     for node_id in node_ids:
         balance = ledger.balance(node_id)
@@ -79,27 +85,27 @@ def rewards_report(
             {
                 "node": node_id,
                 "org": org_of.get(node_id, ""),
-                "balance": int(balance["balance"]),
-                "by_kind": {str(k): int(v) for k, v in balance["by_kind"].items()},
+                "balance": balance.balance,
+                "by_kind": dict(balance.by_kind),
             }
         )
-    orgs = {str(k): int(v) for k, v in balances["orgs"].items()}
+    orgs = dict(balances.orgs)
     report: dict[str, Any] = {"nodes": nodes, "orgs": orgs, "total": sum(orgs.values())}
     if history:
         report["history"] = _history(ledger, set(node_ids))
     return report
 
 
-def _history(ledger: Any, node_ids: set[str]) -> list[dict[str, Any]]:
+def _history(ledger: FedspecLedger, node_ids: set[str]) -> list[dict[str, Any]]:
     entries = []
     for profile in ledger.list_profiles():
-        for r in ledger.profile_history(profile.id)["rounds"]:
-            for node_id, amount in sorted((r.get("rewards") or {}).items()):
+        for r in ledger.profile_history(profile.id).rounds:
+            for node_id, amount in sorted((r.rewards or {}).items()):
                 if node_id in node_ids:
                     entries.append(
                         {
                             "profile": profile.id,
-                            "round": int(r["round"]),
+                            "round": r.number,
                             "node": node_id,
                             "amount": int(amount),
                         }

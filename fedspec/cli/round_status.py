@@ -10,13 +10,16 @@ and the tokens it minted. Reads only: ``GetRound``/``GetRoundStatus``, ``ListUpd
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, ProfileArgument, ReadAsOption
 from fedspec.console.output import console, emit_json, table
+
+if TYPE_CHECKING:
+    from ledger_client import FedspecLedger
 
 
 def status(
@@ -30,10 +33,9 @@ def status(
     json_out: JsonOption = False,
 ) -> None:
     """A round's phase, deadlines, participants, updates, model, lineage and rewards."""
-    from ledger_client import open_ledger
 
     state: State = ctx.obj
-    ledger = open_ledger(state.settings.ledger, as_identity or state.default_admin())
+    ledger = state.ledger(as_identity)
     report = round_report(ledger, profile_id, round_no)
     if json_out:
         emit_json(report)
@@ -41,7 +43,9 @@ def status(
     _show(report)
 
 
-def round_report(ledger: Any, profile_id: str, number: int | None = None) -> dict[str, Any]:
+def round_report(
+    ledger: FedspecLedger, profile_id: str, number: int | None = None
+) -> dict[str, Any]:
     """The JSON ``fedspec round status`` prints (docs/cli.md)."""
     from ledger_client.errors import LedgerError
     from ledger_client.records import from_fixed
@@ -52,13 +56,13 @@ def round_report(ledger: Any, profile_id: str, number: int | None = None) -> dic
     raw = rnd.raw
     updates = [
         {
-            "node": u["node"],
-            "sha256": u["sha256"],
-            "num_samples": int(u["num_samples"]),
-            "validation_passed": bool(u["validation"]["passed"]),
-            "reason": u["validation"].get("reason", ""),
-            "privacy": dict(u["privacy"]),
-            "metrics": {k: from_fixed(v) for k, v in u.get("metrics", {}).items()},
+            "node": u.node,
+            "sha256": u.sha256,
+            "num_samples": u.num_samples,
+            "validation_passed": u.validation.passed,
+            "reason": u.validation.reason,
+            "privacy": u.privacy.to_json(),
+            "metrics": {k: from_fixed(v) for k, v in u.metrics.items()},
         }
         for u in ledger.list_updates(profile_id, rnd.number)
     ]

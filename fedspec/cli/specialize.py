@@ -8,7 +8,7 @@ Nothing is proposed without ``--propose``; a proposal is then voted on like any 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -24,12 +24,6 @@ app = typer.Typer(
 ProposeOption = Annotated[
     bool, typer.Option("--propose", help="Propose what is found (the consortium then votes)")
 ]
-
-
-def _ledger(state: State, as_identity: str | None) -> Any:
-    from ledger_client import open_ledger
-
-    return open_ledger(state.settings.ledger, as_identity or state.default_admin())
 
 
 @app.command("check")
@@ -94,9 +88,9 @@ def demand(
     ctx: typer.Context, as_identity: ActAsOption = None, json_out: JsonOption = False
 ) -> None:
     """Recorded demand: characteristic sets no profile fitted, with counts and covering profiles."""
-    groups = _ledger(ctx.obj, as_identity).list_demand()
+    groups = ctx.obj.ledger(as_identity).list_demand()
     if json_out:
-        emit_json(groups)
+        emit_json([g.to_json() for g in groups])
         return
     if not groups:
         console.print("no demand recorded")
@@ -106,11 +100,11 @@ def demand(
         ["characteristics", "requests", "requesters", "orgs", "covered by"],
         [
             [
-                ", ".join(f"{k}={v}" for k, v in sorted(g["characteristics"].items())),
-                g["requests"],
-                len(g["requesters"]),
-                ", ".join(g["orgs"]),
-                ", ".join(g["profiles"]) or "—",
+                ", ".join(f"{k}={v}" for k, v in sorted(g.characteristics.items())),
+                g.requests,
+                len(g.requesters),
+                ", ".join(g.orgs),
+                ", ".join(g.profiles) or "—",
             ]
             for g in groups
         ],
@@ -128,7 +122,7 @@ def suggest(
     from registry.demand import DemandPolicy, propose_suggestions, suggest_profiles
 
     state: State = ctx.obj
-    ledger = _ledger(state, as_identity)
+    ledger = state.ledger(as_identity)
     policy = DemandPolicy.from_settings(state.settings.specialization)
     suggestions = suggest_profiles(ledger, policy)
     proposed = propose_suggestions(ledger, suggestions) if propose else []

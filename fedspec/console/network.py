@@ -45,7 +45,7 @@ def print_agreement(settings: Settings) -> bool:
             fabric_peers={org: address},
         )
         info = open_ledger(config, f"{org}/admin").chain_info()
-        tips[org] = (info["height"], info["current_block_hash"])
+        tips[org] = (info.height, info.current_block_hash)
     agree = len(set(tips.values())) == 1
     height = next(iter(tips.values()))[0]
     verdict = "[green]agree[/]" if agree else f"[red]DISAGREE[/]: {tips}"

@@ -11,13 +11,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from fedspec.app.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger_client import FedspecLedger
 
 
 @dataclass
@@ -99,13 +102,15 @@ class LedgerProgress:
                 )
         return t
 
-    def _follow(self) -> None:
+    def _reader(self) -> FedspecLedger:
         from ledger_client import Consortium, open_ledger
 
         # Any member may read events; the first admin exists in every consortium (org1 need not).
-        first = Consortium.load(self.settings.ledger.consortium_dir).members[0]
-        reader = open_ledger(self.settings.ledger, f"{first.name}/{first.admins[0]}")
-        start = reader.height()
+        return open_ledger(
+            self.settings.ledger, Consortium.load(self.settings.ledger.consortium_dir).first_admin
+        )
+
+    def _follow(self, reader: FedspecLedger, start: int) -> None:
         network = reader.contract.network
         chaincode = self.settings.ledger.chaincode
         while not self._stop.is_set():
@@ -119,7 +124,13 @@ class LedgerProgress:
 
     @contextmanager
     def live(self, console: Console) -> Iterator[None]:
-        follower = threading.Thread(target=self._follow, name="ledger-progress", daemon=True)
+        # The height is read here, before the work this display follows begins: read on the
+        # follower thread, it could come after the first events (the round opening) and miss
+        # them.
+        reader = self._reader()
+        follower = threading.Thread(
+            target=self._follow, args=(reader, reader.height()), name="ledger-progress", daemon=True
+        )
         follower.start()
         try:
             with Live(

@@ -97,6 +97,6 @@ def family_vs_global(
         model.fit(X.astype(np.float32), y)
         for p in present:
             holdout = _holdout(settings, p)
-            accuracy = model.evaluate(_common(p, holdout).astype(np.float32), holdout.y)["accuracy"]
+            accuracy = model.score(_common(p, holdout).astype(np.float32), holdout.y)
             out[p] = (family_accuracy[p], float(accuracy))
     return out

@@ -85,10 +85,10 @@ def run_ledger_demo(home: Path, *, fresh: bool = True, rounds: int = 2) -> dict[
         L("org1/node0").propose_profile(_profile(pid, chars))
         for org in ORGS[:3]:
             outcome = L(f"{org}/admin").vote_profile(pid)
-            if outcome["outcome"] == "active":
+            if outcome.outcome == "active":
                 break
         console.print(
-            f"profile [bold]{pid}[/] activated by vote ({outcome['approvals']} of {len(ORGS)} organizations)"
+            f"profile [bold]{pid}[/] activated by vote ({outcome.approvals} of {len(ORGS)} organizations)"
         )
 
     rows = []
@@ -121,7 +121,7 @@ def run_ledger_demo(home: Path, *, fresh: bool = True, rounds: int = 2) -> dict[
                 )
             coordinator = L(rnd.coordinator)
             model_hash = hashlib.sha256(f"{pid}:{rnd.number}:model".encode()).hexdigest()
-            coordinator.commit_model(
+            model = coordinator.commit_model(
                 pid,
                 rnd.number,
                 ModelCommitment(
@@ -132,7 +132,7 @@ def run_ledger_demo(home: Path, *, fresh: bool = True, rounds: int = 2) -> dict[
                     contributions={ref: 100 + 10 * nodes.index(ref) for ref in nodes},
                 ),
             )
-            block = coordinator.last_commit.block_number if coordinator.last_commit else -1
+            block = model.commit.block_number if model.commit else -1
             minted = coordinator.mint_rewards(pid, rnd.number)
             rows.append(
                 (
@@ -142,7 +142,7 @@ def run_ledger_demo(home: Path, *, fresh: bool = True, rounds: int = 2) -> dict[
                     rnd.coordinator,
                     block,
                     model_hash[:12],
-                    sum(minted["amounts"].values()),
+                    minted.total,
                 )
             )
 
@@ -153,15 +153,15 @@ def run_ledger_demo(home: Path, *, fresh: bool = True, rounds: int = 2) -> dict[
     )
     reader = L("org1/admin")
     balances = reader.balances()
-    table("rewards per organization", ["organization", "tokens"], sorted(balances["orgs"].items()))
+    table("rewards per organization", ["organization", "tokens"], sorted(balances.orgs.items()))
     budget = reader.budget("org1/node0", "digits-8x8")
     console.print(
-        f"privacy budget of org1/node0 on digits-8x8: spent ε={budget['spent']['epsilon']}, "
-        f"left ε={budget['remaining']['epsilon']}"
+        f"privacy budget of org1/node0 on digits-8x8: spent ε={budget.spent.epsilon}, "
+        f"left ε={budget.remaining.epsilon if budget.remaining else '-'}"
     )
     verified = print_verification(settings)
     console.print(
         f"done in {time.perf_counter() - started:.1f} s; inspect with "
         f"`fedspec --home {home} ledger blocks` or `... ledger events`"
     )
-    return {"rounds": rows, "balances": balances, "verified": verified}
+    return {"rounds": rows, "balances": balances.to_json(), "verified": verified}

@@ -98,9 +98,9 @@ def vote_in(settings: Settings, profile_id: str, orgs: Sequence[str]) -> str:
 
     for org in orgs:
         outcome = open_ledger(settings.ledger, f"{org}/admin").vote_profile(profile_id)
-        if outcome["status"] == "active":
+        if outcome.status == "active":
             return "active"
-    return str(outcome["status"])
+    return outcome.status
 
 
 def accuracy(settings: Settings, profile_id: str, data: Dataset) -> float:
@@ -114,13 +114,13 @@ def accuracy(settings: Settings, profile_id: str, data: Dataset) -> float:
 
     ledger = open_ledger(settings.ledger, "org1/admin")
     plan = TrainingPlan.from_profile(profile_id, ledger.get_profile(profile_id).spec)
-    closed = [r for r in ledger.list_rounds(profile_id) if r["status"] == "closed"]
-    records = [ledger.get_model(profile_id, int(r["round"])) for r in reversed(closed)]
+    closed = [r for r in ledger.list_rounds(profile_id) if r.status == "closed"]
+    records = [ledger.get_model(profile_id, r.number) for r in reversed(closed)]
     best = next((m for m in records if m.alias == "champion"), None)
     if best is None:
         raise LookupError(f"{profile_id} has no champion")
     model = decode_global_model(fetch_model_bytes(profile_id, best.sha256))
-    return float(ProfileModel.of(plan, model).evaluate(data.X, data.y)["accuracy"])
+    return float(ProfileModel.of(plan, model).metrics(data.X, data.y)["accuracy"])
 
 
 def _mixed(parts: Sequence[Dataset]) -> Dataset:

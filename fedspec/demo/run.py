@@ -195,7 +195,7 @@ def _report(
         columns = ["round", "participants", "coordinator", "accuracy", "block", "model", "alias"]
         table(pid, columns, rows)
     balances = reader.balances()
-    table("rewards per organization", ["organization", "tokens"], sorted(balances["orgs"].items()))
+    table("rewards per organization", ["organization", "tokens"], sorted(balances.orgs.items()))
     comparison = family_vs_global(settings, profile_ids, accuracy)
     table(
         "family of specialized models vs one global model (held-out accuracy)",
@@ -210,7 +210,7 @@ def _report(
         verified = print_verification(settings)
     return {
         "results": results,
-        "balances": balances,
+        "balances": balances.to_json(),
         "comparison": comparison,
         "verified": verified,
     }

@@ -156,7 +156,7 @@ def setup_consortium(
             document["schedule"] = dict(schedule)
         admins[0].propose_profile(document)
         for admin in admins:
-            if admin.vote_profile(profile.id)["outcome"] == "active":
+            if admin.vote_profile(profile.id).outcome == "active":
                 break
         for org in orgs:
             open_ledger(settings.ledger, f"{org}/{profile.node}").volunteer(profile.id)

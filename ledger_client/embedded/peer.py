@@ -32,6 +32,7 @@ from fabric_protos.peer import chaincode_pb2, proposal_pb2, proposal_response_pb
 
 from chaincode.contract import invoke
 from chaincode.errors import ChaincodeError, InvalidArgument
+from fedspec.errors import ErrorCode
 from ledger_client.consortium import Consortium
 from ledger_client.embedded import validation
 from ledger_client.embedded.blocks import build_block
@@ -128,7 +129,7 @@ class EmbeddedLedger:
         try:
             ident = identities_pb2.SerializedIdentity.FromString(identity_bytes)
         except Exception as exc:
-            raise GatewayServiceError("INVALID_ARGUMENT", "malformed identity") from exc
+            raise GatewayServiceError(ErrorCode.INVALID_ARGUMENT, "malformed identity") from exc
         member = self._identify(ident.mspid, bytes(ident.id_bytes), at=utc_now())
         if not verify_signature(member.public_key, signature, raw):
             raise GatewayServiceError("BAD_SIGNATURE", "the request's signature does not verify")
@@ -138,13 +139,17 @@ class EmbeddedLedger:
         try:
             parsed = parse_proposal(bytes(signed.proposal_bytes))
         except ValueError as exc:
-            raise GatewayServiceError("INVALID_ARGUMENT", str(exc)) from exc
+            raise GatewayServiceError(ErrorCode.INVALID_ARGUMENT, str(exc)) from exc
         if parsed.header_type != common_pb2.ENDORSER_TRANSACTION:
-            raise GatewayServiceError("INVALID_ARGUMENT", "not an endorser transaction")
+            raise GatewayServiceError(ErrorCode.INVALID_ARGUMENT, "not an endorser transaction")
         if parsed.channel_id != self.config.channel:
-            raise GatewayServiceError("NOT_FOUND", f"channel {parsed.channel_id!r} not found")
+            raise GatewayServiceError(
+                ErrorCode.NOT_FOUND, f"channel {parsed.channel_id!r} not found"
+            )
         if parsed.chaincode not in (self.config.chaincode, "qscc"):
-            raise GatewayServiceError("NOT_FOUND", f"chaincode {parsed.chaincode!r} not found")
+            raise GatewayServiceError(
+                ErrorCode.NOT_FOUND, f"chaincode {parsed.chaincode!r} not found"
+            )
         if parsed.tx_id != transaction_id(parsed.nonce, parsed.creator):
             raise GatewayServiceError(
                 "BAD_PROPOSAL_TXID", "the transaction id is not sha256(nonce ‖ creator)"
@@ -196,7 +201,7 @@ class EmbeddedLedger:
     ) -> gateway_pb2.EndorseResponse:
         parsed, member = self._check_proposal(request.proposed_transaction)
         if parsed.chaincode == "qscc":
-            raise GatewayServiceError("INVALID_ARGUMENT", "qscc answers queries only")
+            raise GatewayServiceError(ErrorCode.INVALID_ARGUMENT, "qscc answers queries only")
         if self._known_tx(parsed.tx_id):
             raise GatewayServiceError(
                 "DUPLICATE_TXID", f"transaction {parsed.tx_id} was already submitted"
@@ -251,7 +256,7 @@ class EmbeddedLedger:
                 (int(args[1]) if args[1].isdigit() else -1,),
             ).fetchone()
             if row is None:
-                raise GatewayServiceError("NOT_FOUND", f"block {args[1]} not found")
+                raise GatewayServiceError(ErrorCode.NOT_FOUND, f"block {args[1]} not found")
             return bytes(row[0])
         if (
             parsed.function == "GetTransactionByID"
@@ -264,7 +269,7 @@ class EmbeddedLedger:
                 "SELECT block, idx, code FROM txs WHERE tx_id = ?", (args[1],)
             ).fetchone()
             if row is None:
-                raise GatewayServiceError("NOT_FOUND", f"transaction {args[1]} not found")
+                raise GatewayServiceError(ErrorCode.NOT_FOUND, f"transaction {args[1]} not found")
             block = common_pb2.Block.FromString(
                 conn.execute("SELECT block FROM blocks WHERE number = ?", (row[0],)).fetchone()[0]
             )
@@ -275,7 +280,7 @@ class EmbeddedLedger:
                 ).SerializeToString()
             )
         raise GatewayServiceError(
-            "INVALID_ARGUMENT", f"qscc does not answer {parsed.function}{tuple(args)}"
+            ErrorCode.INVALID_ARGUMENT, f"qscc does not answer {parsed.function}{tuple(args)}"
         )
 
     def _endorsing_orgs(self, creator_org: str, requested: list[str]) -> list[str]:
@@ -284,7 +289,7 @@ class EmbeddedLedger:
             unknown = sorted(set(requested) - set(orgs))
             if unknown:
                 raise GatewayServiceError(
-                    "INVALID_ARGUMENT", f"unknown endorsing organizations {unknown}"
+                    ErrorCode.INVALID_ARGUMENT, f"unknown endorsing organizations {unknown}"
                 )
             return sorted(set(requested))
         # The creator's own organization first, as a Fabric gateway prefers its local peer.
@@ -298,9 +303,11 @@ class EmbeddedLedger:
         try:
             tx = parse_transaction(envelope)
         except ValueError as exc:
-            raise GatewayServiceError("INVALID_ARGUMENT", str(exc)) from exc
+            raise GatewayServiceError(ErrorCode.INVALID_ARGUMENT, str(exc)) from exc
         if tx.tx_id != request.transaction_id or tx.channel_id != self.config.channel:
-            raise GatewayServiceError("INVALID_ARGUMENT", "the envelope does not match the request")
+            raise GatewayServiceError(
+                ErrorCode.INVALID_ARGUMENT, "the envelope does not match the request"
+            )
         code, member = validation.check_creator(tx, self.membership)
         if code != validation.VALID or member is None:
             raise GatewayServiceError(

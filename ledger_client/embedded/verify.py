@@ -249,18 +249,7 @@ def _replay(
         rows, config.to_json(), jobs
     ):
         block = common_pb2.Block.FromString(block_bytes)
-        if number != expected_number or block.header.number != number:
-            raise _Problem(expected_number, f"block {expected_number} is missing or out of order")
-        if bytes(block.header.previous_hash) != previous:
-            raise _Problem(
-                number,
-                f"block {number} does not chain to block {number - 1} (previous hash differs)",
-            )
-        if bytes(block.header.data_hash) != data_hash(block.data.data):
-            raise _Problem(number, f"block {number}'s transactions do not match its data hash")
-        this_hash = header_hash(block.header)
-        if this_hash != stored_hash:
-            raise _Problem(number, f"block {number}'s stored header hash differs from its header")
+        previous = _check_header(block, number, expected_number, previous, stored_hash)
         if problem:
             raise _Problem(number, f"block {number}: {problem}")
         flags = bytes(block.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
@@ -268,17 +257,9 @@ def _replay(
             raise _Problem(
                 number, f"block {number} has {len(checks)} transactions but {len(flags)} flags"
             )
-        for idx, (tx_id, signature_code, results, event, _creator) in enumerate(checks):
-            code = signature_code
-            if tx_id in expected_txs:
-                code = validation.code("DUPLICATE_TXID")
-            elif code == validation.VALID:
-                kv = read_kvrwset(results, config.chaincode)
-                code = validation.check_mvcc(kv, state)
-                if code == validation.VALID:
-                    state.apply(kv, number, idx)
-                    if event is not None:
-                        events.append((number, idx, tx_id, *event))
+        for idx, check in enumerate(checks):
+            code = _revalidate(check, number, idx, config, state, expected_txs, events)
+            tx_id = check[0]
             if code != flags[idx]:
                 raise _Problem(
                     number,
@@ -289,11 +270,53 @@ def _replay(
                 expected_txs[tx_id] = (number, idx, code)
             counts["tx"] += 1
             counts["valid" if code == validation.VALID else "invalid"] += 1
-        previous = this_hash
         expected_number = number + 1
         if progress is not None:
             progress(number + 1, total)
     return expected_txs, events
+
+
+def _check_header(
+    block: common_pb2.Block, number: int, expected_number: int, previous: bytes, stored: bytes
+) -> bytes:
+    """The block's place in the chain and its hashes; returns its header hash."""
+    if number != expected_number or block.header.number != number:
+        raise _Problem(expected_number, f"block {expected_number} is missing or out of order")
+    if bytes(block.header.previous_hash) != previous:
+        raise _Problem(
+            number, f"block {number} does not chain to block {number - 1} (previous hash differs)"
+        )
+    if bytes(block.header.data_hash) != data_hash(block.data.data):
+        raise _Problem(number, f"block {number}'s transactions do not match its data hash")
+    this_hash = header_hash(block.header)
+    if this_hash != stored:
+        raise _Problem(number, f"block {number}'s stored header hash differs from its header")
+    return this_hash
+
+
+def _revalidate(
+    check: TxCheck,
+    number: int,
+    idx: int,
+    config: ChannelConfig,
+    state: validation.MemoryState,
+    expected_txs: dict[str, tuple[int, int, int]],
+    events: list[tuple[int, int, str, str, str, bytes]],
+) -> int:
+    """The validation code the replay gives one transaction, applying its writes (and
+    keeping its event) when it is valid."""
+    tx_id, code, results, event, _creator = check
+    if tx_id in expected_txs:
+        return validation.code("DUPLICATE_TXID")
+    if code != validation.VALID:
+        return code
+    kv = read_kvrwset(results, config.chaincode)
+    code = validation.check_mvcc(kv, state)
+    if code == validation.VALID:
+        state.apply(kv, number, idx)
+        if event is not None:
+            events.append((number, idx, tx_id, *event))
+    return code
 
 
 def _compare_state(conn: sqlite3.Connection, state: validation.MemoryState) -> None:

@@ -188,6 +188,7 @@ def test_dirichlet_is_seeded() -> None:
     y = np.repeat(np.arange(4), 50)
     a = partition_dirichlet(y, ["x", "y", "z"], alpha=0.5, seed=3)
     b = partition_dirichlet(y, ["x", "y", "z"], alpha=0.5, seed=3)
+    assert sorted(a) == sorted(b) == ["x", "y", "z"]
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 

@@ -94,11 +94,15 @@ def test_privacy_check_refuses_unclipped_or_noiseless_updates_as_failures():
     unclipped = dp_round("big", base, [a * 6.0 for a in local], clip=1e3, sigma=sigma, seed=9)
     noiseless = dp_round("bare", base, local, clip=0.5, sigma=0.0, seed=9)
     strategy = guard_strategy(FedAvg(), min_nodes=2, privacy=config)
-    new, metrics = strategy.aggregate_fit(1, base, [*honest, unclipped, noiseless], [])
+    out = strategy.aggregate_fit(1, base, [*honest, unclipped, noiseless], [])
+    new, metrics = out.model, out.metrics
     assert new is not None
-    assert metrics["included_nodes"] == "h0,h1,h2"
-    assert metrics["failed_nodes"] == "bare:PRIVACY_CHECK_FAILED,big:PRIVACY_CHECK_FAILED"
-    assert "noise missing" in str(metrics["failure_reasons"])
+    assert out.included == ("h0", "h1", "h2")
+    assert [(f.node_id, f.code) for f in out.failures] == [
+        ("bare", "PRIVACY_CHECK_FAILED"),
+        ("big", "PRIVACY_CHECK_FAILED"),
+    ]
+    assert "noise missing" in out.failures[0].reason
     assert metrics["privacy_refused"] == 2
     assert metrics["dp_epsilon_max"] == 1.0
 

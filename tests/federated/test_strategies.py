@@ -19,7 +19,7 @@ from federated.strategies import (
     TrimmedMean,
     create_strategy,
 )
-from federated.types import FitFailure, FitResult, GlobalModel
+from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel
 
 SHAPES = [(4, 3), (3,)]
 
@@ -35,16 +35,19 @@ def result(node: str, value: float, n: int = 10, dtype=np.float64) -> FitResult:
 def test_fedavg_is_the_sample_weighted_mean_and_keeps_dtypes_and_state():
     current = GlobalModel("torch-mlp", model(0.0, np.float32).parameters, {"keep": [np.ones(2)]})
     results = [result("a", 1.0, 10, np.float32), result("b", 4.0, 30, np.float32)]
-    new, metrics = FedAvg().aggregate_fit(1, current, results, [FitFailure("c", "X", "gone")])
-    assert new is not None
+    gone = FitFailure("c", "X", "gone")
+    out = FedAvg().aggregate_fit(1, current, results, [gone])
+    new, metrics = out.model, out.metrics
+    assert new is not None and len(new.parameters) == len(SHAPES)
     for layer in new.parameters:
         assert np.asarray(layer).dtype == np.float32
         np.testing.assert_allclose(layer, (1.0 * 10 + 4.0 * 30) / 40)
     assert new.server_state is current.server_state
     assert metrics["num_results"] == 2 and metrics["num_failures"] == 1
     assert metrics["num_examples"] == 40
-    assert metrics["included_nodes"] == "a,b"
-    assert metrics["failed_nodes"] == "c:X"
+    assert out.included == ("a", "b")
+    assert out.failures == (gone,)
+    assert all(not isinstance(v, str) or k == "strategy" for k, v in metrics.items())
 
 
 def test_fedavg_aggregates_node_metrics_weighted_by_examples():
@@ -52,16 +55,18 @@ def test_fedavg_aggregates_node_metrics_weighted_by_examples():
         FitResult("a", model(1.0).parameters, 10, {"loss": 1.0, "family": "torch-mlp"}),
         FitResult("b", model(1.0).parameters, 30, {"loss": 3.0, "flag": True}),
     ]
-    _, metrics = FedAvg().aggregate_fit(1, model(), results, [])
+    metrics = FedAvg().aggregate_fit(1, model(), results, []).metrics
     assert metrics["fit_loss"] == pytest.approx(2.5)
     assert "fit_flag" not in metrics and "fit_family" not in metrics
 
 
 def test_no_results_gives_none_and_a_reason():
-    new, metrics = FedAvg().aggregate_fit(3, model(), [], [FitFailure("a", "TIMEOUT", "late")])
-    assert new is None
-    assert metrics["reason"] == "no successful updates to aggregate"
-    assert metrics["failed_nodes"] == "a:TIMEOUT"
+    late = FitFailure("a", "TIMEOUT", "late")
+    out = FedAvg().aggregate_fit(3, model(), [], [late])
+    assert out.model is None
+    assert out.reason == "no successful updates to aggregate"
+    assert out.included == () and out.failures == (late,)
+    assert out.metrics["num_results"] == 0 and out.metrics["num_failures"] == 1
 
 
 @pytest.mark.parametrize(
@@ -87,9 +92,9 @@ def test_bare_strategies_refuse_wrong_shapes_naming_the_node():
 
 def test_fedprox_aggregates_like_fedavg_and_tells_nodes_mu():
     results = [result("a", 1.0, 10), result("b", 2.0, 30)]
-    prox, _ = FedProx(proximal_mu=0.1).aggregate_fit(1, model(), results, [])
-    avg, _ = FedAvg().aggregate_fit(1, model(), results, [])
-    assert prox is not None and avg is not None
+    prox = FedProx(proximal_mu=0.1).aggregate_fit(1, model(), results, []).model
+    avg = FedAvg().aggregate_fit(1, model(), results, []).model
+    assert prox is not None and avg is not None and len(prox.parameters) == len(SHAPES)
     for a, b in zip(prox.parameters, avg.parameters, strict=True):
         np.testing.assert_array_equal(a, b)
     assert FedProx(proximal_mu=0.1).node_config(1) == {"proximal_mu": 0.1}
@@ -118,9 +123,10 @@ def test_server_optimizer_state_travels_in_the_model_not_the_strategy(cls, yogi)
         coordinator = cls(eta=0.1)
         before = copy.deepcopy(vars(coordinator))
         current_state = copy.deepcopy(dict(current.server_state))
-        new, metrics = coordinator.aggregate_fit(
+        out = coordinator.aggregate_fit(
             server_round, current, [result("a", target), result("b", target)], []
         )
+        new, metrics = out.model, out.metrics
         assert vars(coordinator) == before  # nothing kept in the object
         for key, arrays in current_state.items():  # the input state was not mutated
             for a, b in zip(arrays, current.server_state[key], strict=True):
@@ -130,6 +136,7 @@ def test_server_optimizer_state_travels_in_the_model_not_the_strategy(cls, yogi)
         assert metrics["pseudo_gradient_norm"] > 0
         current = new
     expected = reference_adam(targets, yogi=yogi)
+    assert len(current.parameters) == len(SHAPES)
     for layer in current.parameters:
         np.testing.assert_allclose(layer, expected, rtol=1e-12)
 
@@ -150,21 +157,24 @@ def test_server_optimizer_refuses_state_that_does_not_fit_the_model():
 def test_median_and_trimmed_mean_ignore_a_minority_of_outliers():
     results = [result(f"h{i}", 1.0 + 0.01 * i) for i in range(7)]
     results += [result(f"x{i}", 1e6) for i in range(3)]
-    med, _ = CoordinateMedian().aggregate_fit(1, model(), results, [])
-    trimmed, metrics = TrimmedMean(proportion=0.3).aggregate_fit(1, model(), results, [])
-    plain, _ = FedAvg().aggregate_fit(1, model(), results, [])
+    med = CoordinateMedian().aggregate_fit(1, model(), results, []).model
+    out = TrimmedMean(proportion=0.3).aggregate_fit(1, model(), results, [])
+    trimmed, metrics = out.model, out.metrics
+    plain = FedAvg().aggregate_fit(1, model(), results, []).model
     assert med is not None and trimmed is not None and plain is not None
     assert np.all(np.abs(med.parameters[0] - 1.0) < 0.1)
     assert np.all(np.abs(trimmed.parameters[0] - 1.0) < 0.1)
     assert np.all(plain.parameters[0] > 1e5)
     assert metrics["trimmed_per_side"] == 3
+    assert out.included == tuple(sorted(r.node_id for r in results)) and out.failures == ()
 
 
 def test_trimmed_mean_with_few_nodes_keeps_at_least_one_value():
-    new, metrics = TrimmedMean(proportion=0.45).aggregate_fit(
+    out = TrimmedMean(proportion=0.45).aggregate_fit(
         1, model(), [result("a", 1.0), result("b", 3.0)], []
     )
-    assert new is not None and metrics["trimmed_per_side"] == 0
+    new = out.model
+    assert new is not None and out.metrics["trimmed_per_side"] == 0
     np.testing.assert_allclose(new.parameters[0], 2.0)
 
 
@@ -172,10 +182,16 @@ def test_multi_krum_drops_the_outliers_and_reports_them():
     rng = np.random.default_rng(0)
     results = [FitResult(f"h{i}", [rng.normal(0, 0.01, s) for s in SHAPES], 10) for i in range(7)]
     results += [FitResult(f"x{i}", [np.full(s, 50.0) for s in SHAPES], 10) for i in range(3)]
-    new, metrics = MultiKrum(num_malicious=3).aggregate_fit(1, model(), results, [])
+    late = FitFailure("late", "TIMEOUT", "no answer")
+    out = MultiKrum(num_malicious=3).aggregate_fit(1, model(), results, [late])
+    new = out.model
     assert new is not None
-    assert metrics["krum_dropped"] == "x0,x1,x2"
-    assert metrics["included_nodes"] == ",".join(f"h{i}" for i in range(7))
+    assert out.metrics["krum_dropped"] == 3 and out.metrics["num_failures"] == 1
+    assert out.included == tuple(f"h{i}" for i in range(7))
+    assert [(f.node_id, f.code) for f in out.failures] == [
+        ("late", "TIMEOUT"), ("x0", "KRUM_DROPPED"), ("x1", "KRUM_DROPPED"), ("x2", "KRUM_DROPPED")
+    ]  # fmt: skip
+    assert "not among the 7 lowest of 10" in out.failures[1].reason
     assert np.all(np.abs(new.parameters[0]) < 0.05)
 
 
@@ -194,3 +210,19 @@ def test_create_strategy_builds_every_name_profiles_use():
         create_strategy("fedsgd")
     with pytest.raises(IncompatibleModelError, match="unknown parameters"):
         create_strategy("fedavg", eta=1.0)
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_every_strategy_declares_what_callers_use(name):
+    strategy = create_strategy(name)
+    assert strategy.unwrapped() is strategy
+    assert strategy.node_config(1) == ({"proximal_mu": 0.01} if name == "fedprox" else {})
+
+
+def test_aggregate_result_keeps_nodes_and_failures_in_canonical_order():
+    b, a = FitFailure("b", "X", "late; twice, really"), FitFailure("a", "Y", "gone")
+    out = AggregateResult(None, included=("c", "a"), failures=(b, a), reason="none")
+    assert out.included == ("a", "c") and out.failures == (a, b)
+    extended = out.with_metrics({"k": 1})
+    assert extended.metrics == {"k": 1} and out.metrics == {}
+    assert extended.failures == (a, b) and extended.reason == "none"

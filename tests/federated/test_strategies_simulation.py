@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import numpy as np
 import pytest
 
+from federated import simulation
 from federated.errors import EmptyPartitionError, IncompatibleModelError
 from federated.simulation import (
     aggregate_round,
@@ -47,6 +51,7 @@ def test_train_node_starts_from_the_global_model_and_reports_train_metrics():
     assert result.node_id == "a" and result.num_examples == 60
     assert result.metrics["family"] == "sklearn-linear"
     assert float(result.metrics["train_accuracy"]) > 0.9
+    assert [np.shape(a) for a in result.parameters] == [(3, 4), (3,)]
     again, _ = train_node(
         start, *blobs(60, 0), family="sklearn-linear", hyperparameters=LINEAR, node_id="a", seed=1
     )
@@ -72,17 +77,27 @@ def test_train_node_refuses_what_it_cannot_train():
         initial_model("xgboost-classifier", {})
 
 
-def test_aggregate_round_times_the_strategy_and_checks_the_family():
+def test_aggregate_round_times_the_strategy_and_checks_the_family(monkeypatch):
     start = initial_model("sklearn-linear", LINEAR, seed=0)
     results = [
         train_node(start, *blobs(40, i), family="sklearn-linear", hyperparameters=LINEAR,
                    node_id=f"n{i}", seed=i)[0]
         for i in range(3)
     ]  # fmt: skip
-    model, metrics = aggregate_round(FedAvg(), start, results, [], server_round=2)
+    clock = SimpleNamespace(now=100.0)
+    clock.perf_counter = lambda: clock.now
+    monkeypatch.setattr(simulation, "time", clock)  # the clock aggregate_round reads
+
+    class TakesTwoSeconds(FedAvg):
+        def aggregate_fit(self, *args: Any) -> Any:
+            clock.now += 2.0
+            return super().aggregate_fit(*args)
+
+    out = aggregate_round(TakesTwoSeconds(), start, results, [], server_round=2)
+    model = out.model
     assert model is not None and model.family == "sklearn-linear"
-    assert float(metrics["aggregate_seconds"]) >= 0.0
-    assert metrics["included_nodes"] == "n0,n1,n2"
+    assert out.metrics["aggregate_seconds"] == 2.0  # the strategy's call, and only it
+    assert out.included == ("n0", "n1", "n2") and out.failures == ()
 
 
 def test_fedprox_mu_reaches_the_nodes_and_holds_them_near_the_global_model():

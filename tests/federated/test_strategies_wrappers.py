@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from federated.errors import InvalidUpdateError, QuorumNotMetError
+from federated.privacy import PrivacyConfig
 from federated.strategies import (
     FedAvg,
     FedProx,
+    PrivacyCheck,
     Quorum,
     UpdateScreen,
     check_update,
@@ -76,13 +78,17 @@ def test_screen_excludes_bad_updates_as_typed_failures_never_averages_them():
     results = [good("a", 1.0), good("b", 3.0), BAD["nan"][0], BAD["shape"][0]]
     results[2] = with_params("c", results[2].parameters)
     results[3] = with_params("d", results[3].parameters)
-    new, metrics = UpdateScreen(FedAvg()).aggregate_fit(1, CURRENT, results, [])
+    out = UpdateScreen(FedAvg()).aggregate_fit(1, CURRENT, results, [])
+    new = out.model
     assert new is not None
     np.testing.assert_allclose(new.parameters[0], 2.0)
-    assert metrics["screened_out"] == 2
-    assert metrics["included_nodes"] == "a,b"
-    assert metrics["failed_nodes"] == "c:INVALID_UPDATE,d:INVALID_UPDATE"
-    assert "c: parameter array 0 has 1 NaN or inf values" in str(metrics["failure_reasons"])
+    assert out.metrics["screened_out"] == 2
+    assert out.included == ("a", "b")
+    assert [(f.node_id, f.code) for f in out.failures] == [
+        ("c", "INVALID_UPDATE"),
+        ("d", "INVALID_UPDATE"),
+    ]
+    assert "parameter array 0 has 1 NaN or inf values" in out.failures[0].reason
 
 
 def test_screen_refuses_every_update_of_a_node_that_sends_two():
@@ -104,8 +110,8 @@ def test_quorum_raises_with_the_reason_and_the_left_out_nodes():
     assert "round 4: 2 usable updates, the profile needs at least 3" in str(error)
     assert "c: no answer" in str(error)
     assert error.details["failures"] == [("c", "TIMEOUT", "no answer")]
-    new, metrics = strategy.aggregate_fit(4, CURRENT, [good("a"), good("b"), good("c")], [])
-    assert new is not None and metrics["min_nodes"] == 3
+    out = strategy.aggregate_fit(4, CURRENT, [good("a"), good("b"), good("c")], [])
+    assert out.model is not None and out.metrics["min_nodes"] == 3
     with pytest.raises(ValueError, match="min_nodes"):
         Quorum(FedAvg(), min_nodes=0)
 
@@ -116,10 +122,43 @@ def test_guarded_strategy_counts_only_updates_that_pass_the_screen():
     with pytest.raises(QuorumNotMetError, match="1 usable updates") as raised:
         guarded.aggregate_fit(1, CURRENT, [good("a"), poisoned], [])
     assert raised.value.details["failures"][0][:2] == ("c", "INVALID_UPDATE")
-    new, _ = guarded.aggregate_fit(1, CURRENT, [good("a"), good("b"), poisoned], [])
-    assert new is not None
+    out = guarded.aggregate_fit(1, CURRENT, [good("a"), good("b"), poisoned], [])
+    assert out.model is not None
+    assert out.included == ("a", "b") and [f.node_id for f in out.failures] == ["c"]
 
 
-def test_wrappers_pass_the_inner_node_config_through():
-    guarded = guard_strategy(FedProx(proximal_mu=0.2), min_nodes=1)
-    assert guarded.node_config(1) == {"proximal_mu": 0.2}  # type: ignore[attr-defined]
+def test_wrappers_pass_the_inner_node_config_through_and_unwrap_to_the_bare_rule():
+    bare = FedProx(proximal_mu=0.2)
+    privacy = PrivacyConfig(mechanism="gaussian-update", epsilon=8.0, delta=1e-5, clip_norm=1.0)
+    guarded = guard_strategy(bare, min_nodes=1, privacy=privacy)
+    assert isinstance(guarded, UpdateScreen) and isinstance(guarded.strategy, PrivacyCheck)
+    assert guarded.node_config(1) == {"proximal_mu": 0.2}
+    assert guarded.unwrapped() is bare
+
+
+# Reasons are free text: separators the old metric strings used must survive intact.
+AWKWARD = "worker died; traceback: a, b; c: d,e"
+
+
+def test_failure_reasons_with_separators_survive_every_wrapper():
+    guarded = guard_strategy(create_strategy("fedavg"), min_nodes=2)
+    given = [FitFailure("z", "TIMEOUT", AWKWARD), FitFailure("y:1", "ERR", "x: y, z; w")]
+    poisoned = with_params("c", BAD["nan"][0].parameters)
+    out = guarded.aggregate_fit(1, CURRENT, [good("a"), good("b"), poisoned], given)
+    assert out.included == ("a", "b")
+    assert [f.node_id for f in out.failures] == ["c", "y:1", "z"]
+    assert set(out.failures) >= set(given)  # the same records: node, code and reason intact
+    assert out.failures[0].code == "INVALID_UPDATE"
+
+
+def test_the_coordinator_reads_included_and_left_out_nodes_from_the_records():
+    from flows.coordinator import _included, _left_out
+
+    strategy = guard_strategy(create_strategy("multi-krum", num_malicious=1), min_nodes=2)
+    results = [good("a"), good("b", 1.001), good("c", 0.999), good("evil", 50.0)]
+    given = FitFailure("z", "TIMEOUT", AWKWARD)
+    out = strategy.aggregate_fit(1, CURRENT, results, [given])
+    assert [r.node_id for r in _included(out, results)] == ["a", "b", "c"]
+    left_out = {f.node_id: f for f in _left_out(out)}
+    assert left_out["z"] == given
+    assert left_out["evil"].code == "KRUM_DROPPED"

@@ -49,11 +49,18 @@ def test_appended_trees_add_their_margins_to_the_global_model(toy) -> None:
     current = GlobalModel("xgboost-classifier", start)
     a = bagging_local_update(start, X[:300], y[:300], PARAMS, local_rounds=2)
     b = bagging_local_update(start, X[300:], y[300:], PARAMS, local_rounds=1)
-    merged, metrics = XGBBagging().aggregate_fit(
+    out = XGBBagging().aggregate_fit(
         2, current, [FitResult("b", b, 300), FitResult("a", a, 300)], []
     )
+    merged = out.model
     assert merged is not None and merged.family == "xgboost-classifier"
-    assert metrics == {"nodes_aggregated": 2, "failures": 0, "trees_appended": 3, "num_trees": 6}
+    assert out.metrics == {
+        "nodes_aggregated": 2,
+        "failures": 0,
+        "trees_appended": 3,
+        "num_trees": 6,
+    }
+    assert out.included == ("a", "b") and out.failures == ()
     assert _booster(merged.parameters).num_boosted_rounds() == 6
     # base_score 0.5 is margin 0: each part's margin is the sum of its trees.
     expected = _margin(start, X) + _margin(a, X) + _margin(b, X)
@@ -66,9 +73,10 @@ def test_multiclass_iterations_keep_one_tree_per_class(toy) -> None:
     params = {**PARAMS, "objective": "multi:softprob", "num_class": 3}
     first = bagging_local_update(b"", X, y, params, local_rounds=2)
     update = bagging_local_update(first, X[::2], y[::2], params, local_rounds=1)
-    merged, metrics = XGBBagging().aggregate_fit(
+    out = XGBBagging().aggregate_fit(
         2, GlobalModel("xgboost-classifier", first), [FitResult("n", update, 300)], []
     )
+    merged, metrics = out.model, out.metrics
     assert merged is not None
     assert metrics["num_trees"] == 9 and metrics["trees_appended"] == 3
     # multi:softprob keeps base_score 0.5 as a raw margin (equal for every class, so
@@ -84,10 +92,10 @@ def test_result_does_not_depend_on_arrival_order(toy) -> None:
         for i in range(4)
     ]
     current = GlobalModel("xgboost-classifier", b"")
-    first, _ = XGBBagging().aggregate_fit(1, current, updates, [])
+    first = XGBBagging().aggregate_fit(1, current, updates, []).model
     shuffled = updates[:]
     random.Random(3).shuffle(shuffled)
-    second, _ = XGBBagging().aggregate_fit(1, current, shuffled, [])
+    second = XGBBagging().aggregate_fit(1, current, shuffled, []).model
     assert first is not None and second is not None
     assert first.parameters == second.parameters
 
@@ -100,12 +108,11 @@ def test_first_round_accepts_own_intercepts_later_rounds_do_not(toy) -> None:
         return bytes(xgb.train(fitted, xgb.DMatrix(X[rows], y[rows]), 2).save_raw("ubj"))
 
     empty = GlobalModel("xgboost-classifier", b"")
-    merged, _ = XGBBagging().aggregate_fit(
-        1,
-        empty,
-        [FitResult("a", own(slice(0, 200)), 200), FitResult("b", own(slice(400, 600)), 200)],
-        [],
-    )
+    own_intercepts = [
+        FitResult("a", own(slice(0, 200)), 200),
+        FitResult("b", own(slice(400, 600)), 200),
+    ]
+    merged = XGBBagging().aggregate_fit(1, empty, own_intercepts, []).model
     assert merged is not None
     with pytest.raises(InvalidUpdateError, match="settings differ") as info:
         XGBBagging().aggregate_fit(2, merged, [FitResult("c", own(slice(200, 400)), 200)], [])
@@ -154,12 +161,14 @@ def test_no_results_or_refused_failures_give_no_model(toy) -> None:
     current = GlobalModel("xgboost-classifier", start)
     update = FitResult("a", bagging_local_update(start, X, y, PARAMS, local_rounds=1), 600)
     failure = FitFailure("b", "TIMEOUT", "no answer")
-    assert XGBBagging().aggregate_fit(2, current, [], [failure])[0] is None
-    assert (
-        XGBBagging(accept_failures=False).aggregate_fit(2, current, [update], [failure])[0] is None
-    )
-    merged, metrics = XGBBagging().aggregate_fit(2, current, [update], [failure])
-    assert merged is not None and metrics["failures"] == 1
+    empty = XGBBagging().aggregate_fit(2, current, [], [failure])
+    assert empty.model is None and empty.failures == (failure,)
+    assert empty.reason == "no successful updates to aggregate"
+    strict = XGBBagging(accept_failures=False).aggregate_fit(2, current, [update], [failure])
+    assert strict.model is None and "accept_failures" in strict.reason
+    out = XGBBagging().aggregate_fit(2, current, [update], [failure])
+    assert out.model is not None and out.metrics["failures"] == 1
+    assert out.included == ("a",) and out.failures == (failure,)
 
 
 def test_regression_without_base_score_is_refused(toy) -> None:
@@ -175,9 +184,8 @@ def test_regression_without_base_score_is_refused(toy) -> None:
         {"objective": "reg:squarederror", "base_score": 0.3},
         local_rounds=1,
     )
-    merged, _ = XGBBagging().aggregate_fit(
-        1, GlobalModel("xgboost-regressor", b""), [FitResult("r", model, 600)], []
-    )
+    empty = GlobalModel("xgboost-regressor", b"")
+    merged = XGBBagging().aggregate_fit(1, empty, [FitResult("r", model, 600)], []).model
     assert merged is not None
 
 
@@ -187,16 +195,20 @@ def test_histogram_aggregation_checks_that_nodes_agree(toy) -> None:
     other = bagging_local_update(b"", X[:100], y[:100], PARAMS, local_rounds=2)
     current = GlobalModel("xgboost-classifier", b"")
     same = [FitResult("a", model, 300), FitResult("b", model, 300)]
-    merged, metrics = XGBHistogram().aggregate_fit(1, current, same, [])
-    assert merged is not None and merged.parameters == model and metrics["num_trees"] == 2
+    out = XGBHistogram().aggregate_fit(1, current, same, [])
+    merged = out.model
+    assert merged is not None and merged.parameters == model and out.metrics["num_trees"] == 2
+    assert out.included == ("a", "b")
     with pytest.raises(InvalidUpdateError) as info:
         XGBHistogram().aggregate_fit(1, current, [same[0], FitResult("b", other, 300)], [])
     assert info.value.node_id == "b"
-    assert XGBHistogram().aggregate_fit(1, current, same, [FitFailure("c", "X", "y")])[0] is None
+    missing = FitFailure("c", "X", "y")
+    failed = XGBHistogram().aggregate_fit(1, current, same, [missing])
+    assert failed.model is None and failed.failures == (missing,) and failed.reason
 
 
 def test_adapter_tail_bytes_bag_like_local_updates(toy) -> None:
-    """Engineer A's xgboost-classifier adapter ships trees this strategy can append."""
+    """The xgboost-classifier adapter ships trees this strategy can append."""
     from federated.models import create_model
 
     X, y = toy
@@ -209,7 +221,7 @@ def test_adapter_tail_bytes_bag_like_local_updates(toy) -> None:
             base = current.parameters or None
             model.boost(X[rows], y[rows], num_rounds=2, base=base)  # type: ignore[arg-type]
             results.append(FitResult(node_id, model.tail_bytes(2), 300))
-        merged, _ = XGBBagging().aggregate_fit(server_round, current, results, [])
+        merged = XGBBagging().aggregate_fit(server_round, current, results, []).model
         assert merged is not None
         current = merged
     assert _booster(current.parameters).num_boosted_rounds() == 8  # type: ignore[arg-type]
@@ -242,7 +254,7 @@ def test_bagging_on_flights_improves_over_rounds_and_beats_local_models() -> Non
             )
             for node, rows in parts.items()
         ]
-        merged, _ = strategy.aggregate_fit(server_round, current, results, [])
+        merged = strategy.aggregate_fit(server_round, current, results, []).model
         assert merged is not None
         current = merged
         aucs.append(roc_auc_score(data.y[test_rows], _booster(merged.parameters).predict(test)))

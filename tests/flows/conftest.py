@@ -27,11 +27,44 @@ NODES = [f"{org}/node0" for org in ORGS]
 PROFILE = "digits-8x8"
 
 
+def faulty_agent(
+    *, invalid_data: bool = False, tamper_update: bool = False, stale_update: bool = False
+) -> Any:
+    """A node agent class with faults injected through the agent's own extension points
+    (``_training_rows``, ``_upload_bytes``, ``_provenance``); the deployable flows have no
+    fault switch. With nothing asked, the production agent itself."""
+    from flows.node_agent import NodeAgent
+    from flows.updates import TRAINED_ROUND
+
+    if not (invalid_data or tamper_update or stale_update):
+        return NodeAgent
+
+    class FaultyNodeAgent(NodeAgent):
+        def _training_rows(self, X: Any, y: Any) -> tuple[Any, Any]:
+            if invalid_data:  # labels outside the profile's label set: validation fails
+                y = y.copy()
+                y[: max(1, len(y) // 4)] = 10_000
+            return X, y
+
+        def _upload_bytes(self, stored: bytes) -> bytes:
+            # Bytes that differ from the hash committed on the ledger.
+            return stored + b"tampered" if tamper_update else stored
+
+        def _provenance(self, rnd: Any) -> dict[str, Any]:
+            provenance = super()._provenance(rnd)
+            if stale_update:  # an update made for the previous round, replayed
+                provenance[TRAINED_ROUND] = self.round_no - 1
+            return provenance
+
+    return FaultyNodeAgent
+
+
 @dataclass
 class RoundHome:
     home: Path
     settings: Settings
     profile_id: str = PROFILE
+    nodes: list[str] = field(default_factory=lambda: list(NODES))
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def ledger(self, identity: str = "org1/admin") -> Any:
@@ -49,23 +82,22 @@ class RoundHome:
     def agents(
         self, round_no: int, parent: str, faults: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Every node's agent in its own thread (as the local dispatch runs them)."""
+        """Every node's agent in its own thread (as the local dispatch runs them); ``faults``
+        names, per node, what :func:`faulty_agent` injects into it."""
         from flows.environment import NodeEnvironment
-        from flows.node_agent import Faults, NodeAgent
 
         outcomes: dict[str, Any] = {}
 
         def run(node: str) -> None:
-            agent = NodeAgent(
+            agent = faulty_agent(**(faults or {}).get(node, {}))(
                 NodeEnvironment(node, self.settings),
                 self.profile_id,
                 round_no,
                 parent_run_id=parent,
-                faults=Faults(**(faults or {}).get(node, {})),
             )
             outcomes[node] = agent.run()
 
-        threads = [threading.Thread(target=run, args=(n,)) for n in NODES]
+        threads = [threading.Thread(target=run, args=(n,)) for n in self.nodes]
         for t in threads:
             t.start()
         for t in threads:
@@ -119,9 +151,10 @@ def build(
     new_consortium: bool = True,
     env: dict[str, str] | None = None,
     schedule: dict[str, int] | None = None,
+    orgs: list[str] | None = None,
 ) -> RoundHome:
-    from flows import tracking
     from fedspec.demo.setup import PROFILES, setup_consortium
+    from flows import tracking
     from registry.tracking import ensure_experiment
 
     settings = Settings.load(home, env=env or {})
@@ -138,7 +171,7 @@ def build(
         profile = replace(profile, privacy=privacy)
     setup_consortium(
         settings,
-        ORGS,
+        orgs or ORGS,
         [profile],
         nodes_per_org=1,
         schedule=schedule or SCHEDULE,
@@ -147,7 +180,8 @@ def build(
     # Create MLflow's tables once, here: node processes must not race to migrate them.
     tracking.configure(settings.mlflow_tracking_uri, settings.home / "mlflow" / "artifacts")
     ensure_experiment(profile.id)
-    return RoundHome(home, settings, profile_id=profile.id)
+    nodes = [f"{org}/node0" for org in orgs] if orgs else list(NODES)
+    return RoundHome(home, settings, profile_id=profile.id, nodes=nodes)
 
 
 @pytest.fixture

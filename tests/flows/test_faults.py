@@ -50,10 +50,10 @@ def test_invalid_data_and_tampered_or_stale_updates_are_left_out_and_the_round_c
     assert outcomes[invalid].status == "excluded"
     assert outcomes[invalid].reason.startswith("DATA_VALIDATION_FAILED")
 
-    updates = {u["node"]: u for u in round_home.ledger().list_updates(round_home.profile_id, 1)}
-    assert updates[invalid]["validation"]["passed"] is False
-    assert "DATA_VALIDATION_FAILED" in updates[invalid]["validation"]["reason"]
-    assert updates[invalid]["sha256"] == ""  # nothing trained, nothing spent
+    updates = {u.node: u for u in round_home.ledger().list_updates(round_home.profile_id, 1)}
+    assert updates[invalid].validation.passed is False
+    assert "DATA_VALIDATION_FAILED" in updates[invalid].validation.reason
+    assert updates[invalid].sha256 == ""  # nothing trained, nothing spent
     runs = node_runs(parent)
     assert "DATA_VALIDATION_FAILED" in _tags(runs[invalid])["fedspec.excluded"]
     assert client().get_run(runs[invalid]).info.status == "FAILED"
@@ -91,9 +91,9 @@ def test_a_tampered_update_is_refused_with_the_hash_mismatch_as_reason(
     assert excluded[NODES[2]]["code"] == "ARTIFACT_INTEGRITY"
     committed = next(
         u for u in round_home.ledger().list_updates(round_home.profile_id, round_no)
-        if u["node"] == NODES[2]
+        if u.node == NODES[2]
     )  # fmt: skip
-    assert committed["sha256"] in excluded[NODES[2]]["reason"]
+    assert committed.sha256 in excluded[NODES[2]]["reason"]
 
 
 def test_a_node_killed_mid_round_leaves_a_k_of_n_round(round_home: RoundHome) -> None:
@@ -123,7 +123,8 @@ def test_a_coordinator_killed_mid_round_is_replaced_after_its_deadline(
     procs = {node: round_home.spawn(node, round_no, parent) for node in NODES}
     rnd = round_home.wait_for(round_no, lambda r: r.status == "training")
     dead = rnd.coordinator
-    before = round_home.ledger().get_node(dead)["reputation"]
+    before = round_home.ledger().get_node(dead).reputation
+    assert before is not None
     os.killpg(procs[dead].pid, signal.SIGKILL)
     procs[dead].wait(timeout=30)
     rnd = round_home.wait_for(round_no, lambda r: r.status in ("closed", "failed"), timeout=180)
@@ -132,7 +133,7 @@ def test_a_coordinator_killed_mid_round_is_replaced_after_its_deadline(
     model = round_home.ledger().get_model(round_home.profile_id, round_no)
     assert model.coordinator == rnd.coordinator
     assert dead not in {i["node"] for i in model.inclusion}
-    assert round_home.ledger().get_node(dead)["reputation"] < before
+    assert (round_home.ledger().get_node(dead).reputation or 0) < before
     for node, proc in procs.items():
         if node != dead:
             _, err = proc.communicate(timeout=120)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from flows.node_agent import NodeOutcome
 from flows.rounds import _ledger_outcome
-from ledger_client import Round
+from ledger_client import Round, UpdateRecord
 
 OK_RUN = {"node": "org2/node0", "status": "ok", "reason": "", "flow_run": "r-2"}
 
@@ -33,13 +35,20 @@ def _round(**changes: Any) -> Round:
     return Round.from_json(doc)
 
 
-def _update(passed: bool = True, reason: str = "") -> dict[str, Any]:
-    return {
-        "node": "org2/node0",
-        "sha256": "cd" * 32 if passed else "",
-        "validation": {"passed": passed, "reason": reason, "summary_sha256": "ef" * 32},
-        "metrics": {"loss": 250_000},
-    }
+def _update(passed: bool = True, reason: str = "") -> UpdateRecord:
+    return UpdateRecord.from_json(
+        {
+            "profile": "p",
+            "round": 3,
+            "node": "org2/node0",
+            "sha256": "cd" * 32 if passed else "",
+            "num_samples": 10,
+            "validation": {"passed": passed, "reason": reason, "summary_sha256": "ef" * 32},
+            "privacy": {"epsilon": "0", "delta": "0"},
+            "metrics": {"loss": 250_000},
+            "uri": "",
+        }
+    )
 
 
 def test_a_participant_with_a_good_update_is_ok_with_the_model_and_its_metrics() -> None:
@@ -47,6 +56,13 @@ def test_a_participant_with_a_good_update_is_ok_with_the_model_and_its_metrics()
     assert outcome["status"] == "ok" and outcome["role"] == "participant"
     assert outcome["update_sha256"] == "cd" * 32 and outcome["model_sha256"] == "ab" * 32
     assert outcome["metrics"] == {"loss": 0.25} and outcome["flow_run"] == "r-2"
+
+
+def test_an_outcome_read_from_the_ledger_has_the_shape_a_node_agent_returns() -> None:
+    outcome = _ledger_outcome(_round(), _update(), OK_RUN)
+    agent = dataclasses.asdict(NodeOutcome("org2/node0", "p", 3))
+    assert set(outcome) == set(agent) | {"flow_run"}
+    assert (outcome["node"], outcome["profile"], outcome["round"]) == ("org2/node0", "p", 3)
 
 
 def test_a_node_outside_the_round_is_an_observer_with_the_reason() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.node_agent import NOT_VALIDATED
+from ledger_client import EpsilonDelta
 
 from .conftest import NODES, RoundHome
 
@@ -29,10 +30,13 @@ def test_private_rounds_record_spends_and_refuse_a_round_over_budget(
     outcomes = round_home.agents(round_no, parent)
     assert ledger.get_round(round_home.profile_id, round_no).status == "closed"
     assert {o.status for o in outcomes.values()} == {"ok"}
-    for update in ledger.list_updates(round_home.profile_id, round_no):
-        assert update["privacy"] == {"epsilon": "1", "delta": "0.000001"}
+    updates = ledger.list_updates(round_home.profile_id, round_no)
+    assert sorted(u.node for u in updates) == sorted(NODES)
+    for update in updates:
+        assert update.privacy == EpsilonDelta("1", "0.000001")
     budget = ledger.budget(NODES[0], round_home.profile_id)
-    assert budget["spent"]["epsilon"] == "1" and budget["remaining"]["epsilon"] == "0.5"
+    assert budget.spent.epsilon == "1"
+    assert budget.remaining is not None and budget.remaining.epsilon == "0.5"
 
     # ε = 0.5 left, a round spends 1: every node refuses before reading its data.
     round_no, parent = round_home.open_round()
@@ -40,8 +44,11 @@ def test_private_rounds_record_spends_and_refuse_a_round_over_budget(
     rnd = ledger.get_round(round_home.profile_id, round_no)
     assert rnd.status == "failed" and rnd.failure is not None
     assert rnd.failure["code"] == "QUORUM_NOT_MET"
+    assert sorted(outcomes) == sorted(NODES)
     for node, outcome in outcomes.items():
         assert outcome.status == "excluded" and "BUDGET_EXCEEDED" in outcome.reason, node
-    for update in ledger.list_updates(round_home.profile_id, round_no):
-        assert update["sha256"] == "" and update["validation"]["summary_sha256"] == NOT_VALIDATED
-    assert ledger.budget(NODES[0], round_home.profile_id)["spent"]["epsilon"] == "1"
+    updates = ledger.list_updates(round_home.profile_id, round_no)
+    assert sorted(u.node for u in updates) == sorted(NODES)
+    for update in updates:
+        assert update.sha256 == "" and update.validation.summary_sha256 == NOT_VALIDATED
+    assert ledger.budget(NODES[0], round_home.profile_id).spent.epsilon == "1"

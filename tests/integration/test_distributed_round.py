@@ -69,7 +69,7 @@ def _network(root: Path) -> Settings:
     admins = [open_ledger(settings.ledger, f"{org}/admin") for org in ORGS]
     admins[0].propose_profile(document)
     for admin in admins:
-        if admin.vote_profile(PROFILE_ID)["outcome"] == "active":
+        if admin.vote_profile(PROFILE_ID).outcome == "active":
             break
     for node in NODES:
         open_ledger(settings.ledger, node).volunteer(PROFILE_ID)
@@ -285,13 +285,13 @@ def _assert_ledger(network: Settings) -> tuple[str, dict[str, str]]:
         assert rnd.coordinator in NODES
         model = ledger.get_model(PROFILE_ID, 1)
         assert model.sha256 == rnd.raw["model"] and re.fullmatch(r"[0-9a-f]{64}", model.sha256)
-        updates = {u["node"]: u for u in ledger.list_updates(PROFILE_ID, 1)}
+        updates = {u.node: u for u in ledger.list_updates(PROFILE_ID, 1)}
         assert sorted(updates) == NODES
         for node, update in updates.items():
-            assert update["validation"]["passed"], (node, update["validation"])
-            assert re.fullmatch(r"[0-9a-f]{64}", update["sha256"]), node
-            assert update["uri"].startswith("runs:/"), (node, update["uri"])
-        return model.sha256, {node: u["sha256"] for node, u in updates.items()}
+            assert update.validation.passed, (node, update.validation)
+            assert re.fullmatch(r"[0-9a-f]{64}", update.sha256), node
+            assert update.uri.startswith("runs:/"), (node, update.uri)
+        return model.sha256, {node: u.sha256 for node, u in updates.items()}
     finally:
         close_services()
 
@@ -321,10 +321,10 @@ def _assert_mlflow(network: Settings, url: str, served: Path, model_sha256: str)
     finally:
         close_services()
     for update in updates:
-        run_id = update["uri"].removeprefix("runs:/").split("/", 1)[0]
+        run_id = update.uri.removeprefix("runs:/").split("/", 1)[0]
         assert client.get_run(run_id).info.artifact_uri.startswith("mlflow-artifacts:")
-        downloaded = _download(update["uri"], url, served.parent / "downloads" / run_id)
-        assert _sha256(downloaded) == update["sha256"], update["node"]
+        downloaded = _download(update.uri, url, served.parent / "downloads" / run_id)
+        assert _sha256(downloaded) == update.sha256, update.node
     # Written by the server, under its own destination: no worker was given that path.
     assert len(list(served.rglob("update.safetensors"))) == len(NODES)
 

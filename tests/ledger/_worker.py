@@ -24,7 +24,9 @@ def main() -> None:
             ledger.transfer(to, 1)
         print(json.dumps({"done": count, "retried": ledger.conflicts_retried}))
     elif mode == "churn":  # submit until killed
-        print("ready", flush=True)
+        ledger.volunteer(rest[0])
+        ledger.withdraw(rest[0])
+        print("ready", flush=True)  # committing: from now on a kill lands among its writes
         while True:
             ledger.volunteer(rest[0])
             ledger.withdraw(rest[0])

@@ -56,7 +56,7 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
 
 def test_concurrent_processes_lose_nothing(env: LedgerEnv, consortium_dir: Path) -> None:
     _fund(env)
-    assert env.ledger("org1/node0").balances()["nodes"] == {r: 250 for r in RING} | {
+    assert env.ledger("org1/node0").balances().nodes == {r: 250 for r in RING} | {
         r: 0 for r in ["org2/node1", "org3/node1"]
     }
     count = 15
@@ -83,10 +83,10 @@ def test_concurrent_processes_lose_nothing(env: LedgerEnv, consortium_dir: Path)
                 p.kill()
     assert all(r["done"] == count for r in results)
     balances = env.ledger("org1/node0").balances()
-    assert balances["total"] == 1000
-    assert all(balances["nodes"][r] == 250 for r in RING)  # each sent and received `count`
+    assert balances.total == 1000
+    assert all(balances.nodes[r] == 250 for r in RING)  # each sent and received `count`
     for ref in RING:
-        assert env.ledger("org1/node0").balance(ref)["entries"] == 1 + 2 * count
+        assert env.ledger("org1/node0").balance(ref).entries == 1 + 2 * count
     report = verify_ledger(env.ledger_path, jobs=1)  # type: ignore[arg-type]
     assert report.ok, report.problem
     print(
@@ -113,10 +113,11 @@ def test_a_conflict_is_reported_and_a_retry_succeeds(env: LedgerEnv) -> None:
         caught.value.code == "PHANTOM_READ_CONFLICT"
         and caught.value.block_number == status.block_number
     )
-    env.ledger("org2/node0").transfer(
-        "org1/node0", 1
-    )  # the facade's retry path: a fresh endorsement
-    assert env.ledger("org1/node0").balance("org1/node0")["balance"] == 250
+    # The facade's retry path: a fresh endorsement.
+    moved = env.ledger("org2/node0").transfer("org1/node0", 1)
+    assert (moved.from_node, moved.to_node, moved.amount) == ("org2/node0", "org1/node0", 1)
+    assert moved.commit is not None and moved.commit.block_number > status.block_number
+    assert env.ledger("org1/node0").balance("org1/node0").balance == 250
 
 
 def test_a_writer_killed_mid_commit_leaves_a_consistent_ledger(
@@ -131,7 +132,7 @@ def test_a_writer_killed_mid_commit_leaves_a_consistent_ledger(
         )
         try:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-            time.sleep(delay)
+            time.sleep(delay)  # only varies where among the writes the kill lands
         finally:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)

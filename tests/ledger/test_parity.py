@@ -66,20 +66,20 @@ def _scenario(env: LedgerEnv) -> None:
 
 def _world(env: LedgerEnv) -> dict[str, Any]:
     reader = env.ledger("org2/admin")
-    nodes = [n["id"] for n in reader.list_nodes()]
+    nodes = [n.id for n in reader.list_nodes()]
     profiles = sorted(p.id for p in reader.list_profiles())
     return _stable(
         {
             "profiles": {pid: reader.evaluate("GetProfile", pid) for pid in profiles},
-            "nodes": {n: reader.get_node(n) for n in nodes},
+            "nodes": {n: reader.get_node(n).to_json() for n in nodes},
             "volunteers": reader.volunteers("digits-8x8"),
-            "rounds": reader.list_rounds("digits-8x8"),
+            "rounds": [r.to_json() for r in reader.list_rounds("digits-8x8")],
             "round": reader.evaluate("GetRound", "digits-8x8", "1"),
-            "updates": reader.list_updates("digits-8x8", 1),
+            "updates": [u.to_json() for u in reader.list_updates("digits-8x8", 1)],
             "model": reader.evaluate("GetModel", "digits-8x8", "1"),
-            "history": reader.profile_history("digits-8x8"),
-            "budgets": {n: reader.budget(n, "digits-8x8") for n in NODES},
-            "balances": reader.balances(),
+            "history": reader.profile_history("digits-8x8").to_json(),
+            "budgets": {n: reader.budget(n, "digits-8x8").to_json() for n in NODES},
+            "balances": reader.balances().to_json(),
         }
     )
 

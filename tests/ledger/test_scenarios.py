@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from chaincode.election import draw, seed_from_reveals
-from ledger_client import EndorseError, ModelCommitment, UpdateCommitment
+from ledger_client import (
+    EndorseError,
+    EpsilonDelta,
+    ModelCommitment,
+    ModelSource,
+    UpdateCommitment,
+    UpdateValidation,
+    protocol,
+)
 from ledger_client.records import new_seed_secret
 
 from .conftest import LedgerEnv, profile_spec
@@ -37,9 +45,10 @@ def test_profile_is_activated_by_a_majority_of_organizations(env: LedgerEnv) -> 
     proposed = env.ledger("org3/node1").propose_profile(profile_spec("gyro"))
     assert proposed.status == "proposed"
     first = env.ledger("org1/admin").vote_profile("gyro")
-    assert first["outcome"] == "pending" and first["approvals"] == 1
+    assert first.outcome == "pending" and first.approvals == 1 and first.status == "proposed"
+    assert first.commit is not None and first.commit.transaction_id
     second = env.ledger("org3/admin").vote_profile("gyro")
-    assert second["outcome"] == "active"
+    assert second.outcome == "active" and second.status == "active" and second.members == 3
     profile = env.ledger("org2/node1").get_profile("gyro")
     assert profile.status == "active"
     assert sorted(v["org"] for v in profile.votes) == ["org1", "org3"]
@@ -55,10 +64,10 @@ def test_profile_is_rejected_when_a_majority_refuses_and_can_be_retired(env: Led
     env.ledger("org1/admin").propose_profile(profile_spec("bad"))
     env.ledger("org1/admin").vote_profile("bad", approve=False)
     outcome = env.ledger("org2/admin").vote_profile("bad", approve=False)
-    assert outcome["outcome"] == "rejected"
+    assert outcome.outcome == "rejected" and outcome.rejections == 2
     env.active_profile("good")
     env.ledger("org1/admin").vote_profile("good", action="retire")
-    assert env.ledger("org2/admin").vote_profile("good", action="retire")["outcome"] == "retired"
+    assert env.ledger("org2/admin").vote_profile("good", action="retire").outcome == "retired"
     assert env.ledger("org1/admin").get_profile("good").status == "retired"
 
 
@@ -81,20 +90,30 @@ def test_a_full_round_commits_a_model_and_mints_exactly_the_reward(env: LedgerEn
     )
     record = coordinator.commit_model("digits-8x8", 1, model)
     assert record.coordinator == rnd.coordinator and record.sha256 == model.sha256
-    assert coordinator.last_commit is not None and coordinator.last_commit.block_number > 0
-    assert env.ledger("org2/node1").latest_model("digits-8x8").sha256 == model.sha256
+    # The commit comes back with the record that the write returned.
+    assert record.commit is not None and record.commit.block_number > 0
+    latest = env.ledger("org2/node1").latest_model("digits-8x8")
+    assert latest.sha256 == model.sha256 and latest.commit is None  # a read
+    assert latest == record  # the commit is where it landed, not part of the record
     minted = coordinator.mint_rewards("digits-8x8", 1)
     # 1000 · (5, 3, 3) / 11 = 454.5, 272.7, 272.7 → floors 454, 272, 272 (sum 998); the two
     # units left go to the largest remainders (.72, .72 beat .54), ties by node id.
-    assert minted["amounts"] == {"org1/node0": 454, "org2/node0": 273, "org3/node0": 273}
-    assert coordinator.mint_rewards("digits-8x8", 1)["amounts"] == minted["amounts"]  # idempotent
+    assert minted.amounts == {"org1/node0": 454, "org2/node0": 273, "org3/node0": 273}
+    assert minted.total == 1000 and minted.commit is not None
+    again = coordinator.mint_rewards("digits-8x8", 1)
+    assert again.amounts == minted.amounts and again.total == 1000  # idempotent
     balances = env.ledger("org1/node1").balances()
-    assert balances["total"] == 1000 and balances["orgs"] == {"org1": 454, "org2": 273, "org3": 273}
+    assert balances.total == 1000 and balances.orgs == {"org1": 454, "org2": 273, "org3": 273}
+    assert env.ledger("org1/node1").balance("org1/node0").by_kind == {"reward": 454}
     history = env.ledger("org1/node1").profile_history("digits-8x8")
-    assert history["rounds"][0]["model"]["sha256"] == model.sha256
+    assert history.rounds[0].model is not None
+    assert history.rounds[0].model.sha256 == model.sha256
+    assert history.rounds[0].rewards == minted.amounts and history.parent is None
     budget = env.ledger("org1/node0").budget("org1/node0", "digits-8x8")
-    assert budget["spent"] == {"epsilon": "1", "delta": "0.00001"}
-    assert budget["remaining"] == {"epsilon": "2", "delta": "0.00009"}
+    assert budget.spent == EpsilonDelta("1", "0.00001") and budget.rounds == 1
+    assert budget.remaining == EpsilonDelta("2", "0.00009") and not budget.exhausted
+    rounds = env.ledger("org1/node0").list_rounds("digits-8x8")
+    assert [(r.number, r.status, r.coordinator) for r in rounds] == [(1, "closed", rnd.coordinator)]
     assert env.ledger("org1/node0").round_status("digits-8x8").status == "closed"
 
 
@@ -118,7 +137,9 @@ def test_the_election_is_the_deterministic_draw_from_the_reveals(env: LedgerEnv)
     assert rnd.coordinator == draw(seed, dict.fromkeys(NODES, 100))
 
 
-def test_a_coordinator_that_misses_its_deadline_is_replaced_and_penalized(env: LedgerEnv) -> None:
+def test_a_coordinator_that_misses_its_deadline_is_replaced_and_penalized(
+    env: LedgerEnv, tx_clock: TxClock
+) -> None:
     env.bootstrap()
     env.active_profile(schedule={"coordinator_window_s": 3})
     rnd = env.elected_round("digits-8x8", NODES)
@@ -126,48 +147,73 @@ def test_a_coordinator_that_misses_its_deadline_is_replaced_and_penalized(env: L
     with pytest.raises(EndorseError) as early:
         env.ledger(other).replace_coordinator("digits-8x8", rnd.number)
     assert early.value.code == "FAILED_PRECONDITION"
-    _sleep_until(rnd.coordinator_deadline)
+    tx_clock.pass_deadline(rnd.coordinator_deadline)
     replaced = env.ledger(other).replace_coordinator("digits-8x8", rnd.number)
     assert replaced.coordinator != rnd.coordinator and replaced.coordinator in NODES
-    assert env.ledger(other).get_node(rnd.coordinator)["reputation"] == 75
+    assert env.ledger(other).get_node(rnd.coordinator).reputation == 75
     with pytest.raises(EndorseError) as late:
         env.ledger(rnd.coordinator).commit_model("digits-8x8", rnd.number, _model(NODES[:2]))
     assert late.value.code == "FORBIDDEN"
 
 
-def _sleep_until(deadline: int) -> None:
-    """Ledger deadlines are whole seconds of transaction time: wait until one has passed."""
-    time.sleep(max(0.0, deadline - time.time()) + 0.05)
+class TxClock:
+    """The time the ledger client stamps on its proposals: the chaincode's clock (ledger
+    deadlines are whole seconds of transaction time). It stands still, so a step meant to
+    come before a deadline does however slow the machine, and a test moves it to a deadline
+    instead of sleeping until one has passed."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def pass_deadline(self, deadline: int) -> None:
+        self.now = max(self.now, float(deadline))
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the time module, unchanged
+        return getattr(time, name)
 
 
-def test_a_node_that_withholds_its_reveal_is_excluded_and_penalized(env: LedgerEnv) -> None:
+@pytest.fixture
+def tx_clock(monkeypatch: pytest.MonkeyPatch) -> TxClock:
+    clock = TxClock()
+    monkeypatch.setattr(protocol, "time", clock)
+    return clock
+
+
+def test_a_node_that_withholds_its_reveal_is_excluded_and_penalized(
+    env: LedgerEnv, tx_clock: TxClock
+) -> None:
     env.bootstrap()
     env.active_profile(schedule={"join_window_s": 3, "reveal_window_s": 5})
     rnd = env.ledger("org1/node0").open_round("digits-8x8")  # no volunteers: the window decides
     secrets = {ref: new_seed_secret() for ref in NODES}
     for ref, (_, commitment) in secrets.items():
         env.ledger(ref).join_round("digits-8x8", rnd.number, commitment)
-    _sleep_until(rnd.join_deadline)
+    tx_clock.pass_deadline(rnd.join_deadline)
     for ref in NODES[:2]:
         env.ledger(ref).reveal_seed("digits-8x8", rnd.number, secrets[ref][0])
     with pytest.raises(EndorseError) as early:
         env.ledger("org1/node0").elect_coordinator("digits-8x8", rnd.number)
     assert early.value.code == "FAILED_PRECONDITION"  # one participant has not revealed yet
-    _sleep_until(rnd.reveal_deadline)
+    tx_clock.pass_deadline(rnd.reveal_deadline)
     elected = env.ledger("org1/node0").elect_coordinator("digits-8x8", rnd.number)
     assert elected.participants == sorted(NODES[:2])
     assert elected.raw["withheld"] == [NODES[2]]
-    assert env.ledger("org1/node0").get_node(NODES[2])["reputation"] == 90
+    assert env.ledger("org1/node0").get_node(NODES[2]).reputation == 90
 
 
-def test_too_few_reveals_fail_the_round_cleanly_and_a_new_round_can_open(env: LedgerEnv) -> None:
+def test_too_few_reveals_fail_the_round_cleanly_and_a_new_round_can_open(
+    env: LedgerEnv, tx_clock: TxClock
+) -> None:
     env.bootstrap()
     env.active_profile(schedule={"join_window_s": 3, "reveal_window_s": 2}, min_nodes=3)
     rnd = env.ledger("org1/node0").open_round("digits-8x8")
     n = rnd.number
     _secret, commitment = new_seed_secret()
     env.ledger("org1/node0").join_round("digits-8x8", n, commitment)
-    _sleep_until(rnd.reveal_deadline)
+    tx_clock.pass_deadline(rnd.reveal_deadline)
     rnd = env.ledger("org1/node0").elect_coordinator("digits-8x8", n)
     assert (
         rnd.status == "failed"
@@ -212,13 +258,12 @@ def test_an_update_over_the_privacy_budget_is_refused(env: LedgerEnv) -> None:
         )
     assert refused.value.code == "BUDGET_EXCEEDED"
     assert env.height() == before
-    assert env.ledger("org1/node0").budget("org1/node0", "digits-8x8")["spent"]["epsilon"] == "1"
+    assert env.ledger("org1/node0").budget("org1/node0", "digits-8x8").spent.epsilon == "1"
     env.ledger("org1/node0").submit_update(
         "digits-8x8", rnd2.number, update_for("org1/node0", n=2, eps="0.5")
     )
-    assert (
-        env.ledger("org1/node0").budget("org1/node0", "digits-8x8")["remaining"]["epsilon"] == "0"
-    )
+    spent = env.ledger("org1/node0").budget("org1/node0", "digits-8x8")
+    assert spent.remaining is not None and spent.remaining.epsilon == "0" and spent.exhausted
 
 
 def test_a_retried_update_is_idempotent_and_a_different_one_conflicts(env: LedgerEnv) -> None:
@@ -226,9 +271,10 @@ def test_a_retried_update_is_idempotent_and_a_different_one_conflicts(env: Ledge
     env.active_profile()
     rnd = env.elected_round("digits-8x8", NODES)
     node = env.ledger("org2/node0")
-    node.submit_update("digits-8x8", rnd.number, update_for("org2/node0"))
-    node.submit_update("digits-8x8", rnd.number, update_for("org2/node0"))  # same content: fine
-    assert node.budget("org2/node0", "digits-8x8")["spent"]["epsilon"] == "1"  # counted once
+    first = node.submit_update("digits-8x8", rnd.number, update_for("org2/node0"))
+    again = node.submit_update("digits-8x8", rnd.number, update_for("org2/node0"))  # same: fine
+    assert again == first and again.commit != first.commit  # two transactions, one record
+    assert node.budget("org2/node0", "digits-8x8").spent.epsilon == "1"  # counted once
     with pytest.raises(EndorseError) as conflict:
         node.submit_update("digits-8x8", rnd.number, update_for("org2/node0", n=9))
     assert conflict.value.code == "CONFLICT"
@@ -247,11 +293,11 @@ def test_a_failed_validation_is_recorded_as_an_exclusion_without_spend(env: Ledg
     )
     env.ledger("org3/node0").submit_update("digits-8x8", rnd.number, excluded)
     record = env.ledger("org1/node0").get_update("digits-8x8", rnd.number, "org3/node0")
-    assert record["validation"] == {
-        "passed": False,
-        "reason": "label outside the label set",
-        "summary_sha256": "ab" * 32,
-    }
+    assert record.validation == UpdateValidation(
+        summary_sha256="ab" * 32, passed=False, reason="label outside the label set"
+    )
+    assert record.sha256 == "" and record.privacy == EpsilonDelta("0", "0")
+    assert record.node == "org3/node0" and record.num_samples == 80
     with pytest.raises(EndorseError) as bad:
         env.ledger(rnd.coordinator).commit_model(
             "digits-8x8", rnd.number, _model(["org3/node0", "org1/node0"])
@@ -412,11 +458,8 @@ def test_a_child_s_first_round_starts_from_its_parent_s_champion_when_compatible
     record = env.ledger("org1/node1").get_model("digits-scanner", 1)
     assert record.raw["base_model"] == parent_model and record.raw["base_profile"] == "digits"
     history = env.ledger("org1/node1").profile_history("digits-scanner")
-    assert history["rounds"][0]["base"] == {
-        "model": parent_model,
-        "profile": "digits",
-        "source": "parent",
-    }
+    assert history.rounds[0].base == ModelSource(parent_model, "digits", "parent")
+    assert history.parent == "digits" and history.raw["parent"] == "digits"
     second = env.elected_round("digits-scanner", NODES)  # from then on, its own lineage
     assert (second.base_model, second.base_profile, second.base_source) == (
         child_model,
@@ -442,25 +485,27 @@ def test_demand_is_counted_per_characteristic_set_and_requester(env: LedgerEnv) 
     env.ledger("org1/admin").record_demand(wanted)
     same = {"modality": "Image ", "resolution": "16X16", "channels": ["x", "y", "x"]}
     mine = env.ledger("org2/node0").record_demand(same)
-    assert mine["requests"] == 1 and mine["characteristics"]["channels"] == ["x", "y"]
+    assert mine.requests == 1 and mine.characteristics["channels"] == ["x", "y"]
+    assert mine.requester == "org2/node0" and mine.org == "org2" and mine.commit is not None
     env.ledger("org3/node1").record_demand({"sensor": "magnetometer"})
     groups = env.ledger("org2/admin").list_demand()
-    assert [g["requests"] for g in groups] == [3, 1]
+    assert [g.requests for g in groups] == [3, 1]
     top = groups[0]
-    assert top["requesters"] == ["org1/admin", "org2/node0"] and top["orgs"] == ["org1", "org2"]
-    assert top["characteristics"] == {
+    assert top.signature == mine.signature
+    assert top.requesters == ["org1/admin", "org2/node0"] and top.orgs == ["org1", "org2"]
+    assert top.characteristics == {
         "channels": ["x", "y"],
         "modality": "image",
         "resolution": "16x16",
     }
-    assert top["profiles"] == []
-    assert [g["requests"] for g in env.ledger("org2/admin").list_demand(3, 2)] == [3]
+    assert top.profiles == []
+    assert [g.requests for g in env.ledger("org2/admin").list_demand(3, 2)] == [3]
     assert env.ledger("org2/admin").list_demand(1, 3) == []
 
     env.ledger("org1/admin").propose_profile(
-        profile_spec("digits-16x16", characteristics={**top["characteristics"], "extra": 1})
+        profile_spec("digits-16x16", characteristics={**top.characteristics, "extra": 1})
     )
-    assert env.ledger("org2/admin").list_demand(3, 2)[0]["profiles"] == ["digits-16x16"]
+    assert env.ledger("org2/admin").list_demand(3, 2)[0].profiles == ["digits-16x16"]
 
     before = env.height()
     for bad in ({"Bad Key": "x"}, {"rate": 1.5}, {}, {"k": "x" * 300}, ["a"], "x" * 9000):
@@ -476,9 +521,13 @@ def test_a_node_advertises_its_data_characteristics_with_its_update(env: LedgerE
     rnd = env.elected_round("digits-8x8", NODES)
     chars = {"modality": "image", "resolution": "8x8", "source": "scanner-a"}
     update = UpdateCommitment(**{**update_for("org1/node0").__dict__, "characteristics": chars})
-    env.ledger("org1/node0").submit_update("digits-8x8", rnd.number, update)
+    submitted = env.ledger("org1/node0").submit_update("digits-8x8", rnd.number, update)
     record = env.ledger("org2/node0").get_update("digits-8x8", rnd.number, "org1/node0")
-    assert record["characteristics"] == chars
+    assert record.characteristics == chars and record == submitted
+    assert record.metrics == {"loss": 123_000} and record.privacy == EpsilonDelta("1", "0.00001")
+    assert [u.node for u in env.ledger("org2/node0").list_updates("digits-8x8", rnd.number)] == [
+        "org1/node0"
+    ]
     bad = UpdateCommitment(**{**update_for("org2/node0").__dict__, "characteristics": {"X": 1}})
     with pytest.raises(EndorseError) as refused:
         env.ledger("org2/node0").submit_update("digits-8x8", rnd.number, bad)

@@ -53,8 +53,8 @@ def family_home(factory: pytest.TempPathFactory) -> Family:
 
 
 def _build(home: Path) -> Family:
-    from flows import tracking
     from fedspec.demo.setup import PROFILES, setup_consortium
+    from flows import tracking
     from registry.tracking import ensure_experiment
 
     settings = Settings.load(home, env={})
@@ -85,5 +85,5 @@ def _propose_untrained(family: Family) -> None:
     spec.pop("parent", None)
     admin.propose_profile(spec)
     for org in ORGS:
-        if family.ledger(f"{org}/admin").vote_profile(UNTRAINED)["outcome"] == "active":
+        if family.ledger(f"{org}/admin").vote_profile(UNTRAINED).outcome == "active":
             break

