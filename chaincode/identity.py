@@ -6,6 +6,7 @@ MSP's CA; the chaincode decides *what* that identity may do.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -38,7 +39,6 @@ class Creator:
 @lru_cache(maxsize=1024)
 def parse_creator(msp_id: str, cert_pem: bytes) -> Creator:
     """Parse once per certificate: parsing is pure, and callers repeat the same few identities."""
-    import hashlib
 
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
@@ -51,6 +51,7 @@ def parse_creator(msp_id: str, cert_pem: bytes) -> Creator:
     if not cns:
         raise Forbidden("the creator's certificate has no common name")
     role = next((ou for ou in ous if ou in ROLES), "member")
+    # Deferred: loads cryptography only when used.
     from cryptography.hazmat.primitives.serialization import Encoding
 
     digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()

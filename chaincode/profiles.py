@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from chaincode import keys
-from chaincode.common import check_profile_id, load_profile, parse_bool, require_member
+from chaincode.common import (
+    check_profile_id,
+    load_profile,
+    parse_bool,
+    require_member,
+    require_node,
+)
 from chaincode.context import Tx, canonical
 from chaincode.errors import AlreadyExists, FailedPrecondition, Forbidden, InvalidArgument
 from chaincode.schema import parse_json_argument, validate_profile
@@ -19,8 +25,6 @@ async def propose_profile(tx: Tx, profile_json: str) -> dict[str, Any]:
     """Any member (an admin or a registered node) may propose; proposing changes nothing else."""
     await require_member(tx)
     if tx.creator.role == "client":
-        from chaincode.common import require_node
-
         await require_node(tx)
     elif tx.creator.role != "admin":
         raise Forbidden(f"{tx.creator.id} ({tx.creator.role}) may not propose profiles")

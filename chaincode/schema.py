@@ -9,6 +9,7 @@ checks keywords in schema order, so the reported problem is deterministic.
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
@@ -98,7 +99,6 @@ def decimal(text: Any, what: str) -> Fraction:
     """An exact decimal string as a Fraction: budgets are compared exactly, never in floats."""
     if not isinstance(text, str):
         raise InvalidArgument(f'{what} must be a decimal string such as "0.5" or "1e-5"')
-    import re
 
     if not re.fullmatch(r"-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,12})?([eE]-?[0-9]{1,2})?", text):
         raise InvalidArgument(f'{what} must be a decimal string such as "0.5" or "1e-5"')

@@ -25,6 +25,7 @@ from fabric_network.configs import orderer_env, peer_env, write_configtx
 from fabric_network.layout import NetworkLayout
 from fedspec.errors import ErrorCode, FedspecError
 from fedspec.fileio import write_atomic
+from ledger_client.backends import LedgerConfig, open_ledger
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fabric-binaries"
 START_TIMEOUT_S = 60.0
@@ -317,7 +318,6 @@ def _start_chaincode(layout: NetworkLayout, package_ids: dict[str, str], only: s
 def _wait_all(layout: NetworkLayout) -> None:
     """Ready means every peer's Gateway can *endorse* a chaincode call: that needs the other
     organizations' peers found through gossip (discovery), not just its own chaincode."""
-    from ledger_client.backends import LedgerConfig, open_ledger
 
     consortium = layout.consortium
     deadline = time.monotonic() + START_TIMEOUT_S

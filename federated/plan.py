@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from federated.errors import FederatedError
+from federated.preprocessing import scale_features
 from federated.privacy import PrivacyConfig
 from federated.strategies import create_strategy, guard_strategy
 from federated.types import GlobalModel, NDArray, Strategy
@@ -123,7 +124,6 @@ class TrainingPlan:
 
     def prepare(self, X: Any) -> NDArray:
         """Raw feature rows → the scaled rows every model of the profile trains and predicts on."""
-        from federated.preprocessing import scale_features
 
         return scale_features(X, self.spec.get("feature_schema") or {})
 
@@ -131,6 +131,7 @@ class TrainingPlan:
         """Round 0: seeded initial weights, or an empty tree ensemble."""
         if self.is_tree:
             return GlobalModel(self.family, b"")
+        # Deferred: loads safetensors, scipy, sklearn only when used.
         from federated.simulation import initial_model
 
         return initial_model(self.family, self.hyperparameters, seed=self.seed("initial"))

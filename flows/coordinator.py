@@ -16,10 +16,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import fedspec
+from federated.contribution import (
+    NodeReport,
+    aggregation_evaluator,
+    contribution_scores,
+    shapley_values,
+)
 from federated.errors import ContributionError, FederatedError, QuorumNotMetError
 from federated.exchange import decode_update, encode_global_model, sha256_hex
+from federated.models.metrics import classification_metrics, regression_metrics
 from federated.plan import TrainingPlan
 from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel, Strategy
+from federated.validation import ValidationSummary
 from fedspec.errors import ErrorCode
 from flows import timing, tracking
 from flows.environment import NodeEnvironment
@@ -33,7 +41,19 @@ from ledger_client import (
     UpdateRecord,
     to_fixed,
 )
-from registry import ArtifactIntegrityError, ArtifactMissingError
+from registry import (
+    ArtifactIntegrityError,
+    ArtifactMissingError,
+    champion,
+    decide_alias,
+    evaluate_global_model,
+    node_runs,
+    objective_of,
+    promote,
+    record_ledger_commit,
+    register_global_model,
+    round_params,
+)
 
 if TYPE_CHECKING:
     from registry import AliasDecision, ModelVersionInfo
@@ -107,8 +127,6 @@ class Coordinator:
             )
 
     def run(self, rnd: Round) -> CoordinatorReport:
-        from registry import round_params
-
         self._start(rnd)
         self.progress("coordinating")
         tracking.log_params(self.run_id, round_params(self.profile, rnd.participants))
@@ -254,9 +272,6 @@ class Coordinator:
     def _verified(
         self, rnd: Round, records: dict[str, UpdateRecord]
     ) -> tuple[list[FitResult], list[FitFailure], list[Any]]:
-        from federated.contribution import NodeReport
-        from federated.validation import ValidationSummary
-
         results: list[FitResult] = []
         failures: list[FitFailure] = []
         reports: list[Any] = []
@@ -341,7 +356,6 @@ class Coordinator:
 
     def _evaluate(self, model: GlobalModel, evaluation: Any) -> dict[str, float]:
         """The profile's objective, quality, latency, size and CPU-time on the held-out set."""
-        from registry import evaluate_global_model
 
         return evaluate_global_model(
             adapter_for(self.plan, model),
@@ -360,12 +374,6 @@ class Coordinator:
         reports: list[Any],
         evaluation: Any,
     ) -> dict[str, int]:
-        from federated.contribution import (
-            aggregation_evaluator,
-            contribution_scores,
-            shapley_values,
-        )
-
         def score(candidate: GlobalModel) -> float:
             if candidate.parameters == b"":  # round 0 of trees: no ensemble yet
                 metrics = _constant_predictor_metrics(self.plan, evaluation.y)
@@ -396,8 +404,6 @@ class Coordinator:
     def _register(
         self, rnd: Round, data: bytes, metrics: dict[str, float], evaluation: Any
     ) -> ModelVersionInfo:
-        from registry import register_global_model
-
         return register_global_model(
             self.profile,
             rnd.number,
@@ -410,7 +416,6 @@ class Coordinator:
 
     def _decide(self, metrics: dict[str, float]) -> AliasDecision:
         """Champion if it beats the current champion on the profile's objective."""
-        from registry import champion, decide_alias, objective_of
 
         current = champion(self.plan.profile_id)
         return decide_alias(
@@ -418,8 +423,6 @@ class Coordinator:
         )
 
     def _promote(self, digest: str, metrics: dict[str, float], committed: Committed | None) -> None:
-        from registry import promote, record_ledger_commit
-
         if committed is not None:
             record_ledger_commit(
                 self.plan.profile_id,
@@ -432,8 +435,6 @@ class Coordinator:
         promote(self.profile, digest, metrics)
 
     def _receipt(self, rnd: Round, digest: str, records: dict[str, UpdateRecord]) -> dict[str, Any]:
-        from registry import node_runs
-
         return {
             "code_version": fedspec.__version__,
             "strategy": self.plan.strategy_name,
@@ -460,9 +461,8 @@ def _summary_uri(update_uri: str) -> str:
 def _constant_predictor_metrics(plan: TrainingPlan, y: Any) -> dict[str, float]:
     """What knowing nothing scores: the label prior (or the mean), the value of an empty
     tree ensemble when contributions are scored against it."""
+    # Deferred: loads numpy only when used.
     import numpy as np
-
-    from federated.models.metrics import classification_metrics, regression_metrics
 
     y = np.asarray(y)
     if plan.task_type != "classification":

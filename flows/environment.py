@@ -29,6 +29,7 @@ from federated.errors import DatasetError
 from federated.plan import matches
 from fedspec.app.settings import Settings
 from fedspec.fileio import write_atomic
+from flows.timing import TimedProxy
 from ledger_client import FedspecLedger, open_ledger
 
 
@@ -47,8 +48,6 @@ class NodeEnvironment:
 
     @cached_property
     def ledger(self) -> FedspecLedger:
-        from flows.timing import TimedProxy
-
         # Every ledger call is a "ledger" span of the round benchmark (flows.timing).
         return cast(
             FedspecLedger, TimedProxy(open_ledger(self.settings.ledger, self.node), "ledger")

@@ -21,19 +21,27 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from federated.errors import FederatedError
-from federated.exchange import decode_global_model, encode_update, sha256_hex
+from federated.errors import FederatedError, PrivacyBudgetError
+from federated.exchange import decode_global_model, decode_update, encode_update, sha256_hex
 from federated.plan import TrainingPlan
+from federated.privacy import PrivacySpend
+from federated.simulation import train_node
+from federated.trees import bagging_local_update
 from federated.types import FitResult, GlobalModel, Scalar
+from federated.validation import ValidationSummary, canonical_json, check_local_data, explain
+from fedspec.app.settings import Settings
 from fedspec.errors import ErrorCode
 from fedspec.fileio import write_atomic
 from flows import timing, tracking
 from flows.coordinator import Coordinator
 from flows.environment import NodeEnvironment
+from flows.models import ProfileModel
 from flows.updates import TRAINED_FROM, TRAINED_ROUND
 from ledger_client import (
     Budget,
@@ -43,6 +51,7 @@ from ledger_client import (
     new_seed_secret,
     to_fixed,
 )
+from registry.models import fetch_model_bytes
 
 if TYPE_CHECKING:
     from federated.validation import ValidationSummary
@@ -197,7 +206,6 @@ class NodeAgent:
     def _global_model(self, rnd: Round) -> GlobalModel:
         if not rnd.base_model:
             return self.plan.initial_model()
-        from registry.models import fetch_model_bytes
 
         # Verified against the ledger's hash before a single byte is deserialized; a child
         # profile's first round starts from its parent's champion, registered under the
@@ -238,8 +246,6 @@ class NodeAgent:
         )
 
     def _update(self, rnd: Round, run_id: str) -> UpdateCommitment:
-        from federated.errors import PrivacyBudgetError
-
         if (
             self.plan.privacy is not None
             and self.env.read_state(self.profile_id, self.round_no, "update") is None
@@ -282,7 +288,6 @@ class NodeAgent:
         )
         digest = sha256_hex(stored)
         uri = tracking.log_bytes(run_id, "update.safetensors", self._upload_bytes(stored))
-        from federated.exchange import decode_update
 
         result, _ = decode_update(stored)
         metrics = {
@@ -310,12 +315,6 @@ class NodeAgent:
         and reused while neither changes, rather than re-run every round (Great Expectations
         takes ~0.1–0.5 s per node per round, a large share of a small round).
         """
-        from federated.validation import (
-            ValidationSummary,
-            canonical_json,
-            check_local_data,
-            explain,
-        )
 
         key = hashlib.sha256()
         key.update(canonical_json(dict(self.plan.spec)).encode())
@@ -352,8 +351,6 @@ class NodeAgent:
 
     def _fit_scaled(self, global_model: GlobalModel, X: Any, y: Any) -> tuple[FitResult, Any]:
         if self.plan.is_tree:
-            from federated.trees import bagging_local_update
-
             trees = bagging_local_update(
                 global_model.parameters if isinstance(global_model.parameters, bytes) else b"",
                 X,
@@ -362,8 +359,6 @@ class NodeAgent:
                 local_rounds=self.plan.local_rounds,
             )
             return FitResult(self.env.node, trees, len(y), {}), None
-        from federated.privacy import PrivacySpend
-        from federated.simulation import train_node
 
         spent: list[PrivacySpend] = []
         if self.plan.privacy is not None:
@@ -435,13 +430,10 @@ class NodeAgent:
         if self.outcome.status != "ok" or not self.outcome.model_sha256:
             return
         try:
-            from registry.models import fetch_model_bytes
-
             model = decode_global_model(
                 fetch_model_bytes(self.profile_id, self.outcome.model_sha256)
             )
             data = self.env.local_data(dict(self.plan.characteristics))
-            from flows.models import ProfileModel
 
             metrics = ProfileModel.of(self.plan, model).metrics(data.valid.X, data.valid.y)
             self.outcome.metrics.update({f"local_valid_{k}": float(v) for k, v in metrics.items()})
@@ -459,7 +451,6 @@ def run_node(
 ) -> dict[str, Any]:
     """One node's agent for one round, as a plain function (no Prefect: the round flow's
     tasks, the node-round deployment and ``fedspec round node`` all call it)."""
-    from fedspec.app.settings import Settings
 
     env = NodeEnvironment(node, Settings.load(home))
     tracking.configure(env.settings.mlflow_tracking_uri, env.settings.home / "mlflow" / "artifacts")
@@ -496,17 +487,12 @@ def _clip(text: str, limit: int = 300) -> str:
 
 
 def _decimal(text: str) -> str:
-    from decimal import Decimal
-
     value = Decimal(repr(float(text)))
     return format(value.normalize(), "f") if value else "0"
 
 
 def _check_ledger_budget(budget: Budget, plan: TrainingPlan) -> None:
     """Refuse before training when the ledger (Σε, Σδ, exact) would refuse the update."""
-    from fractions import Fraction
-
-    from federated.errors import PrivacyBudgetError
 
     remaining = budget.remaining
     if remaining is None or plan.privacy is None:

@@ -31,7 +31,9 @@ from fedspec.app.settings import Settings
 from fedspec.errors import ErrorCode
 from flows import tracking
 from flows.node_agent import NodeOutcome, run_node
-from ledger_client import Round, UpdateRecord, from_fixed
+from flows.specialization import specialization_check
+from ledger_client import Consortium, EndorseError, Round, UpdateRecord, from_fixed, open_ledger
+from registry import round_params
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -50,6 +52,7 @@ def local_api_settings() -> Iterator[None]:
     heartbeats. Nothing there watches for crashed runs, and a flow's heartbeat thread sleeps
     in 1 s steps that its end waits out: 1.1 s per flow call with it, 0.13 s without,
     measured here — most of a small round's orchestration. A real server keeps them."""
+    # Deferred: loads prefect only when used.
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -98,8 +101,6 @@ def node_round(
 
 @task(name="open-round", retries=2, retry_delay_seconds=1)
 def open_round_task(profile_id: str, opener: str, home: str | None) -> dict[str, Any]:
-    from ledger_client import EndorseError, open_ledger
-
     settings = _settings(home)
     ledger = open_ledger(settings.ledger, opener)
     try:
@@ -123,7 +124,6 @@ def settle_round_task(profile_id: str, round_no: int, opener: str, home: str | N
     """Make sure the round ends. Node agents drive it; if every agent is gone (crashed,
     timed out) the opener elects at the reveal deadline and replaces each coordinator that
     misses its deadline, until the round closes or fails with "no participant is left"."""
-    from ledger_client import EndorseError, open_ledger
 
     ledger = open_ledger(_settings(home).ledger, opener)
     rnd = ledger.get_round(profile_id, round_no)
@@ -166,7 +166,6 @@ def federated_round(
     """One round of ``profile_id``: open it, dispatch it to the volunteering nodes, report;
     then (``specialize``) check whether the profile should split or demand calls for a new
     profile (:mod:`flows.specialization`)."""
-    from ledger_client import open_ledger
 
     logger = get_run_logger()
     settings = _settings(home)
@@ -175,7 +174,6 @@ def federated_round(
     nodes = nodes if nodes is not None else ledger.volunteers(profile_id)
     opened = open_round_task(profile_id, opener, home)
     round_no = int(opened["round"])
-    from registry import round_params
 
     profile = {**ledger.get_profile(profile_id).spec, "id": profile_id}
     # Participants are fixed by the election; the coordinator logs them (params are immutable).
@@ -245,7 +243,6 @@ def _specialize(
     """The specialization check, as the round's coordinator. The round is committed
     whatever happens here: a failed check is logged and reported, never the round's
     failure."""
-    from flows.specialization import specialization_check
 
     try:
         return specialization_check(
@@ -290,6 +287,7 @@ def _dispatch_deployments(
     for all of them. Each run gets ids only (never a path): the worker's own settings say
     where its organization's data and keys are. Returns each run's final state; what the node
     did is read from the ledger afterwards (:func:`_ledger_outcome`)."""
+    # Deferred: loads prefect only when used.
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
@@ -382,6 +380,7 @@ def _artifact_key(text: str) -> str:
 
 def _publish(summary: dict[str, Any]) -> None:
     """The round as a table in the Prefect UI."""
+    # Deferred: loads prefect only when used.
     from prefect.artifacts import create_table_artifact
 
     rows = [
@@ -424,7 +423,6 @@ def federated_training(
     dispatch: str = "local",
 ) -> list[dict[str, Any]]:
     """``rounds`` rounds of one profile, one after the other."""
-    from ledger_client import Consortium
 
     settings = _settings(home)
     if not opener:

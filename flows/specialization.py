@@ -41,7 +41,9 @@ from federated.divergence import (
 from federated.errors import FederatedError
 from federated.plan import TrainingPlan
 from fedspec.app.settings import Settings, SpecializationSettings
+from flows import tracking
 from flows.children import Child, ChildPlan, plan_children
+from ledger_client import Consortium, EndorseError, IdentityError, from_fixed, open_ledger
 
 if TYPE_CHECKING:
     from ledger_client import FedspecLedger, Round, RoundSummary, UpdateRecord
@@ -129,8 +131,6 @@ def check_profile(
     """Run divergence detection on ``profile_id``'s last committed rounds (and the demand
     check); with ``propose``, propose what it finds as ``proposer`` (default: the latest
     checked round's coordinator)."""
-    from flows import tracking
-    from ledger_client import open_ledger
 
     tracking.configure(settings.mlflow_tracking_uri, settings.home / "mlflow" / "artifacts")
     ledger = open_ledger(settings.ledger, reader or _first_admin(settings))
@@ -267,6 +267,7 @@ def _round_divergence(
 ) -> tuple[DivergenceReport | None, str]:
     """Sattler et al.'s test on one round's included updates, each a delta against the
     round's base model."""
+    # Deferred: loads safetensors only when used.
     from federated.exchange import decode_update
     from flows.updates import base_model, prefetch, staleness
 
@@ -303,8 +304,6 @@ def _included_updates(ledger: FedspecLedger, profile_id: str, number: int) -> li
 
 
 def _losses(records: Sequence[UpdateRecord]) -> dict[str, float]:
-    from ledger_client import from_fixed
-
     out = {}
     for record in records:
         name = next((m for m in LOSS_METRICS if m in record.metrics), None)
@@ -355,6 +354,7 @@ def _same_child(profiles: Iterable[Profile], parent_id: str, child: Child) -> Pr
 
 
 def _demand(ledger: FedspecLedger, settings: Settings, report: SpecializationReport) -> None:
+    # Deferred: loads safetensors, scipy, sklearn only when used.
     from registry.demand import DemandPolicy, suggest_profiles
 
     policy = DemandPolicy.from_settings(settings.specialization)
@@ -374,8 +374,6 @@ def _demand(ledger: FedspecLedger, settings: Settings, report: SpecializationRep
 
 
 def _propose(ledger: FedspecLedger, report: SpecializationReport) -> None:
-    from ledger_client import EndorseError
-
     for entry in report.children + report.demand:
         if entry["status"] != "new" or entry.get("document") is None:
             continue
@@ -394,7 +392,6 @@ def _proposer(
 ) -> tuple[FedspecLedger, str]:
     """The ledger as the round's coordinator, or — when its key is not in this home (a
     consortium member's worker holds only its own organization's keys) — as the caller."""
-    from ledger_client import IdentityError, open_ledger
 
     for identity in (wanted, fallback, _first_admin(settings)):
         if identity:
@@ -406,8 +403,6 @@ def _proposer(
 
 
 def _first_admin(settings: Settings) -> str:
-    from ledger_client import Consortium
-
     return Consortium.load(settings.ledger.consortium_dir).first_admin
 
 
@@ -422,6 +417,7 @@ def specialization_check(
 ) -> dict[str, Any]:
     """Divergence and demand checks after a round of ``profile_id``; the report is logged
     (and kept in the round's MLflow run as ``specialization.json``)."""
+    # Deferred: loads prefect only when used.
     from prefect import get_run_logger
 
     logger = get_run_logger()
@@ -436,7 +432,5 @@ def specialization_check(
         logger.info("%s: %s", profile_id, line)
     doc = report.to_json()
     if run_id:
-        from flows import tracking
-
         tracking.log_bytes(run_id, "specialization.json", json.dumps(doc, indent=2).encode())
     return doc

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 
 import registry
 from flows.timing import span
+from registry import configure as _configure
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +59,6 @@ __all__ = [
 
 def configure(tracking_uri: str, artifact_root: Path) -> None:
     """This process's tracking store; a local directory holds artifacts of a SQLite store."""
-    from registry import configure as _configure
 
     local = tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri
     _configure(tracking_uri, artifact_root=artifact_root if local else None)

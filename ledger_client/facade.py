@@ -13,8 +13,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from chaincode.errors import ChaincodeError
+from chaincode.identity import parse_creator
 from chaincode.schema import validate_profile
-from ledger_client.errors import RETRYABLE_COMMIT_CODES, CommitError
+from ledger_client.errors import RETRYABLE_COMMIT_CODES, CommitError, EndorseError
 from ledger_client.gateway import Contract
 from ledger_client.records import (
     Balance,
@@ -55,7 +57,6 @@ class FedspecLedger:
     @property
     def caller(self) -> str:
         """The caller's ledger id (``<msp>/<common name>``)."""
-        from chaincode.identity import parse_creator
 
         ident = self.contract.gateway.identity
         return parse_creator(ident.msp_id, ident.credentials).id
@@ -113,9 +114,6 @@ class FedspecLedger:
 
     # ---------------------------------------------------------------- profiles
     def propose_profile(self, spec: Mapping[str, Any]) -> Profile:
-        from chaincode.errors import ChaincodeError
-        from ledger_client.errors import EndorseError
-
         try:
             validate_profile(dict(spec))  # a readable refusal before anything is signed
         except ChaincodeError as exc:
@@ -225,12 +223,14 @@ class FedspecLedger:
 
     def height(self) -> int:
         """Number of blocks on the channel (the next block's number)."""
+        # Deferred: loads fabric_protos only when used.
         from fabric_protos.common import ledger_pb2
 
         return int(ledger_pb2.BlockchainInfo.FromString(self._qscc("GetChainInfo")).height)
 
     def chain_info(self) -> ChainInfo:
         """Height and the hash of the last block, as this identity's peer reports them."""
+        # Deferred: loads fabric_protos only when used.
         from fabric_protos.common import ledger_pb2
 
         info = ledger_pb2.BlockchainInfo.FromString(self._qscc("GetChainInfo"))
@@ -242,12 +242,14 @@ class FedspecLedger:
 
     def block(self, number: int) -> Any:
         """The block ``number`` as a ``common.Block`` protobuf."""
+        # Deferred: loads fabric_protos only when used.
         from fabric_protos.common import common_pb2
 
         return common_pb2.Block.FromString(self._qscc("GetBlockByNumber", str(number)))
 
     def transaction(self, transaction_id: str) -> Any:
         """The processed transaction (envelope and validation code) with this id."""
+        # Deferred: loads fabric_protos only when used.
         from fabric_protos.peer import transaction_pb2
 
         return transaction_pb2.ProcessedTransaction.FromString(

@@ -35,6 +35,7 @@ class Identity:
     credentials: bytes  # PEM certificate
 
     def serialize(self) -> bytes:
+        # Deferred: loads fabric_protos only when used.
         from fabric_protos.msp import identities_pb2
 
         return bytes(
@@ -68,6 +69,7 @@ def new_private_key_signer(private_key: ec.EllipticCurvePrivateKey) -> Signer:
 def verify_signature(
     public_key: ec.EllipticCurvePublicKey, signature: bytes, message: bytes
 ) -> bool:
+    # Deferred: loads cryptography only when used.
     from cryptography.exceptions import InvalidSignature
 
     try:
@@ -99,6 +101,7 @@ class MspIdentity:
 
 def load_msp_identity(msp_dir: Path, msp_id: str) -> MspIdentity:
     """Read ``signcerts/*.pem`` and ``keystore/*`` of an MSP folder; errors name the folder."""
+    # Deferred: loads cryptography only when used.
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 

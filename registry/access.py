@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from federated.errors import FederatedError
 from federated.exchange import sha256_hex
+from federated.plan import TrainingPlan
 from federated.types import NDArray
 from fedspec.errors import ErrorCode
 from registry.errors import (
@@ -43,6 +45,7 @@ from registry.matching import (
     ledger_champion,
     profile_bounds,
 )
+from registry.models import fetch_model_bytes
 from registry.profiles import (
     load_global_adapter,
     n_features_of,
@@ -135,6 +138,7 @@ class VerifiedModel:
         return X
 
     def _call(self, X: NDArray, output: str) -> Any:
+        # Deferred: loads mlflow only when used.
         from mlflow.exceptions import MlflowException
 
         try:
@@ -153,8 +157,8 @@ def load_verified(ledger: FedspecLedger, profile_id: str) -> VerifiedModel:
     for it, ``ModelNotFoundError`` when MLflow has no version with the ledger's hash, and
     ``ArtifactIntegrityError`` when the stored bytes hash to something else.
     """
+    # Deferred: loads fabric_protos, google only when used.
     from ledger_client.errors import LedgerError
-    from registry.models import fetch_model_bytes
     from registry.pyfunc import FedspecGlobalModel
 
     try:
@@ -191,8 +195,6 @@ def load_verified(ledger: FedspecLedger, profile_id: str) -> VerifiedModel:
 def _hyperparameters(profile_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """Those the rounds trained with: the flows' plan, derived from the ledger's profile
     (the coordinator registers every version with them)."""
-    from federated.errors import FederatedError
-    from federated.plan import TrainingPlan
 
     try:
         planned = TrainingPlan.from_profile(profile_id, spec).hyperparameters

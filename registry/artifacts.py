@@ -68,6 +68,7 @@ def fetch_bytes(uri: str, *, sha256: str) -> bytes:
 
 
 def _download(uri: str) -> bytes:
+    # Deferred: loads mlflow only when used.
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
 

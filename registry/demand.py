@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from chaincode.demand import signature
 from registry.errors import QueryError
 from registry.matching import Match, rank_profiles
 from registry.query import Query, parse_query, resolution_of
@@ -114,7 +115,6 @@ def note_demand(
 ) -> DemandNote | None:
     """Record the query's characteristics as demand if no profile fits it well; ``None``
     when one does, or when the query states no characteristics (nothing to specialize on)."""
-    from chaincode.demand import signature
 
     policy = policy or DemandPolicy()
     reason = unmatched(matches, policy.score_threshold)

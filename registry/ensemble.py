@@ -131,6 +131,7 @@ def staged_ensemble(ensemble: Ensemble, input_example: NDArray) -> Iterator[dict
     """Keyword arguments for ``mlflow.pyfunc.log_model`` / ``save_model`` (the member files
     live in a temporary folder until the block ends). ``input_example``: a few of the
     client's raw rows, from which the signature is inferred."""
+    # Deferred: loads mlflow only when used.
     from mlflow.models import infer_signature
 
     example = np.asarray(input_example, dtype=np.float64)[:EXAMPLE_ROWS]
@@ -169,6 +170,7 @@ def staged_ensemble(ensemble: Ensemble, input_example: NDArray) -> Iterator[dict
         labels = np.asarray(ensemble.predict(example).labels)
         requirements = sorted({r for f in sorted(families) for r in pip_requirements(f)})
         if any(m.fit.kind == "resample" for m in ensemble.members):
+            # Deferred: loads scipy only when used.
             import scipy
 
             requirements.append(f"scipy=={scipy.__version__}")
@@ -188,6 +190,7 @@ def staged_ensemble(ensemble: Ensemble, input_example: NDArray) -> Iterator[dict
 
 def save_ensemble(ensemble: Ensemble, path: str | Path, input_example: NDArray) -> Path:
     """Save the ensemble as an MLflow model folder at ``path`` (which must not exist)."""
+    # Deferred: loads mlflow only when used.
     import mlflow
 
     with staged_ensemble(ensemble, input_example) as kwargs:

@@ -74,6 +74,7 @@ def ledger_champion(ledger: FedspecLedger, profile_id: str) -> Champion | None:
     whose alias is ``champion`` is what that pointer names (a challenger is recorded, not
     served). ``profile_history`` lists the committed models, ``get_model`` their alias.
     """
+    # Deferred: loads fabric_protos, google only when used.
     from ledger_client.records import from_fixed
 
     rounds = ledger.profile_history(profile_id).rounds

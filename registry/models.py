@@ -22,7 +22,12 @@ import numpy as np
 from federated.exchange import sha256_hex
 from federated.types import NDArray
 from registry.artifacts import check_sha256, fetch_bytes
-from registry.errors import InvalidModelError, ModelNotFoundError, TrackingError
+from registry.errors import (
+    ArtifactIntegrityError,
+    InvalidModelError,
+    ModelNotFoundError,
+    TrackingError,
+)
 from registry.profiles import (
     family_of_profile,
     load_global_adapter,
@@ -167,6 +172,7 @@ def get_version(
 ) -> ModelVersionInfo:
     """A version by ``alias`` (``champion``, ``challenger``) or number; ``ModelNotFoundError``
     if there is none."""
+    # Deferred: loads mlflow only when used.
     from mlflow.exceptions import MlflowException
 
     if (alias is None) == (version is None):
@@ -192,6 +198,7 @@ def fetch_model_bytes(profile_id: str, sha256: str) -> bytes:
     found = find_version(profile_id, sha256)
     if found is None:
         raise ModelNotFoundError(f"{profile_id} has no version with sha256 {sha256}", sha256=sha256)
+    # Deferred: loads mlflow, pandas only when used.
     from registry.pyfunc import MODEL_FILE
 
     return fetch_bytes(f"{found.uri}/artifacts/{MODEL_FILE}", sha256=found.sha256)
@@ -228,6 +235,7 @@ def load_pyfunc(
 ) -> PyFuncModel:
     """Load a version as a pyfunc (its ``load_context`` verifies the bytes' hash), by alias
     or hash, and check the hash the model was built with is the registry's ``sha256`` tag."""
+    # Deferred: loads mlflow only when used.
     import mlflow
 
     if sha256 is not None:
@@ -240,8 +248,6 @@ def load_pyfunc(
         model: PyFuncModel = mlflow.pyfunc.load_model(info.uri)
     config = model.model_config or {}
     if config.get("sha256") != info.sha256:
-        from registry.errors import ArtifactIntegrityError
-
         raise ArtifactIntegrityError(
             info.uri, expected=info.sha256, actual=str(config.get("sha256"))
         )
@@ -270,6 +276,7 @@ def _log_pyfunc(
     ``mlflow.pyfunc.log_model`` is not used: it attaches the model to the calling thread's
     active run, and the round's run is usually active in no thread of this process.
     """
+    # Deferred: loads mlflow only when used.
     import mlflow
     from mlflow.entities import LoggedModelOutput
     from mlflow.models import Model, infer_signature
@@ -337,6 +344,7 @@ def _log_pyfunc(
 
 
 def _ensure_registered_model(profile: Mapping[str, Any]) -> None:
+    # Deferred: loads mlflow only when used.
     from mlflow.exceptions import MlflowException
 
     profile_id = profile_id_of(profile)

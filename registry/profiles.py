@@ -19,6 +19,7 @@ from federated.errors import FederatedError
 from federated.exchange import decode_global_model
 from federated.models import BaseAdapter, adapter_class, create_model, load_model
 from federated.models.base import ParametricClassifier
+from federated.preprocessing import scale_features
 from federated.types import NDArray
 from registry.errors import EvaluationError, InvalidModelError
 
@@ -168,7 +169,6 @@ def prepare_features(profile: Mapping[str, Any], X: Any) -> NDArray:
     """Raw feature rows → the rows every model of the profile trains and predicts on: each
     feature scaled into [0, 1] by the bounds of the profile's ``feature_schema``
     (``federated.preprocessing``). The pyfunc applies it, so clients send raw rows."""
-    from federated.preprocessing import scale_features
 
     return scale_features(X, profile.get("feature_schema") or {})
 

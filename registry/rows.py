@@ -144,6 +144,7 @@ def adapt_rows(
     source, target = fit.source_side, fit.target_side
     if rows.shape[1] != source * source:
         raise InputError(f"rows of {rows.shape[1]} values are not {source}x{source} images")
+    # Deferred: loads scipy only when used.
     from scipy.ndimage import zoom
 
     images = rows.reshape(-1, source, source)

@@ -64,6 +64,7 @@ def configure(tracking_uri: str, *, artifact_root: str | Path | None = None) -> 
     ``artifact_root`` is a local directory for the artifacts of experiments this process
     creates (needed with SQLite, whose default is ``./mlruns`` under the working directory).
     """
+    # Deferred: loads mlflow only when used.
     import mlflow
 
     root = None
@@ -104,6 +105,7 @@ def current_config() -> TrackingConfig:
 
 def client() -> MlflowClient:
     """A client bound to the configured store (cheap: MLflow caches the store per URI)."""
+    # Deferred: loads mlflow only when used.
     from mlflow import MlflowClient
 
     config = current_config()
@@ -138,6 +140,7 @@ def ensure_experiment(profile_id: str) -> str:
 
 
 def _create_experiment(name: str, location: str | None, profile_id: str) -> str:
+    # Deferred: loads mlflow only when used.
     from mlflow.exceptions import MlflowException
 
     mlflow_client = client()
@@ -274,6 +277,7 @@ def log_params(run_id: str, params: Mapping[str, Any]) -> None:
     """Log params; nested mappings are flattened with dots (``privacy.mode``), other
     non-strings are written as JSON. Re-logging an equal value is fine; a different value
     for a logged key raises ``TrackingError`` (MLflow params are immutable)."""
+    # Deferred: loads mlflow only when used.
     from mlflow.entities import Param
 
     flat = flatten(params)
@@ -285,6 +289,7 @@ def log_params(run_id: str, params: Mapping[str, Any]) -> None:
 
 def log_metrics(run_id: str, metrics: Mapping[str, float], *, step: int | None = None) -> None:
     """Log metrics at ``step`` (flows use the round number), one timestamp for the batch."""
+    # Deferred: loads mlflow only when used.
     from mlflow.entities import Metric
 
     stamp = int(time.time() * 1000)
@@ -296,6 +301,7 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], *, step: int | None =
 
 def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
     """Set run tags (mutable, unlike params); values are written as strings."""
+    # Deferred: loads mlflow only when used.
     from mlflow.entities import RunTag
 
     items = [RunTag(k, v) for k, v in sorted(flatten(tags).items())]
@@ -305,6 +311,7 @@ def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
 
 def log_table(run_id: str, artifact_file: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Log rows as an MLflow table artifact (``*.json``; the UI's artifact view shows a grid)."""
+    # Deferred: loads pandas only when used.
     import pandas as pd
 
     with translate(f"table {artifact_file} of run {run_id}"):
@@ -329,6 +336,7 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 @contextmanager
 def translate(what: str) -> Iterator[None]:
     """Turn MLflow and connection failures into ``TrackingError`` (ours pass through)."""
+    # Deferred: loads mlflow only when used.
     from mlflow.exceptions import MlflowException
 
     try:

@@ -34,6 +34,7 @@ def _image_info(name: str, side: int, max_value: int, source: str) -> DatasetInf
 
 def load_digits_8x8() -> Dataset:
     """scikit-learn's 1,797 digits, 8×8 pixels with intensities 0–16, 10 classes."""
+    # Deferred: loads sklearn only when used.
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -65,6 +66,7 @@ def load_mnist_8x8(n_rows: int | None = None) -> Dataset:
     keep the ``source`` and the ``captured_resolution``, so a profile can tell the two
     kinds of 8×8 digits apart.
     """
+    # Deferred: loads scipy only when used.
     from scipy.ndimage import zoom
 
     mnist = load_mnist_28x28()

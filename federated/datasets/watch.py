@@ -59,6 +59,7 @@ def load_watch_windows(
         raise DatasetError(f"unknown sensor {sensor!r}")
     if not 0.0 <= overlap < 1.0 or window_s <= 0:
         raise DatasetError("window_s must be positive and overlap in [0, 1)")
+    # Deferred: loads seglearn only when used.
     from seglearn.datasets import load_watch
 
     raw = load_watch()

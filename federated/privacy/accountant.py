@@ -47,6 +47,7 @@ class NodeBudget:
         slack: float = 0.0,
         node_id: str | None = None,
     ) -> None:
+        # Deferred: loads diffprivlib only when used.
         from diffprivlib.accountant import BudgetAccountant  # slow import (scikit-learn)
         from diffprivlib.utils import BudgetError
 
@@ -91,6 +92,7 @@ class NodeBudget:
 
     def check(self, spend: PrivacySpend) -> None:
         """Raise ``PrivacyBudgetError`` if spending ``spend`` would exceed the budget."""
+        # Deferred: loads diffprivlib only when used.
         from diffprivlib.utils import BudgetError
 
         try:
@@ -114,6 +116,7 @@ class NodeBudget:
 
     def rounds_left(self, per_round: PrivacySpend, limit: int = 100_000) -> int:
         """How many more rounds costing ``per_round`` fit in the budget (at most ``limit``)."""
+        # Deferred: loads diffprivlib only when used.
         from diffprivlib.utils import Budget
 
         if per_round.epsilon == 0 and per_round.delta == 0:
@@ -145,6 +148,7 @@ class NodeBudget:
 
 def compose(spends: Sequence[PrivacySpend], *, slack: float = 0.0) -> PrivacySpend:
     """The composed (ε, δ) of ``spends`` under the rules described in this module."""
+    # Deferred: loads diffprivlib only when used.
     from diffprivlib.accountant import BudgetAccountant
 
     accountant = BudgetAccountant(slack=slack)

@@ -22,6 +22,7 @@ from federated.types import NDArray, NDArrays
 
 def calibrate_sigma(epsilon: float, delta: float, clip_norm: float) -> float:
     """Per-coordinate noise σ that makes an update of L2 sensitivity ``clip_norm`` (ε, δ)-DP."""
+    # Deferred: loads diffprivlib only when used.
     from diffprivlib.mechanisms import GaussianAnalytic  # slow import (scikit-learn)
 
     if clip_norm <= 0:

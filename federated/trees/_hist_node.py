@@ -15,16 +15,16 @@ from typing import Any
 
 from federated.datasets.store import load_node_data
 from federated.errors import DataValidationError
+from federated.validation import validate_node_data
 
 
 def _train(job: dict[str, Any]) -> dict[str, Any]:
     data = load_node_data(job["data_dir"])
     validation = None
     if job["validation_spec"] is not None:
-        from federated.validation import validate_node_data
-
         validation = validate_node_data(data, job["validation_spec"]).canonical_json
 
+    # Deferred: loads xgboost only when used.
     import xgboost as xgb
 
     communicator = {

@@ -57,6 +57,7 @@ def bagging_local_update(
 ) -> bytes:
     """Node side: boost ``local_rounds`` iterations on local rows from ``global_model``
     (``b""`` for none) and return only the new iterations, as UBJSON."""
+    # Deferred: loads xgboost only when used.
     import xgboost as xgb
 
     if local_rounds < 1:

@@ -20,6 +20,7 @@ _SIGNATURE_PARAMS = ("base_score", "num_class", "num_feature", "num_target")
 
 def load_booster(data: bytes, *, node_id: str | None = None) -> Any:
     """An ``xgboost.Booster`` from UBJSON or JSON bytes; :class:`InvalidUpdateError` if not."""
+    # Deferred: loads xgboost only when used.
     import xgboost as xgb
 
     # XGBoost 3.2 aborts the whole process (std::terminate) on an empty buffer, so short

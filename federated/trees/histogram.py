@@ -59,6 +59,7 @@ class HistogramFederationResult:
 
 def _serve(port: int, world_size: int, paths: dict[str, str], timeout_s: int) -> None:
     """Server process entry point: serves until the coordinator stops it."""
+    # Deferred: loads xgboost only when used.
     import xgboost.federated
 
     xgboost.federated.run_federated_server(

@@ -25,6 +25,7 @@ from federated.validation.expectations import (
     suite_sha256,
 )
 from federated.validation.frame import diagnose, validation_frame
+from federated.validation.runner import run_expectations
 from federated.validation.schema import ValidationPlan, plan_from_spec
 from federated.validation.summary import (
     SUITE_PREFIX,
@@ -50,7 +51,6 @@ def check_local_data(
     mostly: float = 1.0,
 ) -> ValidationOutcome:
     """Validate without raising: the summary and Great Expectations' full result."""
-    from federated.validation.runner import run_expectations
 
     plan = plan_from_spec(spec)
     expectations = build_expectations(plan, mostly=mostly)

@@ -16,6 +16,7 @@ from federated.validation.expectations import Expectation
 
 
 def _context() -> Any:
+    # Deferred: loads great_expectations only when used.
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -35,6 +36,7 @@ def run_expectations(
     frame: pd.DataFrame, expectations: list[Expectation], suite_name: str
 ) -> dict[str, Any]:
     """Great Expectations' suite result as plain JSON data (``BASIC`` result format)."""
+    # Deferred: loads great_expectations only when used.
     import great_expectations as gx
 
     # A fresh context per call (~10 ms) keeps concurrent validations from sharing names.

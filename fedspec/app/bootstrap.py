@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fedspec.app.settings import Settings
 from ledger_client import Consortium, open_ledger
+from ledger_client.embedded.genesis import create_ledger
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,6 @@ def init_ledger(settings: Settings, *, force: bool = False) -> Bootstrapped:
     """Create the embedded ledger (or use the Fabric channel), then record who is in it."""
     consortium = Consortium.load(settings.ledger.consortium_dir)
     if settings.ledger.backend == "embedded":
-        from ledger_client.embedded.genesis import create_ledger
-
         create_ledger(
             settings.ledger.ledger_path,
             consortium,

@@ -98,10 +98,12 @@ def demo(
     state: State = ctx.obj
     home = state.home_or(Path(".fedspec") / "demo")
     if ledger_only:
+        # Deferred: the command line starts without it.
         from fedspec.demo.ledger_tour import run_ledger_demo
 
         run_ledger_demo(home, fresh=fresh)
         return
+    # Deferred: the command line starts without it.
     from fedspec.demo.run import run_demo
 
     if ledger not in ("embedded", "fabric"):

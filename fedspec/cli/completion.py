@@ -21,6 +21,7 @@ _MAX_RUNE = "\U0010ffff"
 
 
 def _settings(ctx: typer.Context) -> Any:
+    # Deferred: loads fabric_protos, google only when used.
     from fedspec.app.settings import Settings
 
     # The root callback has not run during completion: read --home (or FEDSPEC_HOME, which

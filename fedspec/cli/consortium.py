@@ -35,6 +35,7 @@ def init(
     json_out: JsonOption = False,
 ) -> None:
     """One CA and one TLS CA per organization; admin, peer and node identities with NodeOUs."""
+    # Deferred: the command line starts without it.
     from fedspec.app.consortium import init_consortium, parse_orgs
     from ledger_client import Consortium
 

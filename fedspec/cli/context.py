@@ -32,6 +32,7 @@ class State:
 
     def ledger(self, as_identity: str | None = None) -> FedspecLedger:
         """The ledger as ``as_identity`` (``--as``), or as the default admin."""
+        # Deferred: the command line starts without it.
         from ledger_client import open_ledger
 
         return open_ledger(self.settings.ledger, as_identity or self.default_admin())

@@ -23,6 +23,7 @@ def init(
     json_out: JsonOption = False,
 ) -> None:
     """Create the ledger from the consortium folder, record the members, register every node."""
+    # Deferred: the command line starts without it.
     from fedspec.app.bootstrap import init_ledger
 
     state: State = ctx.obj
@@ -58,6 +59,7 @@ def verify(
     json_out: JsonOption = False,
 ) -> None:
     """Re-check the hash chain and every signature, replay from genesis, compare the state."""
+    # Deferred: the command line starts without it.
     from ledger_client.embedded.verify import verify_ledger
 
     state: State = ctx.obj
@@ -112,6 +114,7 @@ def blocks(
     json_out: JsonOption = False,
 ) -> None:
     """Blocks with their hashes and transactions."""
+    # Deferred: the command line starts without it.
     from ledger_client.inspect import describe_block
 
     state: State = ctx.obj
@@ -152,6 +155,7 @@ def tx(
     json_out: JsonOption = False,
 ) -> None:
     """One transaction: caller, arguments, endorsers, reads and writes, validation code."""
+    # Deferred: the command line starts without it.
     from ledger_client.errors import GatewayError
     from ledger_client.inspect import describe_transaction
 

@@ -78,6 +78,7 @@ def find(
     When no active profile fits well, the query's characteristics (never rows or schema
     values) are recorded on the ledger as demand for a new profile, unless --no-record.
     """
+    # Deferred: loads numpy, safetensors, scipy, sklearn only when used.
     from registry.matching import find_matches
 
     query = _query(char, schema, optimize, require)  # a bad query is refused before any read
@@ -121,6 +122,7 @@ def _demand(
 ) -> dict[str, Any] | None:
     """What became of an unmatched query: ``None`` when a profile fits well (or the query
     states no characteristics), else the reason and, unless opted out, the ledger's count."""
+    # Deferred: loads numpy, safetensors, scipy, sklearn only when used.
     from registry.demand import DemandPolicy, demand_characteristics, note_demand, unmatched
 
     policy = DemandPolicy.from_settings(state.settings.specialization)
@@ -211,6 +213,7 @@ def predict(
 def _predict_profile(
     ledger: FedspecLedger, profile_id: str, rows: InputRows, query: Query
 ) -> tuple[dict[str, Any], Prediction]:
+    # Deferred: loads numpy, safetensors, scipy, sklearn only when used.
     from registry.access import load_verified
     from registry.errors import InputError
     from registry.matching import fit_schema
@@ -228,6 +231,7 @@ def _predict_profile(
 def _predict_best(
     ledger: FedspecLedger, rows: InputRows, query: Query
 ) -> tuple[dict[str, Any], Prediction]:
+    # Deferred: loads numpy, safetensors, scipy, sklearn only when used.
     from registry.access import load_verified
     from registry.errors import QueryError
     from registry.matching import find_matches
@@ -247,6 +251,7 @@ def _predict_best(
 def _predict_ensemble(
     ledger: FedspecLedger, rows: InputRows, query: Query, k: int
 ) -> tuple[dict[str, Any], Prediction]:
+    # Deferred: loads numpy, safetensors, scipy, sklearn only when used.
     from registry.access import build_ensemble
     from registry.matching import find_matches
 
@@ -304,6 +309,7 @@ def _query(
     require: list[str] | None,
     rows: InputRows | None = None,
 ) -> Query:
+    # Deferred: loads numpy, safetensors, scipy, sklearn only when used.
     from registry.errors import QueryError
     from registry.query import SCHEMA_KEYS, parse_assignment, parse_query, parse_schema
 
@@ -333,6 +339,7 @@ def _query(
 
 def _open_registry(state: State) -> None:
     """Point the registry at the settings' MLflow store, refusing to create an empty one."""
+    # Deferred: loads numpy, safetensors, scipy, sklearn only when used.
     import registry
     from registry.errors import NotConfiguredError
 

@@ -19,6 +19,7 @@ app = typer.Typer(
 
 
 def _layout(state: State, base_port: int | None = None) -> object:
+    # Deferred: the command line starts without it.
     from fabric_network import NetworkLayout
     from fabric_network.layout import DEFAULT_BASE_PORT
 
@@ -48,6 +49,7 @@ def up(
     json_out: JsonOption = False,
 ) -> None:
     """Create the network (or restart a stopped one), wait until healthy, print endpoints."""
+    # Deferred: the command line starts without it.
     from fabric_network import network_up
 
     layout = _layout(ctx.obj, base_port)
@@ -72,6 +74,7 @@ def down(
     json_out: JsonOption = False,
 ) -> None:
     """Stop exactly the processes `network up` started (by PID); --wipe deletes its state."""
+    # Deferred: the command line starts without it.
     from fabric_network import network_down
 
     layout = _layout(ctx.obj)
@@ -92,6 +95,7 @@ def status(
     json_out: JsonOption = False,
 ) -> None:
     """The network's state and each process: running or not."""
+    # Deferred: the command line starts without it.
     from fabric_network import network_status
 
     result = network_status(_layout(ctx.obj))  # type: ignore[arg-type]
@@ -106,6 +110,7 @@ def _say(message: str) -> None:
 
 
 def _print(status: object) -> None:
+    # Deferred: the command line starts without it.
     from fabric_network import NetworkStatus
 
     assert isinstance(status, NetworkStatus)

@@ -25,6 +25,7 @@ def propose(
     json_out: JsonOption = False,
 ) -> None:
     """Propose the profile in FILE (YAML or JSON); it becomes active once a majority votes for it."""
+    # Deferred: the command line starts without it.
     from fedspec.app.profiles import load_profile_file
 
     spec = load_profile_file(file)  # refuses before anything is signed
@@ -123,6 +124,7 @@ def show(
     if json_out:
         emit_json(profile.to_json())
         return
+    # Deferred: loads yaml only when used.
     import yaml
 
     console.print(f"[bold]{profile.id}[/] ({profile.status}), proposed by {profile.proposed_by}")

@@ -36,6 +36,7 @@ def _progress(state: State, profile_id: str, rounds: int, *, enabled: bool) -> I
     if not enabled:
         yield
         return
+    # Deferred: the command line starts without it.
     from fedspec.console.progress import LedgerProgress
 
     with LedgerProgress(state.settings, [profile_id], rounds).live(errors):
@@ -59,6 +60,7 @@ def run(
         raise typer.BadParameter("must be 'local' or 'deployments'", param_hint="--dispatch")
     state: State = ctx.obj
     _quiet_prefect(state)
+    # Deferred: loads numpy, pandas, prefect, safetensors, scipy, sklearn only when used.
     from flows.rounds import federated_training, local_api_settings
     from ledger_client import open_ledger
 
@@ -117,6 +119,7 @@ def node(
 ) -> None:
     """Take part in a round as NODE: join, train on local data, commit, coordinate if elected."""
     state: State = ctx.obj
+    # Deferred: loads numpy, pandas, safetensors, scipy, sklearn only when used.
     from flows.node_agent import run_node
     from ledger_client import open_ledger
 
@@ -153,6 +156,7 @@ def volunteer(
     json_out: JsonOption = False,
 ) -> None:
     """Volunteer this home's nodes whose local data fits PROFILE (e.g. a child after a split)."""
+    # Deferred: loads numpy, pandas only when used.
     from flows.environment import volunteer_fitting
     from ledger_client import Consortium, open_ledger
 

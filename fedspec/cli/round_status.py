@@ -47,6 +47,7 @@ def round_report(
     ledger: FedspecLedger, profile_id: str, number: int | None = None
 ) -> dict[str, Any]:
     """The JSON ``fedspec round status`` prints (docs/cli.md)."""
+    # Deferred: the command line starts without it.
     from ledger_client.errors import LedgerError
     from ledger_client.records import from_fixed
 

@@ -35,6 +35,7 @@ def check(
     json_out: JsonOption = False,
 ) -> None:
     """Run divergence detection on PROFILE's last committed rounds (and the demand check)."""
+    # Deferred: loads numpy, prefect only when used.
     from flows.specialization import check_profile
 
     state: State = ctx.obj
@@ -119,6 +120,7 @@ def suggest(
     json_out: JsonOption = False,
 ) -> None:
     """Profiles for demand past the [specialization] thresholds that no profile covers yet."""
+    # Deferred: loads numpy, safetensors, scipy, sklearn only when used.
     from registry.demand import DemandPolicy, propose_suggestions, suggest_profiles
 
     state: State = ctx.obj

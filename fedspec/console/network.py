@@ -31,6 +31,7 @@ def peer_query_command(home: Path, org: str, function: str, *args: str) -> str:
 def print_agreement(settings: Settings) -> bool:
     """Every organization's peer, asked through its own Gateway: the same height and the
     same last block hash. Fabric's peers validated every block themselves."""
+    # Deferred: the command line starts without it.
     from ledger_client import close_services, open_ledger
     from ledger_client.backends import LedgerConfig
 

@@ -40,6 +40,7 @@ def progress(label: str, *, enabled: bool = True) -> Iterator[Callable[[int, int
     if not enabled:
         yield lambda done, total: None
         return
+    # Deferred: loads rich only when used.
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -103,6 +103,7 @@ class LedgerProgress:
         return t
 
     def _reader(self) -> FedspecLedger:
+        # Deferred: the command line starts without it.
         from ledger_client import Consortium, open_ledger
 
         # Any member may read events; the first admin exists in every consortium (org1 need not).

@@ -29,6 +29,7 @@ GROUPS = {
 
 def _to_28x28(X: NDArray, scale: float) -> NDArray:
     """8×8 digits (0–16) as 28×28 images (0–255), the way the global image model sees them."""
+    # Deferred: loads scipy only when used.
     from scipy.ndimage import zoom
 
     images = X.reshape(-1, 8, 8) * (255.0 / scale)

@@ -25,6 +25,7 @@ PROFILES = {
 
 def print_verification(settings: Settings) -> bool:
     """Close this process's ledger services, run ``ledger verify`` and print its verdict."""
+    # Deferred: the command line starts without it.
     from ledger_client import close_services
     from ledger_client.embedded.verify import verify_ledger
 
@@ -64,6 +65,7 @@ def _profile(profile_id: str, characteristics: dict[str, str]) -> dict[str, obje
 
 
 def run_ledger_demo(home: Path, *, fresh: bool = True, rounds: int = 2) -> dict[str, object]:
+    # Deferred: the command line starts without it.
     from fedspec.app.bootstrap import init_ledger
     from fedspec.app.consortium import init_consortium
     from ledger_client import ModelCommitment, UpdateCommitment, open_ledger

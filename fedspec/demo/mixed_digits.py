@@ -53,6 +53,7 @@ def setup(
     """A fresh consortium (one node, ``node0``, per organization of ``holders``) whose
     node holds the dataset ``holders[org]`` names; the generic profile proposed, voted in
     and volunteered for. Returns the held-out sets by name."""
+    # Deferred: the command line starts without it.
     from fedspec.app.bootstrap import init_ledger
     from fedspec.app.consortium import init_consortium
     from fedspec.demo.setup import PROFILES, profile_document
@@ -94,6 +95,7 @@ def setup(
 
 def vote_in(settings: Settings, profile_id: str, orgs: Sequence[str]) -> str:
     """Each organization's admin votes for ``profile_id`` until a majority activates it."""
+    # Deferred: the command line starts without it.
     from ledger_client import open_ledger
 
     for org in orgs:
@@ -106,6 +108,7 @@ def vote_in(settings: Settings, profile_id: str, orgs: Sequence[str]) -> str:
 def accuracy(settings: Settings, profile_id: str, data: Dataset) -> float:
     """Accuracy of ``profile_id``'s champion, as the ledger names it (the bytes verified
     against its ledger hash), on ``data``."""
+    # Deferred: loads safetensors only when used.
     from federated.exchange import decode_global_model
     from federated.plan import TrainingPlan
     from flows.models import ProfileModel

@@ -45,6 +45,7 @@ def run_demo(
     started = time.perf_counter()
     home = home.absolute()
     if fresh and home.exists():
+        # Deferred: the command line starts without it.
         from fabric_network import NetworkLayout, network_down
 
         network_down(NetworkLayout(home / "network", home / "consortium"))  # by PID, if any
@@ -68,6 +69,7 @@ def run_demo(
     with console.status("Prefect's local API…"):
         start_local_api()
 
+    # Deferred: the command line starts without it.
     from fedspec.console.progress import LedgerProgress
 
     progress = LedgerProgress(settings, profiles["ids"], rounds)
@@ -82,6 +84,7 @@ def run_demo(
     console.print(f"\ndone in {time.perf_counter() - started:.0f} s. Look around:")
     commands = [f"fedspec --home {home} ledger blocks | events | verify"]
     if ledger == "fabric":
+        # Deferred: the command line starts without it.
         from fedspec.console.network import peer_query_command
 
         commands = [
@@ -102,6 +105,7 @@ def run_demo(
 def start_local_api() -> None:
     """Start Prefect's temporary local API once, here: the profiles' flows start together in
     threads, and Prefect's lazy start of it is not thread-safe (concurrent migrations)."""
+    # Deferred: loads prefect only when used.
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
@@ -110,6 +114,7 @@ def start_local_api() -> None:
 
 def _fabric_network(settings: Settings) -> Settings:
     """The demo's consortium, then a Fabric network that trusts it; settings that use it."""
+    # Deferred: the command line starts without it.
     from fabric_network import NetworkLayout, network_up
     from fedspec.app.consortium import init_consortium
     from fedspec.demo.setup import ORGS
@@ -126,6 +131,7 @@ def _fabric_network(settings: Settings) -> Settings:
 
 
 def _setup(settings: Settings, *, new_consortium: bool = True) -> dict[str, Any]:
+    # Deferred: loads numpy, pandas only when used.
     from fedspec.demo.setup import ORGS, PROFILES, setup_consortium
 
     boot = setup_consortium(
@@ -138,6 +144,7 @@ def _train(
     settings: Settings, profile_ids: list[str], rounds: int
 ) -> dict[str, list[dict[str, Any]]]:
     """Every profile's training flow at once (each its own thread, as separate deployments would)."""
+    # Deferred: loads numpy, pandas, prefect, safetensors, scipy, sklearn only when used.
     from flows.rounds import federated_training, local_api_settings
 
     def train(profile_id: str) -> list[dict[str, Any]]:
@@ -154,6 +161,7 @@ def _train(
 def _report(
     settings: Settings, profile_ids: list[str], results: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
+    # Deferred: loads numpy, pandas, safetensors, scipy, sklearn only when used.
     from fedspec.demo.compare import family_vs_global
     from fedspec.demo.ledger_tour import print_verification
     from ledger_client import from_fixed, open_ledger
@@ -203,6 +211,7 @@ def _report(
         [(p, f"{f:.3f}", f"{g:.3f}", f"{f - g:+.3f}") for p, (f, g) in comparison.items()],
     )
     if settings.ledger.backend == "fabric":
+        # Deferred: the command line starts without it.
         from fedspec.console.network import print_agreement
 
         verified = print_agreement(settings)

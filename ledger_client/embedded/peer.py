@@ -238,6 +238,7 @@ class EmbeddedLedger:
             rows = conn.execute(
                 "SELECT number, header_hash FROM blocks ORDER BY number DESC LIMIT 2"
             ).fetchall()
+            # Deferred: loads fabric_protos only when used.
             from fabric_protos.common import ledger_pb2
 
             info = ledger_pb2.BlockchainInfo(
@@ -263,6 +264,7 @@ class EmbeddedLedger:
             and len(args) == 2
             and args[0] == self.config.channel
         ):
+            # Deferred: loads fabric_protos only when used.
             from fabric_protos.peer import transaction_pb2
 
             row = conn.execute(
@@ -361,6 +363,7 @@ class EmbeddedLedger:
     def _event_stream(
         self, inner: gateway_pb2.ChaincodeEventsRequest, timeout: float | None
     ) -> Iterator[gateway_pb2.ChaincodeEventsResponse]:
+        # Deferred: loads fabric_protos only when used.
         from fabric_protos.peer import chaincode_event_pb2
 
         position = inner.start_position
