@@ -20,11 +20,15 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+
+if TYPE_CHECKING:
+    from ledger_client.embedded.verify import VerifyReport
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,7 +139,27 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Measurements:
+    """Everything :func:`print_results` reports, in the units it prints (rates per second)."""
+
+    cores: int
+    sign_rate: float  # ECDSA P-256 signatures/s, one core
+    verify_rate: float  # ECDSA P-256 verifications/s, one core
+    one_process: dict[str, Any]  # submit_load's result for the single-process run
+    multi_rate: float  # submits/s of all processes together
+    multi_latencies: list[float]  # commit latencies (s) of every process's submits
+    eval_1: float
+    eval_2: float
+    eval_processes: float
+    serial: VerifyReport  # `ledger verify` with one process
+    parallel: VerifyReport  # `ledger verify` with one process per core
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line: the public options, plus the hidden ``--worker`` and
+    ``--eval-worker`` roles this module passes to the subprocesses it starts.
+    """
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -146,32 +170,36 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's ledger and keys")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--eval-worker", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def run_worker(args: argparse.Namespace) -> bool:
+    """If ``args`` give this process a subprocess role, play it, print its result as one
+    JSON line on stdout (the parent reads the last line) and return True; else False.
+    """
     if args.eval_worker:  # one of the processes of the multi-process evaluate run
         ledger, consortium, count = args.eval_worker
         evaluate_load(Path(ledger), Path(consortium), 200, 1)  # warm up: imports, caches
         print(json.dumps({"rate": evaluate_load(Path(ledger), Path(consortium), int(count), 1)}))
-        return
+        return True
     if args.worker:  # one of the processes of the multi-process run
         ledger, consortium, ref, prefix, count = args.worker
         result = submit_load(Path(ledger), Path(consortium), ref, prefix, int(count), args.threads)
         print(json.dumps(result))
-        return
+        return True
+    return False
 
+
+def build_ledger(tmp: Path) -> tuple[Path, Path, list[str]]:
+    """Create a three-org consortium (two nodes each) and its ledger under ``tmp``, with
+    the consortium initialised and every node registered. Returns the ledger file, the
+    consortium directory and the node refs; the ledger service is closed again.
+    """
     from fedspec.app.consortium import init_consortium
     from ledger_client import Consortium, FedspecLedger, connect
     from ledger_client.embedded.genesis import create_ledger
     from ledger_client.embedded.peer import EmbeddedLedger
-    from ledger_client.embedded.verify import verify_ledger
 
-    cores = os.cpu_count() or 1
-    print(f"fedspec embedded-ledger benchmark on {cores} cores (Python {sys.version.split()[0]})")
-    sign_rate, verify_rate = ecdsa_baseline()
-    print(
-        f"baseline, this machine, one core: ECDSA P-256 sign {sign_rate:,.0f}/s, verify {verify_rate:,.0f}/s"
-    )
-
-    tmp = Path(tempfile.mkdtemp(prefix="fedspec-bench-"))
     consortium = init_consortium(["org1", "org2", "org3"], tmp / "consortium", nodes_per_org=2)
     c = Consortium.load(consortium)
     ledger = create_ledger(tmp / "ledger.sqlite", c)
@@ -188,63 +216,67 @@ def main() -> None:
         else:
             facade.register_node()
     service.close()
+    return ledger, consortium, list(c.node_refs())
 
-    # Submits: threads in one process, then processes sharing the ledger file.
-    one = submit_load(ledger, consortium, "org1/node0", "bench", args.submits, args.threads)
-    one_rate = one["count"] / one["seconds"]
-    refs = [r for r in c.node_refs()][: args.processes]
-    per_process = args.submits // args.processes
+
+def start_self(*argv: str) -> subprocess.Popen[str]:
+    """Start ``python -m benchmarks.ledger *argv`` from the repository root, stdout piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.ledger", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def last_json_line(proc: subprocess.Popen[str], timeout: float) -> Any:
+    """Wait (at most ``timeout`` s) for ``proc`` and parse the last line it printed."""
+    return json.loads(proc.communicate(timeout=timeout)[0].strip().splitlines()[-1])
+
+
+def multiprocess_submits(
+    ledger: Path, consortium: Path, refs: list[str], per_process: int, threads: int
+) -> tuple[float, list[float]]:
+    """Submit from one worker process per ref (``per_process`` each, ``threads`` threads),
+    all sharing the ledger file. Returns the combined submits/s, timed from the first
+    start to the last exit, and every submit's commit latency.
+    """
     start = time.perf_counter()
     procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.ledger",
-                "--threads",
-                str(args.threads),
-                "--worker",
-                str(ledger),
-                str(consortium),
-                ref,
-                f"mp{k}",
-                str(per_process),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
+        start_self(
+            "--threads",
+            str(threads),
+            "--worker",
+            str(ledger),
+            str(consortium),
+            ref,
+            f"mp{k}",
+            str(per_process),
         )
         for k, ref in enumerate(refs)
     ]
-    outs = [json.loads(p.communicate(timeout=1200)[0].strip().splitlines()[-1]) for p in procs]
-    multi_seconds = time.perf_counter() - start
-    multi_rate = sum(o["count"] for o in outs) / multi_seconds
-    multi_latencies = [x for o in outs for x in o["latencies"]]
+    outs = [last_json_line(p, timeout=1200) for p in procs]
+    seconds = time.perf_counter() - start
+    rate = sum(o["count"] for o in outs) / seconds
+    return rate, [x for o in outs for x in o["latencies"]]
 
-    eval_1 = evaluate_load(ledger, consortium, args.evaluates, 1)
-    eval_2 = evaluate_load(ledger, consortium, args.evaluates, 2)
-    eval_procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.ledger",
-                "--eval-worker",
-                str(ledger),
-                str(consortium),
-                str(args.evaluates),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(cores)
+
+def multiprocess_evaluates(ledger: Path, consortium: Path, count: int, processes: int) -> float:
+    """Run ``count`` evaluates in each of ``processes`` worker processes side by side and
+    return the sum of their rates (each times only its own loop, after a warm-up).
+    """
+    procs = [
+        start_self("--eval-worker", str(ledger), str(consortium), str(count))
+        for _ in range(processes)
     ]
-    # Each process times only its own loop; the loops run side by side, so their rates add up.
-    eval_p = sum(
-        json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1])["rate"]
-        for p in eval_procs
-    )
+    return float(sum(last_json_line(p, timeout=600)["rate"] for p in procs))
+
+
+def verify_both_ways(ledger: Path, cores: int) -> tuple[VerifyReport, VerifyReport]:
+    """`ledger verify` with one process, then with ``cores``; raise ``SystemExit`` if
+    either finds the ledger broken.
+    """
+    from ledger_client.embedded.verify import verify_ledger
 
     serial = verify_ledger(ledger, jobs=1)
     parallel = verify_ledger(ledger, jobs=cores)
@@ -252,6 +284,68 @@ def main() -> None:
         raise SystemExit(
             f"the benchmark ledger does not verify: {serial.problem or parallel.problem}"
         )
+    return serial, parallel
+
+
+def measure(
+    args: argparse.Namespace,
+    ledger: Path,
+    consortium: Path,
+    node_refs: list[str],
+    cores: int,
+    baseline: tuple[float, float],
+) -> Measurements:
+    """Load a built ledger, in this order (each step writes or reads what the earlier
+    left): submits from one process, submits from ``args.processes`` processes, evaluates
+    with 1 and 2 threads, evaluates from one process per core; then verify it both ways
+    (``SystemExit`` if it is broken). ``baseline`` is :func:`ecdsa_baseline`'s
+    (sign, verify) rates, carried into the result.
+    """
+    # Submits: threads in one process, then processes sharing the ledger file.
+    one = submit_load(ledger, consortium, "org1/node0", "bench", args.submits, args.threads)
+    multi_rate, multi_latencies = multiprocess_submits(
+        ledger,
+        consortium,
+        node_refs[: args.processes],
+        args.submits // args.processes,
+        args.threads,
+    )
+    eval_1 = evaluate_load(ledger, consortium, args.evaluates, 1)
+    eval_2 = evaluate_load(ledger, consortium, args.evaluates, 2)
+    eval_p = multiprocess_evaluates(ledger, consortium, args.evaluates, cores)
+    serial, parallel = verify_both_ways(ledger, cores)
+    return Measurements(
+        cores=cores,
+        sign_rate=baseline[0],
+        verify_rate=baseline[1],
+        one_process=one,
+        multi_rate=multi_rate,
+        multi_latencies=multi_latencies,
+        eval_1=eval_1,
+        eval_2=eval_2,
+        eval_processes=eval_p,
+        serial=serial,
+        parallel=parallel,
+    )
+
+
+def row(
+    name: str, value: float, target: float | None, bound: float | None, unit: str = "/s"
+) -> None:
+    """Print one result line: the value, its ratio to ``target`` and to the crypto
+    ``bound`` (either part left blank when that is None or 0).
+    """
+    t = f"{value / target:6.2f}× target ({target:,.0f})" if target else " " * 24
+    b = f"{value / bound:6.1%} of the crypto bound ({bound:,.0f})" if bound else ""
+    print(f"  {name:<42} {value:>10,.0f}{unit:<3} {t}  {b}")
+
+
+def print_results(args: argparse.Namespace, m: Measurements) -> None:
+    """Print the results table, each rate beside the issue's target and the bound the
+    measured ECDSA rates set.
+    """
+    cores, serial, parallel = m.cores, m.serial, m.parallel
+    one_rate = m.one_process["count"] / m.one_process["seconds"]
     blocks_per_s = max(serial.blocks / serial.seconds, parallel.blocks / parallel.seconds)
     tx_per_s = max(serial.transactions / serial.seconds, parallel.transactions / parallel.seconds)
     mean_batch = serial.transactions / max(1, serial.blocks - 1)
@@ -260,26 +354,20 @@ def main() -> None:
     # envelope, commit-status request) and 6 verifications (proposal, creator at submit and
     # at commit, 2 endorsements, commit-status request); an evaluate 1 + 1; verifying a
     # transaction 3 verifications (creator, 2 endorsers) plus 1 per block.
-    submit_bound = 1 / (5 / sign_rate + 6 / verify_rate)
-    evaluate_bound = 1 / (1 / sign_rate + 1 / verify_rate)
-    verify_tx_bound = verify_rate * cores / 3
-
-    def row(
-        name: str, value: float, target: float | None, bound: float | None, unit: str = "/s"
-    ) -> None:
-        t = f"{value / target:6.2f}× target ({target:,.0f})" if target else " " * 24
-        b = f"{value / bound:6.1%} of the crypto bound ({bound:,.0f})" if bound else ""
-        print(f"  {name:<42} {value:>10,.0f}{unit:<3} {t}  {b}")
+    submit_bound = 1 / (5 / m.sign_rate + 6 / m.verify_rate)
+    evaluate_bound = 1 / (1 / m.sign_rate + 1 / m.verify_rate)
+    verify_tx_bound = m.verify_rate * cores / 3
 
     print("\nresults")
     row(f"signed submits/s, 1 process × {args.threads} threads", one_rate, 500, submit_bound)
     row(
         f"signed submits/s, {args.processes} processes × {args.threads} threads",
-        multi_rate,
+        m.multi_rate,
         500,
         submit_bound * cores,
     )
-    lat = one["latencies"]
+    lat = m.one_process["latencies"]
+    multi_latencies = m.multi_latencies
     print(
         f"  {'commit latency (1 process) p50 / p95':<42} {pct(lat, 50) * 1000:>8.1f} ms / {pct(lat, 95) * 1000:.1f} ms"
     )
@@ -288,9 +376,14 @@ def main() -> None:
         f"{pct(multi_latencies, 95) * 1000:.1f} ms"
     )
     print(f"  {'transactions per block (group commit)':<42} {mean_batch:>10.1f}")
-    row("evaluates/s, 1 thread", eval_1, 5000, evaluate_bound)
-    row("evaluates/s, 2 threads", eval_2, 5000, evaluate_bound * min(2, cores))
-    row(f"evaluates/s, {cores} processes side by side", eval_p, 5000, evaluate_bound * cores)
+    row("evaluates/s, 1 thread", m.eval_1, 5000, evaluate_bound)
+    row("evaluates/s, 2 threads", m.eval_2, 5000, evaluate_bound * min(2, cores))
+    row(
+        f"evaluates/s, {cores} processes side by side",
+        m.eval_processes,
+        5000,
+        evaluate_bound * cores,
+    )
     row(
         f"ledger verify blocks/s ({serial.blocks} blocks, best of 1 and {cores} processes)",
         blocks_per_s,
@@ -301,6 +394,24 @@ def main() -> None:
     print(
         f"  {'verify, 1 process / ' + str(cores) + ' processes':<42} {serial.seconds:>8.2f} s / {parallel.seconds:.2f} s"
     )
+
+
+def main() -> None:
+    args = parse_args()
+    if run_worker(args):
+        return
+
+    cores = os.cpu_count() or 1
+    print(f"fedspec embedded-ledger benchmark on {cores} cores (Python {sys.version.split()[0]})")
+    sign_rate, verify_rate = ecdsa_baseline()
+    print(
+        f"baseline, this machine, one core: ECDSA P-256 sign {sign_rate:,.0f}/s, verify {verify_rate:,.0f}/s"
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix="fedspec-bench-"))
+    ledger, consortium, node_refs = build_ledger(tmp)
+    results = measure(args, ledger, consortium, node_refs, cores, (sign_rate, verify_rate))
+    print_results(args, results)
     if args.keep:
         print(f"\n(ledger and keys kept in {tmp})")
     else:

@@ -24,28 +24,37 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.sandbox import bench_dir
+
+if TYPE_CHECKING:
+    from federated.datasets import Dataset
+    from fedspec.app.settings import Settings
 
 HOLDERS = {"org1": "digits-8x8", "org2": "digits-8x8", "org3": "mnist-8x8", "org4": "mnist-8x8"}
 HYPERPARAMETERS = {"hidden_sizes": [32], "epochs": 2, "learning_rate": 0.01, "batch_size": 32}
 SCHEDULE = {"join_window_s": 90, "reveal_window_s": 30, "coordinator_window_s": 120}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-rounds", type=int, default=6, help="generic rounds at most")
     parser.add_argument("--child-rounds", type=int, default=3)
     parser.add_argument("--mnist-rows", type=int, default=1500)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    home = bench_dir("fedspec-bench-specialization-")
+
+def prepare(home: Path, mnist_rows: int) -> tuple[Settings, dict[str, Dataset]]:
+    """Set up the mixed-digits consortium and its generic profile in ``home`` (which
+    :func:`bench_dir` must already have made the process's stores), start Prefect's local
+    API and print the scenario. Returns the settings and the held-out sets by name.
+    """
     from fedspec.app.settings import Settings
     from fedspec.demo import mixed_digits
     from fedspec.demo.run import start_local_api
-    from flows.environment import volunteer_fitting
-    from flows.rounds import federated_round, local_api_settings
 
     settings = Settings.load(home, env={})
     holdouts = mixed_digits.setup(
@@ -53,31 +62,45 @@ def main() -> None:
         HOLDERS,
         hyperparameters=HYPERPARAMETERS,
         schedule=SCHEDULE,
-        mnist_rows=args.mnist_rows,
+        mnist_rows=mnist_rows,
     )
     start_local_api()
-    nodes = [f"{org}/node0" for org in sorted(HOLDERS)]
     print(
         f"{mixed_digits.PROFILE}: torch-mlp {HYPERPARAMETERS}; nodes "
         + ", ".join(f"{org}/node0={name}" for org, name in sorted(HOLDERS.items()))
         + f"; home {home}"
     )
+    return settings, holdouts
 
-    def round_of(profile_id: str) -> dict[str, Any]:
-        with local_api_settings():
-            start = time.perf_counter()
-            summary = federated_round(profile_id, "org1/admin", home=str(home))
-        acc = summary["evaluation"].get("accuracy", float("nan"))
-        print(
-            f"  {profile_id} round {summary['round']}: {summary['status']}, held-out "
-            f"accuracy {acc:.3f}, {time.perf_counter() - start:.1f} s"
-        )
-        return summary
+
+def round_of(profile_id: str, home: Path) -> dict[str, Any]:
+    """Run one ``federated-round`` flow of ``profile_id`` (opened by org1's admin), print
+    its status, held-out accuracy and time, and return the flow's summary.
+    """
+    from flows.rounds import federated_round, local_api_settings
+
+    with local_api_settings():
+        start = time.perf_counter()
+        summary = federated_round(profile_id, "org1/admin", home=str(home))
+    acc = summary["evaluation"].get("accuracy", float("nan"))
+    print(
+        f"  {profile_id} round {summary['round']}: {summary['status']}, held-out "
+        f"accuracy {acc:.3f}, {time.perf_counter() - start:.1f} s"
+    )
+    return summary
+
+
+def rounds_until_split(home: Path, max_rounds: int) -> tuple[list[dict[str, Any]], int]:
+    """Run generic rounds, printing each specialization check, until one proposes a split
+    or ``max_rounds`` have run. Returns the proposed children (empty: no split) and the
+    number of generic rounds run.
+    """
+    from fedspec.demo import mixed_digits
 
     children: list[dict[str, Any]] = []
     generic_rounds = 0
-    for _ in range(args.max_rounds):
-        summary = round_of(mixed_digits.PROFILE)
+    for _ in range(max_rounds):
+        summary = round_of(mixed_digits.PROFILE, home)
         generic_rounds += 1
         check = summary.get("specialization") or {}
         for line in check.get("lines", []):
@@ -89,10 +112,17 @@ def main() -> None:
                 f"(criterion: {check['split']['criterion']})"
             )
             break
-    if not children:
-        print(f"no split proposed in {args.max_rounds} generic rounds")
-        return
+    return children, generic_rounds
 
+
+def adopt_children(settings: Settings, children: list[dict[str, Any]]) -> None:
+    """Every organization's admin votes each proposed child in, and every node volunteers
+    for the children its data fits; prints the outcome per child.
+    """
+    from fedspec.demo import mixed_digits
+    from flows.environment import volunteer_fitting
+
+    nodes = [f"{org}/node0" for org in sorted(HOLDERS)]
     for child in children:
         status = mixed_digits.vote_in(settings, child["id"], sorted(HOLDERS))
         joined = volunteer_fitting(settings, child["id"], nodes)
@@ -100,17 +130,42 @@ def main() -> None:
             f"{child['id']}: {status} by vote; volunteers {', '.join(joined)} "
             f"(distinguishing {child['distinguishing']})"
         )
-    for _ in range(args.child_rounds):
+
+
+def child_and_generic_rounds(home: Path, children: list[dict[str, Any]], count: int) -> int:
+    """``count`` times: one round of each child, then one of the generic profile (so that
+    it has as many rounds as parent + child), printing what that round's check says of
+    the children (found again, never proposed twice). Returns the generic rounds run.
+    """
+    from fedspec.demo import mixed_digits
+
+    generic_rounds = 0
+    for _ in range(count):
         for child in children:
-            round_of(child["id"])
-        check = round_of(mixed_digits.PROFILE).get("specialization") or {}  # as many rounds
+            round_of(child["id"], home)
+        check = round_of(mixed_digits.PROFILE, home).get("specialization") or {}
         generic_rounds += 1
-        for child in check.get("children", []):  # found again, never proposed twice
+        for child in check.get("children", []):
             print(f"    check: {child['id']} {child['status']}: {child['reason']}")
+    return generic_rounds
+
+
+def print_comparison(
+    settings: Settings,
+    holdouts: dict[str, Dataset],
+    children: list[dict[str, Any]],
+    generic_rounds: int,
+    child_rounds: int,
+) -> None:
+    """Print, per child, the generic champion's and the child's champion's accuracy on
+    that child's held-out set (with margin and error ratio), then the same for the family
+    (each row served by the child of its source) over all children's rows.
+    """
+    from fedspec.demo import mixed_digits
 
     print(
         f"\nheld-out accuracy: generic champion ({generic_rounds} rounds) vs each child's "
-        f"champion ({args.child_rounds} rounds from the generic champion of the split)"
+        f"champion ({child_rounds} rounds from the generic champion of the split)"
     )
     print(
         f"{'child':>36} {'held-out set':>14} {'rows':>5} {'generic':>8} {'child':>8} "
@@ -136,6 +191,19 @@ def main() -> None:
         f"{(hits_child - hits_generic) / rows:+8.3f}"
     )
     print("error ratio = child's error rate / generic's error rate on the same rows")
+
+
+def main() -> None:
+    args = parse_args()
+    home = bench_dir("fedspec-bench-specialization-")  # first: points the stores into it
+    settings, holdouts = prepare(home, args.mnist_rows)
+    children, generic_rounds = rounds_until_split(home, args.max_rounds)
+    if not children:
+        print(f"no split proposed in {args.max_rounds} generic rounds")
+        return
+    adopt_children(settings, children)
+    generic_rounds += child_and_generic_rounds(home, children, args.child_rounds)
+    print_comparison(settings, holdouts, children, generic_rounds, args.child_rounds)
 
 
 def _source(child: dict[str, Any]) -> str:

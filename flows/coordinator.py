@@ -134,24 +134,14 @@ class Coordinator:
         results, failures, reports = self._timed("verify", lambda: self._verified(rnd, records))
         current = self._timed("fetch_base", lambda: self._current(rnd))
         strategy = self.plan.strategy()
-        try:
-            aggregation = self._timed(
-                "aggregate", lambda: strategy.aggregate_fit(rnd.number, current, results, failures)
-            )
-        except QuorumNotMetError as exc:
-            self._fail(rnd, "QUORUM_NOT_MET", exc.message)
-            return self.report
-        except FederatedError as exc:
-            self._fail(rnd, "AGGREGATION_FAILED", f"{exc.code}: {exc.message}")
+        aggregation = self._aggregated(rnd, strategy, current, results, failures)
+        if aggregation is None or aggregation.model is None:
             return self.report
         model = aggregation.model
-        if model is None:
-            self._fail(rnd, "AGGREGATION_FAILED", aggregation.reason or "no model")
-            return self.report
         included = _included(aggregation, results)
-        failed_nodes = {f.node_id: f for f in failures}
+        left_out = {f.node_id: f for f in failures}
         for failure in _left_out(aggregation):
-            failed_nodes.setdefault(failure.node_id, failure)
+            left_out.setdefault(failure.node_id, failure)
         evaluation = self.env.evaluation_data(dict(self.plan.characteristics))
         metrics = self._timed("evaluate", lambda: self._evaluate(model, evaluation))
         data = encode_global_model(model)
@@ -162,6 +152,7 @@ class Coordinator:
             registering = pool.submit(
                 self._timed, "register", lambda: self._register(rnd, data, metrics, evaluation)
             )
+            kept = {i.node_id for i in included}
             tokens = self._timed(
                 "contribution",
                 lambda: self._contributions(
@@ -169,7 +160,7 @@ class Coordinator:
                     rnd,
                     current,
                     included,
-                    [r for r in reports if r.node_id in {i.node_id for i in included}],
+                    [r for r in reports if r.node_id in kept],
                     evaluation,
                 ),
             )
@@ -183,11 +174,45 @@ class Coordinator:
             contributions=tokens,
             excluded=[
                 {"node": f.node_id, "code": f.code, "reason": f.reason[:1000]}
-                for f in failed_nodes.values()
+                for f in left_out.values()
             ],
             receipt=self._receipt(rnd, digest, records),
             alias=decision.alias,
         )
+        if self._committed(rnd, commitment, metrics):
+            self._publish(rnd, commitment, registered, decision, metrics, included)
+        return self.report
+
+    def _aggregated(
+        self,
+        rnd: Round,
+        strategy: Strategy,
+        current: GlobalModel,
+        results: list[FitResult],
+        failures: list[FitFailure],
+    ) -> AggregateResult | None:
+        """The strategy's result, or ``None`` once the round is failed on the ledger with
+        the reason (quorum not met, an aggregation error, no model)."""
+        try:
+            aggregation: AggregateResult = self._timed(
+                "aggregate", lambda: strategy.aggregate_fit(rnd.number, current, results, failures)
+            )
+        except QuorumNotMetError as exc:
+            self._fail(rnd, "QUORUM_NOT_MET", exc.message)
+            return None
+        except FederatedError as exc:
+            self._fail(rnd, "AGGREGATION_FAILED", f"{exc.code}: {exc.message}")
+            return None
+        if aggregation.model is None:
+            self._fail(rnd, "AGGREGATION_FAILED", aggregation.reason or "no model")
+            return None
+        return aggregation
+
+    def _committed(
+        self, rnd: Round, commitment: ModelCommitment, metrics: dict[str, float]
+    ) -> bool:
+        """Commit the model and mint the round's rewards; then, with the hash on the ledger,
+        let the registry serve the version. False when this coordinator was superseded."""
         recorded = self._timed(
             "ledger",
             lambda: self._superseded_if_refused(
@@ -195,11 +220,22 @@ class Coordinator:
             ),
         )
         if recorded is None:
-            return self.report
+            return False
         self._timed("ledger", lambda: self.ledger.mint_rewards(self.plan.profile_id, rnd.number))
-        # Only now, with the hash on the ledger, may the registry serve this version.
-        self._timed("register", lambda: self._promote(digest, metrics, recorded.commit))
-        self.report.model_sha256 = digest
+        self._timed("register", lambda: self._promote(commitment.sha256, metrics, recorded.commit))
+        return True
+
+    def _publish(
+        self,
+        rnd: Round,
+        commitment: ModelCommitment,
+        registered: ModelVersionInfo,
+        decision: AliasDecision,
+        metrics: dict[str, float],
+        included: list[FitResult],
+    ) -> None:
+        """The committed round in this coordinator's report and in MLflow."""
+        self.report.model_sha256 = commitment.sha256
         self.report.version = str(registered.version)
         self.report.alias = decision.alias
         self.report.metrics = metrics
@@ -215,8 +251,7 @@ class Coordinator:
             alias_reason=decision.reason,
             seconds=self.report.seconds,
         )
-        self.progress(f"model {digest[:12]} committed in block {self.report.block}")
-        return self.report
+        self.progress(f"model {commitment.sha256[:12]} committed in block {self.report.block}")
 
     def _fail(self, rnd: Round, code: str, reason: str) -> None:
         if self._superseded_if_refused(
@@ -271,10 +306,12 @@ class Coordinator:
 
     def _verified(
         self, rnd: Round, records: dict[str, UpdateRecord]
-    ) -> tuple[list[FitResult], list[FitFailure], list[Any]]:
+    ) -> tuple[list[FitResult], list[FitFailure], list[NodeReport]]:
+        """Every participant's update, fetched and checked against the ledger, or the reason
+        it is left out; and a quality report for each accepted one."""
         results: list[FitResult] = []
         failures: list[FitFailure] = []
-        reports: list[Any] = []
+        reports: list[NodeReport] = []
         self._update_bytes: dict[str, bytes] = {}
         fetched = prefetch(
             [
@@ -288,65 +325,46 @@ class Coordinator:
             ]
         )
         for node in rnd.participants:
-            record = records.get(node)
-            if record is None:
-                failures.append(
-                    FitFailure(
-                        node, "TIMEOUT", "no update committed before the coordinator's deadline"
-                    )
-                )
+            outcome = self._accepted(node, records.get(node), fetched, rnd)
+            if isinstance(outcome, FitFailure):
+                failures.append(outcome)
                 continue
-            if not record.validation.passed:
-                reason = record.validation.reason or "data validation failed"
-                failures.append(
-                    FitFailure(node, reason.split(":")[0] if ":" in reason else "EXCLUDED", reason)
-                )
-                continue
-            try:
-                data = fetched(record.uri, record.sha256)
-                result, family = decode_update(data)
-            except (ArtifactIntegrityError, ArtifactMissingError) as exc:
-                failures.append(FitFailure(node, exc.code, str(exc)))
-                continue
-            except FederatedError as exc:
-                failures.append(FitFailure(node, exc.code, exc.message))
-                continue
-            stale = staleness(result, rnd)
-            if stale:
-                failures.append(FitFailure(node, "STALE_UPDATE", stale))
-                continue
-            if family != self.plan.family or result.node_id != node:
-                failures.append(
-                    FitFailure(
-                        node,
-                        "INVALID_UPDATE",
-                        f"update of {result.node_id} ({family}) under {node}",
-                    )
-                )
-                continue
-            self._update_bytes[node] = data
-            results.append(result)
-            summary = None
-            try:
-                summary_text = fetched(
-                    _summary_uri(record.uri), record.validation.summary_sha256
-                ).decode()
-                summary = ValidationSummary.from_canonical_json(summary_text)
-            except (ArtifactIntegrityError, ArtifactMissingError, ValueError) as exc:
-                log.warning(
-                    "%s: validation summary unavailable (%s); quality counts as 0", node, exc
-                )
-            metrics = result.metrics
-            reports.append(
-                NodeReport(
-                    node_id=node,
-                    num_examples=result.num_examples,
-                    train_seconds=float(metrics.get("train_seconds", 0.0) or 0.0),
-                    cpu_seconds=float(metrics.get("cpu_seconds", 0.0) or 0.0),
-                    validation=summary,
-                )
-            )
+            results.append(outcome)
+            reports.append(_node_report(node, outcome, records[node], fetched))
         return results, failures, reports
+
+    def _accepted(
+        self,
+        node: str,
+        record: UpdateRecord | None,
+        fetched: Callable[[str, str], bytes],
+        rnd: Round,
+    ) -> FitResult | FitFailure:
+        """One participant's update if it is committed, validated, intact, fresh and its
+        own; else why not."""
+        if record is None:
+            return FitFailure(
+                node, "TIMEOUT", "no update committed before the coordinator's deadline"
+            )
+        if not record.validation.passed:
+            reason = record.validation.reason or "data validation failed"
+            return FitFailure(node, reason.split(":")[0] if ":" in reason else "EXCLUDED", reason)
+        try:
+            data = fetched(record.uri, record.sha256)
+            result, family = decode_update(data)
+        except (ArtifactIntegrityError, ArtifactMissingError) as exc:
+            return FitFailure(node, exc.code, str(exc))
+        except FederatedError as exc:
+            return FitFailure(node, exc.code, exc.message)
+        stale = staleness(result, rnd)
+        if stale:
+            return FitFailure(node, "STALE_UPDATE", stale)
+        if family != self.plan.family or result.node_id != node:
+            return FitFailure(
+                node, "INVALID_UPDATE", f"update of {result.node_id} ({family}) under {node}"
+            )
+        self._update_bytes[node] = data
+        return result
 
     def _bytes_of(self, results: list[FitResult]) -> list[tuple[FitResult, bytes]]:
         return [(r, self._update_bytes[r.node_id]) for r in results]
@@ -451,6 +469,27 @@ class Coordinator:
             "mlflow_run_id": self.run_id,
             "mlflow_node_runs": node_runs(self.run_id),
         }
+
+
+def _node_report(
+    node: str, result: FitResult, record: UpdateRecord, fetched: Callable[[str, str], bytes]
+) -> NodeReport:
+    """What contribution scoring knows of an accepted update: its size, its cost and the
+    node's validation summary (quality counts as 0 when the summary cannot be read)."""
+    summary = None
+    try:
+        text = fetched(_summary_uri(record.uri), record.validation.summary_sha256).decode()
+        summary = ValidationSummary.from_canonical_json(text)
+    except (ArtifactIntegrityError, ArtifactMissingError, ValueError) as exc:
+        log.warning("%s: validation summary unavailable (%s); quality counts as 0", node, exc)
+    metrics = result.metrics
+    return NodeReport(
+        node_id=node,
+        num_examples=result.num_examples,
+        train_seconds=float(metrics.get("train_seconds", 0.0) or 0.0),
+        cpu_seconds=float(metrics.get("cpu_seconds", 0.0) or 0.0),
+        validation=summary,
+    )
 
 
 def _summary_uri(update_uri: str) -> str:

@@ -32,7 +32,15 @@ from fedspec.errors import ErrorCode
 from flows import tracking
 from flows.node_agent import NodeOutcome, run_node
 from flows.specialization import specialization_check
-from ledger_client import Consortium, EndorseError, Round, UpdateRecord, from_fixed, open_ledger
+from ledger_client import (
+    Consortium,
+    EndorseError,
+    FedspecLedger,
+    Round,
+    UpdateRecord,
+    from_fixed,
+    open_ledger,
+)
 from registry import round_params
 
 if TYPE_CHECKING:
@@ -167,18 +175,63 @@ def federated_round(
     then (``specialize``) check whether the profile should split or demand calls for a new
     profile (:mod:`flows.specialization`)."""
 
-    logger = get_run_logger()
     settings = _settings(home)
     tracking.configure(settings.mlflow_tracking_uri, settings.home / "mlflow" / "artifacts")
     ledger = open_ledger(settings.ledger, opener)
     nodes = nodes if nodes is not None else ledger.volunteers(profile_id)
+    round_no, parent, timeout_s = _open_round(ledger, profile_id, opener, nodes, home)
+    started = time.perf_counter()
+    outcomes = _dispatch(nodes, profile_id, round_no, parent, home, dispatch, timeout_s)
+    rnd = _settled_round(ledger, profile_id, round_no, opener, home)
+    if dispatch == "deployments":
+        outcomes = _outcomes_from_ledger(ledger, profile_id, round_no, rnd, outcomes)
+    summary = _summary(profile_id, round_no, rnd, outcomes, time.perf_counter() - started, parent)
+    if rnd.status == "closed":
+        summary["alias"], summary["evaluation"] = _committed_model(ledger, profile_id, round_no)
+        if specialize:
+            summary["specialization"] = _specialize(
+                profile_id, home, rnd.coordinator, opener, parent
+            )
+    tracking.end_round_run(parent, summary)
+    _publish(summary)
+    return summary
+
+
+def _open_round(
+    ledger: FedspecLedger, profile_id: str, opener: str, nodes: list[str], home: str | None
+) -> tuple[int, str, int]:
+    """Open the next round of ``profile_id`` as ``opener`` (or resume one left open) and
+    start its MLflow parent run; logs the opening. Must run inside the round's flow (it
+    calls :func:`open_round_task`). Returns the round number, the parent run's id and the
+    time (s) each node's work is given.
+    """
     opened = open_round_task(profile_id, opener, home)
     round_no = int(opened["round"])
+    parent = _start_parent_run(ledger, profile_id, round_no, opened, nodes, opener)
+    logger = get_run_logger()
+    logger.info("%s round %d opened; dispatching to %d nodes", profile_id, round_no, len(nodes))
+    if opened["base_reason"]:
+        logger.info("%s round %d starts from: %s", profile_id, round_no, opened["base_reason"])
+    return round_no, parent, _node_timeout(opened["schedule"])
 
+
+def _start_parent_run(
+    ledger: FedspecLedger,
+    profile_id: str,
+    round_no: int,
+    opened: dict[str, Any],
+    nodes: list[str],
+    opener: str,
+) -> str:
+    """Start the round's MLflow parent run and return its id: params are the profile's
+    round params (without participants), the volunteers and the opener; tags say which
+    base model the round starts from and why (``opened`` is :func:`open_round_task`'s
+    result).
+    """
     profile = {**ledger.get_profile(profile_id).spec, "id": profile_id}
     # Participants are fixed by the election; the coordinator logs them (params are immutable).
     params = {k: v for k, v in round_params(profile, []).items() if "participants" not in k}
-    parent = tracking.start_round_run(
+    return tracking.start_round_run(
         profile_id,
         round_no,
         params={**params, "volunteers": ",".join(nodes), "opener": opener},
@@ -188,28 +241,51 @@ def federated_round(
             "fedspec.base_reason": opened["base_reason"][:5000],
         },
     )
-    logger.info("%s round %d opened; dispatching to %d nodes", profile_id, round_no, len(nodes))
-    if opened["base_reason"]:
-        logger.info("%s round %d starts from: %s", profile_id, round_no, opened["base_reason"])
-    started = time.perf_counter()
-    outcomes = _dispatch(
-        nodes,
-        profile_id,
-        round_no,
-        parent,
-        home,
-        dispatch,
-        _node_timeout(opened["schedule"]),
-    )
+
+
+def _settled_round(
+    ledger: FedspecLedger, profile_id: str, round_no: int, opener: str, home: str | None
+) -> Round:
+    """The round once its nodes' work has returned, closed or failed: if the ledger has
+    it still running (every agent is gone), :func:`settle_round_task` drives it to its end
+    first. Must run inside the round's flow.
+    """
     rnd = ledger.get_round(profile_id, round_no)
     if rnd.status not in ("closed", "failed"):  # every agent is gone: make sure it ends
         rnd = settle_round_task(profile_id, round_no, opener, home)
-    if dispatch == "deployments":
-        # The ledger, not the node flows' results, says what each node did: those results
-        # live in each worker's own result storage, out of this flow's reach.
-        updates = {u.node: u for u in ledger.list_updates(profile_id, round_no)}
-        outcomes = [_ledger_outcome(rnd, updates.get(o["node"]), o) for o in outcomes]
-    summary = {
+    return rnd
+
+
+def _outcomes_from_ledger(
+    ledger: FedspecLedger,
+    profile_id: str,
+    round_no: int,
+    rnd: Round,
+    runs: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Each deployment run's outcome (``runs``, from :func:`_dispatch_deployments`)
+    rewritten as the ledger records what its node did in the settled round ``rnd``
+    (:func:`_ledger_outcome`), in the same order.
+    """
+    # The ledger, not the node flows' results, says what each node did: those results
+    # live in each worker's own result storage, out of this flow's reach.
+    updates = {u.node: u for u in ledger.list_updates(profile_id, round_no)}
+    return [_ledger_outcome(rnd, updates.get(o["node"]), o) for o in runs]
+
+
+def _summary(
+    profile_id: str,
+    round_no: int,
+    rnd: Round,
+    outcomes: list[dict[str, Any]],
+    seconds: float,
+    parent: str,
+) -> dict[str, Any]:
+    """The round's summary from its final ledger state and the nodes' outcomes, with
+    ``alias`` empty and ``evaluation`` empty (a closed round's caller fills them in from
+    :func:`_committed_model`).
+    """
+    return {
         "profile": profile_id,
         "round": round_no,
         "status": rnd.status,
@@ -219,22 +295,21 @@ def federated_round(
         "failure": rnd.failure,
         "rewards": rnd.rewards or {},
         "outcomes": outcomes,
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "parent_run_id": parent,
         "alias": "",
         "evaluation": {},
     }
-    if rnd.status == "closed":
-        model = ledger.get_model(profile_id, round_no)
-        summary["alias"] = model.alias
-        summary["evaluation"] = {k: from_fixed(v) for k, v in sorted(model.metrics.items())}
-        if specialize:
-            summary["specialization"] = _specialize(
-                profile_id, home, rnd.coordinator, opener, parent
-            )
-    tracking.end_round_run(parent, summary)
-    _publish(summary)
-    return summary
+
+
+def _committed_model(
+    ledger: FedspecLedger, profile_id: str, round_no: int
+) -> tuple[str, dict[str, float]]:
+    """A closed round's model as committed on the ledger: its alias (champion or
+    challenger) and its held-out evaluation metrics as floats, sorted by name.
+    """
+    model = ledger.get_model(profile_id, round_no)
+    return model.alias, {k: from_fixed(v) for k, v in sorted(model.metrics.items())}
 
 
 def _specialize(

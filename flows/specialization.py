@@ -161,6 +161,8 @@ def _divergence(
     settings: Settings,
     report: SpecializationReport,
 ) -> ChildPlan | None:
+    """A split of ``profile`` into children, when its nodes' updates or losses have
+    diverged for long enough; every finding goes to ``report``."""
     spec = settings.specialization
     lines = report.lines
     if profile.status != "active":
@@ -168,37 +170,8 @@ def _divergence(
         return None
     plan = TrainingPlan.from_profile(profile.id, profile.spec)
     split_rounds = window[-spec.split_patience :] if spec.split_patience else []
-    for summary in window:
-        number = summary.number
-        check = RoundCheck(number)
-        records = _included_updates(ledger, profile.id, number)
-        check.losses = _losses(records)
-        if plan.is_tree:
-            check.note = "trees are not averaged: an update is new trees, not a weight step"
-        elif summary in split_rounds:
-            try:
-                check.divergence, check.note = _round_divergence(
-                    ledger.get_round(profile.id, number), plan, records, split_criteria(spec)
-                )
-            except FederatedError as exc:  # an unreadable update: this round proves nothing
-                check.note = f"{exc.code}: {exc.message}"
-        report.rounds.append(check)
-    if plan.is_tree:
-        lines.append(
-            f"divergence: skipped for {profile.id} ({plan.family}): trees are never averaged, "
-            "so updates are new trees, not steps in one weight space, and their cosine "
-            "similarity means nothing"
-        )
-    elif len(split_rounds) < spec.split_patience:
-        lines.append(
-            f"divergence: {len(window)} committed round(s); a split must hold for "
-            f"{spec.split_patience} in a row"
-        )
-    for check in report.rounds:
-        if check.divergence is not None:
-            lines.append(f"round {check.round}: " + "; ".join(check.divergence.lines))
-        elif check.note and not plan.is_tree:
-            lines.append(f"round {check.round}: no divergence test ({check.note})")
+    report.rounds.extend(_round_checks(ledger, profile.id, plan, window, split_rounds, spec))
+    _divergence_lines(profile.id, plan, len(window), len(split_rounds), spec, report)
     advertised = _advertised(ledger, profile.id, window)
     reports = [c.divergence for c in report.rounds if c.divergence is not None]
     checked = [c for c in report.rounds if c.round in {r.number for r in split_rounds}]
@@ -207,17 +180,7 @@ def _divergence(
         if len(reports) == len(checked) and not plan.is_tree
         else None
     )
-    criteria = loss_criteria(spec)
-    report.loss_outliers = loss_outliers([c.losses for c in report.rounds], criteria)
-    if not any(c.losses for c in report.rounds):
-        lines.append("local loss: not reported (private rounds, or trees)")
-    elif report.loss_outliers:
-        lines.extend(f"local loss outlier {n}: {why}" for n, why in report.loss_outliers.items())
-    else:
-        lines.append(
-            f"local loss: no node an outlier for {criteria.patience} rounds in a row "
-            f"(robust z > {criteria.z}, > {criteria.min_relative:.0%} from the median)"
-        )
+    criteria = _loss_lines(spec, report)
     if split is not None:
         report.split = {"criterion": "update clusters", **split.to_json()}
         lines.append(
@@ -244,6 +207,82 @@ def _divergence(
         )
     lines.append("divergence: no split")
     return None
+
+
+def _round_checks(
+    ledger: FedspecLedger,
+    profile_id: str,
+    plan: TrainingPlan,
+    window: Sequence[RoundSummary],
+    split_rounds: Sequence[RoundSummary],
+    spec: SpecializationSettings,
+) -> list[RoundCheck]:
+    """Per committed round: the included nodes' local losses and, for the rounds a split
+    must hold over, the divergence test on their updates (never for trees)."""
+    checks = []
+    for summary in window:
+        number = summary.number
+        check = RoundCheck(number)
+        records = _included_updates(ledger, profile_id, number)
+        check.losses = _losses(records)
+        if plan.is_tree:
+            check.note = "trees are not averaged: an update is new trees, not a weight step"
+        elif summary in split_rounds:
+            try:
+                check.divergence, check.note = _round_divergence(
+                    ledger.get_round(profile_id, number), plan, records, split_criteria(spec)
+                )
+            except FederatedError as exc:  # an unreadable update: this round proves nothing
+                check.note = f"{exc.code}: {exc.message}"
+        checks.append(check)
+    return checks
+
+
+def _divergence_lines(
+    profile_id: str,
+    plan: TrainingPlan,
+    committed: int,
+    split_rounds: int,
+    spec: SpecializationSettings,
+    report: SpecializationReport,
+) -> None:
+    """Why the divergence test did not run, and what each round's test found."""
+    lines = report.lines
+    if plan.is_tree:
+        lines.append(
+            f"divergence: skipped for {profile_id} ({plan.family}): trees are never averaged, "
+            "so updates are new trees, not steps in one weight space, and their cosine "
+            "similarity means nothing"
+        )
+    elif split_rounds < spec.split_patience:
+        lines.append(
+            f"divergence: {committed} committed round(s); a split must hold for "
+            f"{spec.split_patience} in a row"
+        )
+    for check in report.rounds:
+        if check.divergence is not None:
+            lines.append(f"round {check.round}: " + "; ".join(check.divergence.lines))
+        elif check.note and not plan.is_tree:
+            lines.append(f"round {check.round}: no divergence test ({check.note})")
+
+
+def _loss_lines(spec: SpecializationSettings, report: SpecializationReport) -> LossCriteria:
+    """The nodes whose local loss stays far from the others' (into ``report``); returns the
+    criteria used."""
+    criteria = loss_criteria(spec)
+    report.loss_outliers = loss_outliers([c.losses for c in report.rounds], criteria)
+    if not any(c.losses for c in report.rounds):
+        report.lines.append("local loss: not reported (private rounds, or trees)")
+    elif report.loss_outliers:
+        report.lines.extend(
+            f"local loss outlier {n}: {why}" for n, why in report.loss_outliers.items()
+        )
+    else:
+        report.lines.append(
+            f"local loss: no node an outlier for {criteria.patience} rounds in a row "
+            f"(robust z > {criteria.z}, > {criteria.min_relative:.0%} from the median)"
+        )
+    return criteria
 
 
 def _named(

@@ -14,6 +14,7 @@ from federated.types import (
     FitResult,
     GlobalModel,
     NDArray,
+    NDArrays,
     Scalar,
     Strategy,
 )
@@ -25,44 +26,97 @@ def check_update(current: GlobalModel, result: FitResult) -> None:
     bytes), same layer count and shapes, real numbers, no NaN or inf, and at least one
     training example.
     """
-    node = result.node_id
+    _check_num_examples(result)
+    _check_family(current, result)
+    if isinstance(current.parameters, bytes):
+        _check_serialized(current, result)
+    else:
+        _check_arrays(current.family, current.parameters, result)
 
-    def refuse(problem: str, **details: object) -> InvalidUpdateError:
-        return InvalidUpdateError(problem, node_id=node, **details)
 
-    if isinstance(result.num_examples, bool) or not isinstance(
-        result.num_examples, int | np.integer
-    ):
-        raise refuse(f"num_examples must be an integer, got {type(result.num_examples).__name__}")
-    if result.num_examples <= 0:
-        raise refuse(f"num_examples must be > 0, got {result.num_examples}")
+def _check_num_examples(result: FitResult) -> None:
+    """Raise ``InvalidUpdateError`` unless ``result.num_examples`` is a positive integer
+    (Python or NumPy; a ``bool`` is refused even though it is an ``int``).
+    """
+    count = result.num_examples
+    if isinstance(count, bool) or not isinstance(count, int | np.integer):
+        raise InvalidUpdateError(
+            f"num_examples must be an integer, got {type(count).__name__}",
+            node_id=result.node_id,
+        )
+    if count <= 0:
+        raise InvalidUpdateError(f"num_examples must be > 0, got {count}", node_id=result.node_id)
+
+
+def _check_family(current: GlobalModel, result: FitResult) -> None:
+    """Raise ``InvalidUpdateError`` if the update names a model family (its ``family``
+    metric) other than ``current``'s; an update that names none passes.
+    """
     family = result.metrics.get("family")
     if family is not None and family != current.family:
-        raise refuse(f"update is for family {family!r}, the profile trains {current.family!r}")
-    if isinstance(current.parameters, bytes):
-        if not isinstance(result.parameters, bytes):
-            raise refuse(f"family {current.family!r} exchanges serialized bytes, got arrays")
-        if not result.parameters:
-            raise refuse("empty serialized model")
-        return
+        raise InvalidUpdateError(
+            f"update is for family {family!r}, the profile trains {current.family!r}",
+            node_id=result.node_id,
+        )
+
+
+def _check_serialized(current: GlobalModel, result: FitResult) -> None:
+    """For a family that exchanges a serialized model (``current.parameters`` is bytes):
+    raise ``InvalidUpdateError`` unless the update is non-empty bytes too. The bytes
+    themselves are not parsed.
+    """
+    if not isinstance(result.parameters, bytes):
+        raise InvalidUpdateError(
+            f"family {current.family!r} exchanges serialized bytes, got arrays",
+            node_id=result.node_id,
+        )
+    if not result.parameters:
+        raise InvalidUpdateError("empty serialized model", node_id=result.node_id)
+
+
+def _check_arrays(family: str, expected: NDArrays, result: FitResult) -> None:
+    """For a family that exchanges weight arrays: raise ``InvalidUpdateError`` unless the
+    update is a list of arrays with as many entries as ``expected`` and each passes
+    :func:`_check_array` against the matching shape (the first bad array is reported).
+    """
     if isinstance(result.parameters, bytes):
-        raise refuse(f"family {current.family!r} exchanges weight arrays, got bytes")
-    expected = [np.shape(a) for a in current.parameters]
-    if len(result.parameters) != len(expected):
-        raise refuse(f"{len(result.parameters)} parameter arrays, the model has {len(expected)}")
-    for index, (array, shape) in enumerate(zip(result.parameters, expected, strict=True)):
-        if not isinstance(array, np.ndarray):
-            raise refuse(f"parameter array {index} is a {type(array).__name__}, not an ndarray")
-        if array.dtype.kind not in "fiu":
-            raise refuse(f"parameter array {index} has dtype {array.dtype}, not real numbers")
-        if array.shape != shape:
-            raise refuse(
-                f"parameter array {index} has shape {array.shape}, expected {shape} "
-                f"({array.size} values instead of {int(np.prod(shape))})"
-            )
-        if array.dtype.kind == "f" and not _all_finite(array):
-            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-            raise refuse(f"parameter array {index} has {bad} NaN or inf values")
+        raise InvalidUpdateError(
+            f"family {family!r} exchanges weight arrays, got bytes", node_id=result.node_id
+        )
+    shapes = [np.shape(a) for a in expected]
+    if len(result.parameters) != len(shapes):
+        raise InvalidUpdateError(
+            f"{len(result.parameters)} parameter arrays, the model has {len(shapes)}",
+            node_id=result.node_id,
+        )
+    for index, (array, shape) in enumerate(zip(result.parameters, shapes, strict=True)):
+        _check_array(result.node_id, index, array, shape)
+
+
+def _check_array(node: str, index: int, array: object, shape: tuple[int, ...]) -> None:
+    """Raise ``InvalidUpdateError`` (for ``node``, naming array ``index``) unless ``array``
+    is an ndarray of real numbers (float, signed or unsigned int) with exactly ``shape``
+    and, if float, no NaN or inf. Dtype widths may differ from the model's.
+    """
+    if not isinstance(array, np.ndarray):
+        raise InvalidUpdateError(
+            f"parameter array {index} is a {type(array).__name__}, not an ndarray", node_id=node
+        )
+    if array.dtype.kind not in "fiu":
+        raise InvalidUpdateError(
+            f"parameter array {index} has dtype {array.dtype}, not real numbers", node_id=node
+        )
+    if array.shape != shape:
+        raise InvalidUpdateError(
+            f"parameter array {index} has shape {array.shape}, expected {shape} "
+            f"({array.size} values instead of {int(np.prod(shape))})",
+            node_id=node,
+        )
+    if array.dtype.kind == "f" and not _all_finite(array):
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        raise InvalidUpdateError(
+            f"parameter array {index} has {bad} NaN or inf values", node_id=node
+        )
 
 
 def _all_finite(array: NDArray) -> bool:
