@@ -20,6 +20,23 @@ import fastjsonschema
 from chaincode.errors import InvalidArgument
 
 MAX_DOCUMENT_BYTES = 64 * 1024
+# A ledger document nests a few levels (profile → model → hyperparameters → a list); the
+# parser and canonical JSON recurse, so a document nested deeper is refused, never parsed
+# until the interpreter's recursion limit.
+MAX_DOCUMENT_DEPTH = 32
+
+# Sane bounds of a profile's privacy numbers (exact decimals, compared as Fractions): an ε
+# past these protects nothing, and a clip norm past this clips nothing.
+MAX_EPSILON_PER_ROUND = Fraction(100)
+MAX_EPSILON_BUDGET = Fraction(10_000)
+MAX_CLIP_NORM = Fraction(10**6)
+PRIVACY_NUMBERS = (
+    "epsilon_per_round",
+    "delta_per_round",
+    "epsilon_budget",
+    "delta_budget",
+    "clip_norm",
+)
 
 
 @lru_cache(maxsize=1)
@@ -48,6 +65,73 @@ def validate_profile(document: Any) -> None:
         raise InvalidArgument(f"profile {message}", field=where) from None
     if document.get("parent") == document["id"]:
         raise InvalidArgument("profile parent: a profile cannot be its own parent", field="parent")
+    validate_privacy(document["privacy"])
+
+
+def _privacy_number(privacy: dict[str, Any], key: str) -> Fraction:
+    return decimal(privacy[key], f"profile privacy.{key}")
+
+
+def _refuse(key: str, rule: str, value: Fraction) -> InvalidArgument:
+    return InvalidArgument(
+        f"profile privacy.{key} must be {rule}, got {decimal_text(value)}", field=f"privacy.{key}"
+    )
+
+
+def validate_privacy(privacy: dict[str, Any]) -> None:
+    """The privacy numbers of a schema-valid profile, checked exactly (Fractions, no floats).
+
+    - ``none``: spends nothing, so it carries no ε, δ, budget or clip norm.
+    - ``client-dp`` (Gaussian mechanism on each update): 0 < ε per round ≤ 100,
+      0 < δ per round < 1, ε per round ≤ ε budget ≤ 10 000, δ per round ≤ δ budget < 1,
+      0 < clip norm ≤ 10⁶.
+    - ``dp-model`` (an ε-DP estimator): 0 < ε per round ≤ 100, δ per round = 0,
+      ε per round ≤ ε budget ≤ 10 000, 0 ≤ δ budget < 1, a clip norm (if given) as above.
+    """
+    mode = privacy["mode"]
+    if mode == "none":
+        for key in PRIVACY_NUMBERS:
+            if key in privacy:
+                raise InvalidArgument(
+                    f"profile privacy.{key}: privacy mode none spends no budget; remove it",
+                    field=f"privacy.{key}",
+                )
+        return
+    eps = _privacy_number(privacy, "epsilon_per_round")
+    delta = _privacy_number(privacy, "delta_per_round")
+    eps_budget = _privacy_number(privacy, "epsilon_budget")
+    delta_budget = _privacy_number(privacy, "delta_budget")
+    if not 0 < eps <= MAX_EPSILON_PER_ROUND:
+        raise _refuse("epsilon_per_round", f"> 0 and ≤ {MAX_EPSILON_PER_ROUND}", eps)
+    if mode == "client-dp" and not 0 < delta < 1:
+        raise _refuse("delta_per_round", "> 0 and < 1 (client-dp is (ε, δ)-DP)", delta)
+    if mode == "dp-model" and delta != 0:
+        raise _refuse("delta_per_round", "0 (dp-model trains an ε-DP estimator)", delta)
+    if not eps <= eps_budget <= MAX_EPSILON_BUDGET:
+        raise _refuse(
+            "epsilon_budget",
+            f"≥ epsilon_per_round ({decimal_text(eps)}) and ≤ {MAX_EPSILON_BUDGET}",
+            eps_budget,
+        )
+    if not delta <= delta_budget < 1:
+        raise _refuse(
+            "delta_budget", f"≥ delta_per_round ({decimal_text(delta)}) and < 1", delta_budget
+        )
+    if "clip_norm" in privacy:
+        clip = _privacy_number(privacy, "clip_norm")
+        if not 0 < clip <= MAX_CLIP_NORM:
+            raise _refuse("clip_norm", f"> 0 and ≤ {MAX_CLIP_NORM}", clip)
+
+
+def per_round_spend(privacy: dict[str, Any]) -> tuple[Fraction, Fraction]:
+    """The (ε, δ) a profile prescribes for every update trained in a round: its per-round
+    spend under a DP mode, (0, 0) under ``none``."""
+    if privacy["mode"] == "none":
+        return Fraction(0), Fraction(0)
+    return (
+        decimal(privacy["epsilon_per_round"], "epsilon_per_round"),
+        decimal(privacy["delta_per_round"], "delta_per_round"),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -83,12 +167,37 @@ def validate_characteristics(document: Any, what: str) -> dict[str, Any]:
 
 
 def parse_json_argument(text: str, what: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
-    if len(text.encode()) > max_bytes:
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise InvalidArgument(f"{what} is larger than {max_bytes} bytes")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidArgument(f"{what} nests deeper than {MAX_DOCUMENT_DEPTH} levels") from None
     except ValueError as exc:
         raise InvalidArgument(f"{what} is not valid JSON: {exc}") from exc
+    if nesting_depth(document, MAX_DOCUMENT_DEPTH) > MAX_DOCUMENT_DEPTH:
+        raise InvalidArgument(f"{what} nests deeper than {MAX_DOCUMENT_DEPTH} levels")
+    return document
+
+
+def nesting_depth(document: Any, limit: int) -> int:
+    """How deep ``document`` nests (a scalar is 0, ``[]`` is 1), counted without recursion
+    and without looking past ``limit`` (so a cycle or a huge document returns ``limit + 1``)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _reject_constant(name: str) -> Any:

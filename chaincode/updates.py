@@ -28,6 +28,7 @@ from chaincode.schema import (
     decimal,
     decimal_text,
     parse_json_argument,
+    per_round_spend,
     validate_characteristics,
 )
 
@@ -96,6 +97,28 @@ def _parse_update(text: str) -> dict[str, Any]:
     return parsed
 
 
+def _check_spend(
+    profile_id: str, privacy: dict[str, Any], update: dict[str, Any], eps: Fraction, delta: Fraction
+) -> None:
+    """An update declares exactly the spend its profile prescribes: the per-round (ε, δ) when
+    it trained under a DP mode, (0, 0) under ``none``, and (0, 0) when its data failed
+    validation (never trained on; :func:`_parse_update`). Any other value (ε = 0 on a DP
+    profile, a smaller ε, a larger one) is refused, naming what was expected and given."""
+    if not update["validation"]["passed"]:
+        return
+    want_eps, want_delta = per_round_spend(privacy)
+    if (eps, delta) != (want_eps, want_delta):
+        expected = f"ε={decimal_text(want_eps)}, δ={decimal_text(want_delta)}"
+        given = f"ε={decimal_text(eps)}, δ={decimal_text(delta)}"
+        raise InvalidArgument(
+            f"update.privacy: profile {profile_id} (privacy mode {privacy['mode']}) prescribes "
+            f"{expected} per round; the update declares {given}",
+            field="update.privacy",
+            expected={"epsilon": decimal_text(want_eps), "delta": decimal_text(want_delta)},
+            given={"epsilon": decimal_text(eps), "delta": decimal_text(delta)},
+        )
+
+
 async def submit_update(
     tx: Tx, profile_id: str, round_text: str, update_json: str
 ) -> dict[str, Any]:
@@ -118,14 +141,8 @@ async def submit_update(
     spend_eps = Fraction(update["privacy"]["epsilon"])
     spend_delta = Fraction(update["privacy"]["delta"])
     privacy = profile["spec"]["privacy"]
-    if privacy["mode"] == "none":
-        if spend_eps or spend_delta:
-            raise InvalidArgument(f"profile {profile_id} has no privacy mode; the spend must be 0")
-    else:
-        if spend_eps > decimal(
-            privacy["epsilon_per_round"], "epsilon_per_round"
-        ) or spend_delta > decimal(privacy["delta_per_round"], "delta_per_round"):
-            raise InvalidArgument("the update spends more than the profile's per-round (ε, δ)")
+    _check_spend(profile_id, privacy, update, spend_eps, spend_delta)
+    if privacy["mode"] != "none":
         budget_key = keys.budget(node["id"], profile_id)
         spent = await tx.get(budget_key) or {"epsilon": "0", "delta": "0", "rounds": 0}
         total_eps = Fraction(spent["epsilon"]) + spend_eps

@@ -50,10 +50,14 @@ class ErrorCode(StrEnum):
     LEDGER_ERROR = "LEDGER_ERROR"
     IDENTITY_INVALID = "IDENTITY_INVALID"
     LEDGER_INVALID = "LEDGER_INVALID"
+    LEDGER_TAMPERED = "LEDGER_TAMPERED"
     ENDORSE_FAILED = "ENDORSE_FAILED"
     SUBMIT_FAILED = "SUBMIT_FAILED"
     COMMIT_STATUS_FAILED = "COMMIT_STATUS_FAILED"
     COMMIT_FAILED = "COMMIT_FAILED"
+    # Rollback evidence: a member's signed checkpoints (ledger_client.checkpoints).
+    LEDGER_ROLLED_BACK = "LEDGER_ROLLED_BACK"
+    CHECKPOINT_INVALID = "CHECKPOINT_INVALID"
     # Transaction validation codes a commit can end with (Fabric's TxValidationCode names).
     MVCC_READ_CONFLICT = "MVCC_READ_CONFLICT"
     PHANTOM_READ_CONFLICT = "PHANTOM_READ_CONFLICT"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 from fedspec.app.settings import Settings
 from ledger_client import Consortium, open_ledger
+from ledger_client.checkpoints import FOLDER
 from ledger_client.embedded.genesis import create_ledger
 
 
@@ -27,6 +29,9 @@ def init_ledger(settings: Settings, *, force: bool = False) -> Bootstrapped:
             chaincode=settings.ledger.chaincode,
             force=force,
         )
+        # A new ledger, founded on purpose: the members' checkpoints of the one it replaces
+        # no longer apply (kept, they would report the new ledger as a rollback).
+        shutil.rmtree(settings.home / FOLDER, ignore_errors=True)
     admin = open_ledger(settings.ledger, consortium.first_admin)
     admin.init_consortium(consortium.member_ids)
     nodes = consortium.node_refs()

@@ -89,27 +89,38 @@ class Settings:
     @classmethod
     def load(cls, home: Path | str | None = None, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        root = Path(home or env.get("FEDSPEC_HOME") or ".fedspec").absolute()
+        home_source = "--home" if home else "FEDSPEC_HOME"
+        root = usable_path(home or env.get("FEDSPEC_HOME") or ".fedspec", home_source).absolute()
         doc = _read_toml(root / "fedspec.toml")
-        ledger_doc = doc.get("ledger", {})
-        backend = env.get("FEDSPEC_LEDGER") or ledger_doc.get("backend") or "embedded"
+        ledger_doc = _table(doc, "ledger")
+        backend = env.get("FEDSPEC_LEDGER") or _text(ledger_doc, "ledger", "backend") or "embedded"
         if backend not in BACKENDS:
-            raise ConfigError(f"ledger backend {backend!r} is not one of {', '.join(BACKENDS)}")
+            raise ConfigError(f"ledger backend {backend!r:.80} is not one of {', '.join(BACKENDS)}")
         peers_text = env.get("FEDSPEC_FABRIC_PEERS")
-        peers = _parse_peers(peers_text) if peers_text else dict(ledger_doc.get("fabric_peers", {}))
+        peers = (
+            _parse_peers(peers_text)
+            if peers_text
+            else {str(k): str(v) for k, v in _table(ledger_doc, "fabric_peers", "ledger.").items()}
+        )
         if backend == "fabric" and not peers:
             # `fedspec network up` records its peers' endpoints in the home's network folder.
             peers = _network_peers(root / "network" / "network.json")
         ledger = LedgerConfig(
             backend=backend,
-            ledger_path=Path(
-                env.get("FEDSPEC_LEDGER_PATH") or ledger_doc.get("path") or root / "ledger.sqlite"
+            ledger_path=usable_path(
+                env.get("FEDSPEC_LEDGER_PATH")
+                or _text(ledger_doc, "ledger", "path")
+                or root / "ledger.sqlite",
+                "FEDSPEC_LEDGER_PATH" if env.get("FEDSPEC_LEDGER_PATH") else "[ledger] path",
             ),
-            consortium_dir=Path(
-                env.get("FEDSPEC_CONSORTIUM") or ledger_doc.get("consortium") or root / "consortium"
+            consortium_dir=usable_path(
+                env.get("FEDSPEC_CONSORTIUM")
+                or _text(ledger_doc, "ledger", "consortium")
+                or root / "consortium",
+                "FEDSPEC_CONSORTIUM" if env.get("FEDSPEC_CONSORTIUM") else "[ledger] consortium",
             ),
-            channel=str(ledger_doc.get("channel", "fedspec")),
-            chaincode=str(ledger_doc.get("chaincode", "fedspec")),
+            channel=_text(ledger_doc, "ledger", "channel") or "fedspec",
+            chaincode=_text(ledger_doc, "ledger", "chaincode") or "fedspec",
             fabric_peers=peers,
         )
         mlflow_default = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
@@ -117,32 +128,79 @@ class Settings:
             home=root,
             ledger=ledger,
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI")
-            or doc.get("mlflow", {}).get("tracking_uri")
+            or _text(_table(doc, "mlflow"), "mlflow", "tracking_uri")
             or mlflow_default,
-            prefect_api_url=env.get("PREFECT_API_URL") or doc.get("prefect", {}).get("api_url"),
-            specialization=SpecializationSettings.from_toml(doc.get("specialization", {})),
+            prefect_api_url=env.get("PREFECT_API_URL")
+            or _text(_table(doc, "prefect"), "prefect", "api_url"),
+            specialization=SpecializationSettings.from_toml(_table(doc, "specialization")),
         )
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
+# The usual Linux limits (NAME_MAX, PATH_MAX): a longer name fails in the OS with
+# ENAMETOOLONG, far from the option that named it.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4095
+
+
+def usable_path(value: Path | str, source: str) -> Path:
+    """``value`` as a Path, or :class:`ConfigError` naming ``source`` (the option, variable
+    or setting it came from) when no file system could take it."""
     try:
-        return tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+        raw = os.fsencode(value)
+    except UnicodeError:
+        raise ConfigError(f"{source}: the path cannot be encoded for this file system") from None
+    if b"\x00" in raw:
+        raise ConfigError(f"{source}: a path cannot hold a NUL character")
+    if len(raw) > MAX_PATH_BYTES:
+        raise ConfigError(f"{source}: the path is longer than {MAX_PATH_BYTES} bytes")
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"{source}: the path component {os.fsdecode(longest)[:40]!r}… is longer than "
+            f"{MAX_NAME_BYTES} bytes"
+        )
+    return Path(value)
+
+
+def _table(doc: Mapping[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"fedspec.toml: [{prefix}{key}] must be a table")
+    return value
+
+
+def _text(table: Mapping[str, Any], where: str, key: str) -> str | None:
+    value = table.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"fedspec.toml: [{where}] {key} must be a string")
+    return value or None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {path}: it is not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"cannot read {path}: it nests too deeply") from None
 
 
 def _network_peers(path: Path) -> dict[str, str]:
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
         return {}
-    return (
-        {str(k): str(v) for k, v in doc.get("peers", {}).items()}
-        if doc.get("status") == "ready"
-        else {}
-    )
+    if not isinstance(doc, dict) or not isinstance(doc.get("peers"), dict):
+        return {}
+    return {str(k): str(v) for k, v in doc["peers"].items()} if doc.get("status") == "ready" else {}
 
 
 def _parse_peers(text: str) -> dict[str, str]:
@@ -150,6 +208,6 @@ def _parse_peers(text: str) -> dict[str, str]:
     for item in text.split(","):
         org, sep, endpoint = item.strip().partition("=")
         if not sep or not org or ":" not in endpoint:
-            raise ConfigError(f"FEDSPEC_FABRIC_PEERS entry {item!r} is not org=host:port")
+            raise ConfigError(f"FEDSPEC_FABRIC_PEERS entry {item!r:.80} is not org=host:port")
         peers[org] = endpoint
     return peers

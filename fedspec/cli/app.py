@@ -13,9 +13,13 @@ from typing import Annotated
 import typer
 
 try:  # Typer ≥ 0.29 vendors click; its exceptions are only importable from there.
-    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older Typer on upstream click
-    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[no-redef,assignment,unused-ignore]
+    from click.exceptions import (  # type: ignore[no-redef,assignment,unused-ignore]
+        ClickException,
+        NoArgsIsHelpError,
+        UsageError,
+    )
 
 from fedspec.cli import consortium as consortium_cmd
 from fedspec.cli import ledger as ledger_cmd
@@ -28,7 +32,7 @@ from fedspec.cli.budget import budget as budget_cmd
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption
 from fedspec.cli.rewards import rewards as rewards_cmd
-from fedspec.console.output import emit_json, fail
+from fedspec.console.output import emit_json, fail, one_line
 from fedspec.errors import FedspecError
 
 app = typer.Typer(
@@ -117,11 +121,18 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command; every error becomes one line and an exit code, decided here alone:
     2 for usage and any :class:`~fedspec.errors.FedspecError` (bad input, refused by the
     ledger, unreachable service), 130 for an interrupt, what a command asks for otherwise
-    (1 for a check that ran and failed)."""
+    (1 for a check that ran and failed).
+
+    Never a traceback: bad input is refused where it is read, with a typed error. Anything
+    else that escapes a command is a bug; as a last resort it is one line too
+    (``internal error: …``, exit 1), and the CLI fuzz test (tests/test_cli_fuzz.py) fails on it.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    _check_text(args)
     try:
         # One program name however it is started (`python -m fedspec.cli` too): usage lines
         # and the shell-completion variable (_FEDSPEC_COMPLETE) depend on it.
-        result = app(args=argv, prog_name="fedspec", standalone_mode=False)
+        result = app(args=args, prog_name="fedspec", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         exc.show()
         raise SystemExit(2) from None
@@ -130,10 +141,24 @@ def main(argv: list[str] | None = None) -> None:
         fail(exc.format_message().replace("\n", " ") + hint)
     except typer.Abort:
         fail("aborted", code=130)
+    except ClickException as exc:
+        fail(exc.format_message())
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except FedspecError as exc:
         fail(f"{exc.code}: {exc.message}")
     except KeyboardInterrupt:
         fail("interrupted", code=130)
+    except Exception as exc:  # the last resort: a bug, said in one line, never a traceback
+        fail(f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)", code=1)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _check_text(args: list[str]) -> None:
+    """Every argument is UTF-8 text: bytes that are not (a Latin-1 name, a UTF-16 string)
+    reach Python as lone surrogates, which no ledger argument, identity or query can hold."""
+    for i, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            fail(f"argument {i} ({one_line(arg)[:80]}) is not UTF-8 text")

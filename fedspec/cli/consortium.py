@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from fedspec.app.settings import usable_path
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption
 from fedspec.console.output import console, emit_json
@@ -41,7 +42,7 @@ def init(
 
     state: State = ctx.obj
     names = parse_orgs(orgs)
-    target = out if out is not None else state.settings.ledger.consortium_dir
+    target = usable_path(out, "--out") if out is not None else state.settings.ledger.consortium_dir
     root = init_consortium(names, target, nodes_per_org=nodes_per_org, force=force)
     c = Consortium.load(root)
     if json_out:

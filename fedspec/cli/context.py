@@ -30,9 +30,24 @@ class State:
 
         return Consortium.load(self.settings.ledger.consortium_dir).first_admin
 
+    @property
+    def checkpoints(self) -> Path:
+        """Where this member keeps its signed checkpoints (rollback evidence)."""
+        # Deferred: the command line starts without it.
+        from ledger_client.checkpoints import FOLDER
+
+        return self.settings.home / FOLDER
+
     def ledger(self, as_identity: str | None = None) -> FedspecLedger:
-        """The ledger as ``as_identity`` (``--as``), or as the default admin."""
+        """The ledger as ``as_identity`` (``--as``), or as the default admin, checked against
+        that identity's checkpoint in the home (``LEDGER_ROLLED_BACK`` when the ledger is
+        shorter than, or diverges from, it) and the checkpoint advanced to the head, and
+        again after each write the command commits."""
         # Deferred: the command line starts without it.
         from ledger_client import open_ledger
+        from ledger_client.checkpoints import CheckpointedLedger
 
-        return open_ledger(self.settings.ledger, as_identity or self.default_admin())
+        opened = open_ledger(self.settings.ledger, as_identity or self.default_admin())
+        ledger = CheckpointedLedger(opened.contract, self.checkpoints, retries=opened.retries)
+        ledger.check()
+        return ledger

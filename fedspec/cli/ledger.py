@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fedspec.app.settings import usable_path
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, ReadAsOption
 from fedspec.console.output import console, emit_json, fail, progress, table
@@ -58,27 +59,71 @@ def verify(
     ] = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Re-check the hash chain and every signature, replay from genesis, compare the state."""
+    """Re-check the hash chain and every signature, replay from genesis, compare the state.
+
+    Then compare the ledger with every member checkpoint in the home (rollback evidence)."""
     # Deferred: the command line starts without it.
     from ledger_client.embedded.verify import verify_ledger
 
     state: State = ctx.obj
-    path = ledger if ledger is not None else state.settings.ledger.ledger_path
+    path = (
+        usable_path(ledger, "--ledger") if ledger is not None else state.settings.ledger.ledger_path
+    )
     with progress("verifying", enabled=not json_out) as update:
         report = verify_ledger(path, jobs=jobs, progress=update)
+    checked, rollbacks = _compare_checkpoints(state, path) if report.ok else (0, [])
     if json_out:
-        emit_json(report.__dict__)
-    elif report.ok:
+        emit_json(
+            {
+                **report.__dict__,
+                "ok": report.ok and not rollbacks,
+                "checkpoints": {"checked": checked, "problems": rollbacks},
+            }
+        )
+    elif report.ok and not rollbacks:
         console.print(
             f"[green]ledger verified[/]: {report.blocks} blocks, {report.transactions} transactions "
             f"({report.invalid} recorded invalid), {report.state_keys} state keys, "
             f"{report.blocks / max(report.seconds, 1e-9):,.0f} blocks/s with {report.jobs} process(es)"
+            + (f"; {checked} member checkpoint(s) hold" if checked else "")
         )
     if not report.ok:
         fail(
             f"ledger verification failed at block {report.first_bad_block}: {report.problem}",
             code=1,
         )
+    if rollbacks:
+        first = rollbacks[0]
+        more = f" (and {len(rollbacks) - 1} more)" if len(rollbacks) > 1 else ""
+        where = "" if first["block"] is None else f" at block {first['block']}"
+        fail(
+            f"ledger verification failed{where}: {first['code']}: {first['message']}{more}",
+            code=1,
+        )
+
+
+def _compare_checkpoints(state: State, path: Path) -> tuple[int, list[dict[str, Any]]]:
+    """The home's checkpoints against the verified ledger, when it is the home's ledger:
+    how many were compared, and the problems (code, block, message)."""
+    # Deferred: the command line starts without it.
+    from ledger_client import Consortium, open_ledger
+    from ledger_client.checkpoints import check_folder, checkpoints_in
+
+    cfg = state.settings.ledger
+    found = checkpoints_in(state.checkpoints)
+    if not found or Path(path).resolve() != Path(cfg.ledger_path).resolve():
+        return 0, []
+    consortium = Consortium.load(cfg.consortium_dir)
+    reader = open_ledger(cfg, consortium.first_admin)  # a plain reader: problems are reported
+    problems = check_folder(
+        state.checkpoints,
+        reader,
+        lambda ref: consortium.identity(ref).identity.credentials,
+    )
+    return sum(p.parent.parent.name == cfg.channel for p in found), [
+        {"code": str(p.code), "block": p.details.get("block"), "message": p.message}
+        for p in problems
+    ]
 
 
 @app.command("status")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from fedspec.app.settings import usable_path
 from fedspec.cli.completion import complete_profile
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption, ReadAsOption
@@ -180,7 +181,10 @@ def predict(
         raise typer.BadParameter("give either --profile or --char", param_hint="--profile")
     if profile is not None and (ensemble or optimize or require):
         raise typer.BadParameter("--ensemble, --optimize and --require go with --char")
-    if output is not None and (output.suffix.lower() != ".csv" or not output.parent.is_dir()):
+    usable_path(input_file, "--input")
+    if output is not None and (
+        output.suffix.lower() != ".csv" or not usable_path(output, "--output").parent.is_dir()
+    ):
         raise typer.BadParameter(
             f"{output} is not a .csv in an existing folder", param_hint="--output"
         )

@@ -55,7 +55,20 @@ def progress(label: str, *, enabled: bool = True) -> Iterator[Callable[[int, int
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (a newline, a tab, a terminal
+    escape, a surrogate from undecodable argv bytes) escaped, so it prints as one line."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in text
+    )
+
+
 def fail(message: str, code: int = 2) -> None:
     """One readable line on stderr, then exit (2 for bad input, 1 for a failed check)."""
-    errors.print(f"fedspec: error: {message}", highlight=False, soft_wrap=True, markup=False)
+    errors.print(
+        f"fedspec: error: {one_line(message)}", highlight=False, soft_wrap=True, markup=False
+    )
     raise SystemExit(code)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fabric_protos.common import common_pb2
 
+from ledger_client.embedded.commitment import Commitment
 from ledger_client.identity import MspIdentity
 
 
@@ -57,6 +58,22 @@ def signed_block_bytes(block: common_pb2.Block, signature_header: bytes) -> byte
     return bytes(md.value) + signature_header + header_bytes(h.number, h.previous_hash, h.data_hash)
 
 
+def commitment_of(block: common_pb2.Block) -> Commitment:
+    """The signed state commitment of a parsed block; ``ValueError`` if it has none or its
+    ``COMMIT_HASH`` copy differs from the signed one."""
+    try:
+        metadata = block.metadata.metadata
+        signed = common_pb2.Metadata.FromString(metadata[common_pb2.SIGNATURES]).value
+        copy = common_pb2.Metadata.FromString(metadata[common_pb2.COMMIT_HASH]).value
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"the block carries no state commitment ({exc})") from exc
+    except Exception as exc:  # protobuf's DecodeError
+        raise ValueError(f"the block's metadata does not parse ({exc})") from exc
+    if bytes(signed) != bytes(copy):
+        raise ValueError("the block's COMMIT_HASH differs from the commitment the orderer signed")
+    return Commitment.from_bytes(bytes(signed))
+
+
 @dataclass(frozen=True)
 class BuiltBlock:
     number: int
@@ -70,7 +87,11 @@ def build_block(
     envelopes: Sequence[bytes],
     codes: Sequence[int],
     orderer: MspIdentity,
+    commitment: Commitment,
 ) -> BuiltBlock:
+    """A signed block. The orderer signs the state commitment with the header: it is the
+    ``SIGNATURES`` metadata's value (which Fabric's signature covers) and is repeated in the
+    ``COMMIT_HASH`` slot where Fabric keeps its commit hash."""
     block = common_pb2.Block()
     block.header.number = number
     block.header.previous_hash = previous_hash
@@ -80,9 +101,10 @@ def build_block(
         creator=orderer.identity.serialize(), nonce=b""
     ).SerializeToString()
     h = block.header
-    to_sign = signature_header + header_bytes(h.number, h.previous_hash, h.data_hash)
+    value = commitment.to_bytes()
+    to_sign = value + signature_header + header_bytes(h.number, h.previous_hash, h.data_hash)
     md = common_pb2.Metadata(
-        value=b"",
+        value=value,
         signatures=[
             common_pb2.MetadataSignature(
                 signature_header=signature_header,
@@ -93,5 +115,6 @@ def build_block(
     metadata = [b""] * 5
     metadata[common_pb2.SIGNATURES] = md.SerializeToString()
     metadata[common_pb2.TRANSACTIONS_FILTER] = bytes(codes)
+    metadata[common_pb2.COMMIT_HASH] = common_pb2.Metadata(value=value).SerializeToString()
     block.metadata.metadata.extend(metadata)
     return BuiltBlock(number, block.SerializeToString(), header_hash(block.header))

@@ -19,6 +19,7 @@ from google.protobuf import timestamp_pb2
 from ledger_client.consortium import Consortium
 from ledger_client.embedded.blocks import build_block
 from ledger_client.embedded.channel import ChannelConfig
+from ledger_client.embedded.commitment import genesis_commitment
 from ledger_client.embedded.store import FORMAT, SCHEMA
 from ledger_client.errors import LedgerFileError
 
@@ -73,7 +74,8 @@ def create_ledger(
     envelope = common_pb2.Envelope(
         payload=payload, signature=orderer.signer(hashlib.sha256(payload).digest())
     )
-    block = build_block(0, b"", [envelope.SerializeToString()], [0], orderer)
+    commitment = genesis_commitment()
+    block = build_block(0, b"", [envelope.SerializeToString()], [0], orderer, commitment)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -84,7 +86,11 @@ def create_ledger(
             conn.execute("BEGIN")
             conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("format", FORMAT.encode()), ("channel", channel.encode())],
+                [
+                    ("format", FORMAT.encode()),
+                    ("channel", channel.encode()),
+                    ("state_hash", commitment.state_hash),
+                ],
             )
             conn.execute(
                 "INSERT INTO blocks (number, header_hash, tx_count, block) VALUES (0, ?, 1, ?)",

@@ -9,7 +9,13 @@ It does what a Fabric network does for a transaction, on one machine:
   a channel writer), refuse replayed transaction ids, and queue it for ordering;
 * **commit** — a committer thread cuts a block from whatever is queued (group commit), checks
   every transaction again (signatures, endorsement policy, MVCC and phantom reads), signs the
-  block as the orderer, and appends it and the valid writes in one SQLite transaction.
+  block as the orderer with its state commitment, and appends it and the valid writes in one
+  SQLite transaction.
+
+The state is checked against the signed blocks: on open (the whole state table against the
+last block's signed state commitment), and at every simulation (each row read against the
+write its version names). An edit of the file is refused with ``LEDGER_TAMPERED``, never
+endorsed on or served.
 
 Peer and orderer identities come from the consortium folder; reading and verifying a ledger
 needs only the file (its genesis block names the CAs it trusts).
@@ -17,6 +23,7 @@ needs only the file (its genesis block names the CAs it trusts).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -43,7 +50,23 @@ from ledger_client.embedded.channel import (
     Membership,
     utc_now,
 )
-from ledger_client.embedded.simulator import SimulationStub, drive, read_kvrwset
+from ledger_client.embedded.commitment import (
+    MOD,
+    Commitment,
+    checked_term,
+    next_write_chain,
+    state_hash,
+    state_term,
+    to_bytes,
+)
+from ledger_client.embedded.integrity import BlockIndex
+from ledger_client.embedded.simulator import (
+    SimulationStub,
+    SqlReader,
+    TamperedState,
+    drive,
+    read_kvrwset,
+)
 from ledger_client.embedded.store import Store
 from ledger_client.errors import LedgerFileError
 from ledger_client.identity import MspIdentity, sha256, verify_signature
@@ -89,10 +112,42 @@ class EmbeddedLedger:
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._queued: set[str] = set()
         self._committed = threading.Condition()
-        self._failures: dict[str, str] = {}
+        self._failures: dict[str, tuple[str, str]] = {}
         self._committer: threading.Thread | None = None
         self._closed = False
         self._lock = threading.Lock()
+        self.index = BlockIndex(self.membership, self.config.chaincode)
+        try:
+            self.check_state()
+        except BaseException:
+            self.store.close()
+            raise
+
+    # ------------------------------------------------------------------ integrity
+    def check_state(self) -> int:
+        """Recompute the state hash over the whole state table and compare it with the last
+        block's signed commitment; returns the last block's number. A mismatch (an edited,
+        added or deleted row) raises :class:`LedgerFileError` with code ``LEDGER_TAMPERED``."""
+        with self.store.snapshot() as db:
+            row = db.execute(
+                "SELECT number, header_hash FROM blocks ORDER BY number DESC LIMIT 1"
+            ).fetchone()
+            number = int(row[0])
+            try:
+                commitment = self.index.commitment(db, number, bytes(row[1]))
+                actual = state_hash(db.execute("SELECT key, value, block, txn FROM state"))
+            except TamperedState as exc:
+                raise _tampered_file(self.path, exc.block, exc.message) from None
+            except ValueError as exc:
+                raise _tampered_file(self.path, number, str(exc)) from None
+        if to_bytes(actual) != commitment.state_hash:
+            raise _tampered_file(
+                self.path,
+                number,
+                f"the world state does not match the state commitment signed in block {number} "
+                "(a row was edited, added or deleted)",
+            )
+        return number
 
     # ------------------------------------------------------------------ identities
     def _peer(self, msp_id: str) -> MspIdentity:
@@ -165,14 +220,20 @@ class EmbeddedLedger:
         return parsed, member
 
     def _simulate(self, parsed: ParsedProposal) -> tuple[SimulationStub, bytes]:
+        index = self.index
         with self.store.snapshot() as db:
+
+            def check(key: str, value: object, block: object, txn: object) -> None:
+                index.check(db, key, value, block, txn)
+
             stub = SimulationStub(
-                db,
+                SqlReader(db),
                 msp_id=parsed.msp_id,
                 cert_pem=parsed.cert_pem,
                 tx_id=parsed.tx_id,
                 timestamp=parsed.timestamp,
                 chaincode=self.config.chaincode,
+                check=check,
             )
             try:
                 args = [a.decode("utf-8") for a in parsed.args]
@@ -180,7 +241,13 @@ class EmbeddedLedger:
             except UnicodeDecodeError:
                 raise _chaincode_failure(InvalidArgument("arguments must be UTF-8 text")) from None
             except ChaincodeError as exc:
+                if stub.tampered is not None:
+                    raise _tampered_service(stub.tampered) from None
                 raise _chaincode_failure(exc) from None
+            except TamperedState as exc:
+                raise _tampered_service(exc) from None
+            if stub.tampered is not None:  # the contract swallowed it: still never served
+                raise _tampered_service(stub.tampered)
         return stub, result
 
     # ------------------------------------------------------------------ Gateway service
@@ -342,7 +409,7 @@ class EmbeddedLedger:
                 return gateway_pb2.CommitStatusResponse(result=row[0], block_number=row[1])
             failure = self._failures.get(inner.transaction_id)
             if failure is not None:
-                raise GatewayServiceError("UNAVAILABLE", f"the commit failed: {failure}")
+                raise GatewayServiceError(failure[0], f"the commit failed: {failure[1]}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise GatewayServiceError(
@@ -456,10 +523,17 @@ class EmbeddedLedger:
                 batch.append(item)
             try:
                 self.commit_block(batch)
+            except TamperedState as exc:  # refuse to build on edited state
+                log.error("commit of %d transactions refused: %s", len(batch), exc.message)
+                for item in batch:
+                    self._failures[item.tx.tx_id] = (
+                        ErrorCode.LEDGER_TAMPERED,
+                        f"the ledger's state was edited outside the ledger: {exc.message}",
+                    )
             except Exception as exc:  # keep the committer alive; waiting clients get the reason
                 log.exception("commit of %d transactions failed", len(batch))
                 for item in batch:
-                    self._failures[item.tx.tx_id] = f"{type(exc).__name__}: {exc}"
+                    self._failures[item.tx.tx_id] = ("UNAVAILABLE", f"{type(exc).__name__}: {exc}")
             finally:
                 with self._lock:
                     for item in batch:
@@ -474,11 +548,13 @@ class EmbeddedLedger:
             number, previous = db.execute(
                 "SELECT number, header_hash FROM blocks ORDER BY number DESC LIMIT 1"
             ).fetchone()
+            tip = self.index.commitment(db, number, bytes(previous))
             number += 1
             state = validation.SqlState(db)
             codes: list[int] = []
             seen: set[str] = set()
             valid: list[tuple[int, _Pending]] = []
+            valid_writes: dict[int, dict[str, bytes | None]] = {}
             for idx, item in enumerate(batch):
                 tx = item.tx
                 if (
@@ -499,9 +575,36 @@ class EmbeddedLedger:
                     if code == validation.VALID:
                         state.apply(kv, number, idx)
                         valid.append((idx, item))
+                        valid_writes[idx] = {
+                            w.key: (None if w.is_delete else bytes(w.value)) for w in kv.writes
+                        }
                 codes.append(code)
+            # The state commitment, updated in O(writes): each replaced row's term out (after
+            # checking that row against its signed write: a blind write must not build on an
+            # edited row either), the new row's term in.
+            h = tip.state
+            for key, (value, b, t) in state.pending.items():
+                old = db.execute(
+                    "SELECT value, block, txn FROM state WHERE key = ?", (key,)
+                ).fetchone()
+                if old is not None:
+                    self.index.check(db, key, *old)
+                    h -= checked_term(key, *old)
+                if value is not None:
+                    h += state_term(key, value, b, t)
+            flags = bytes(codes)
+            commitment = Commitment(
+                state_hash=to_bytes(h % MOD),
+                write_chain=next_write_chain(
+                    tip.write_chain,
+                    number,
+                    flags,
+                    ((idx, w.items()) for idx, w in sorted(valid_writes.items())),
+                ),
+                flags_hash=hashlib.sha256(flags).digest(),
+            )
             built = build_block(
-                number, bytes(previous), [i.envelope for i in batch], codes, orderer
+                number, bytes(previous), [i.envelope for i in batch], codes, orderer, commitment
             )
             db.execute(
                 "INSERT INTO blocks (number, header_hash, tx_count, block) VALUES (?, ?, ?, ?)",
@@ -537,7 +640,30 @@ class EmbeddedLedger:
                     if i.tx.event is not None
                 ],
             )
+            # A copy for tools; the committer and every check trust only the signed block.
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('state_hash', ?)",
+                (commitment.state_hash,),
+            )
+        self.index.remember(number, built.header_hash, commitment, valid_writes)
         return int(number)
+
+
+def _tampered_service(exc: TamperedState) -> GatewayServiceError:
+    return GatewayServiceError(
+        ErrorCode.LEDGER_TAMPERED,
+        f"the ledger's state was edited outside the ledger (block {exc.block}): {exc.message}; "
+        "nothing was endorsed or served — run `fedspec ledger verify`",
+    )
+
+
+def _tampered_file(path: Path, block: int, message: str) -> LedgerFileError:
+    return LedgerFileError(
+        f"{path} fails its integrity check at block {block}: {message}; "
+        "run `fedspec ledger verify`",
+        code=ErrorCode.LEDGER_TAMPERED,
+        block=block,
+    )
 
 
 def _chaincode_failure(exc: ChaincodeError) -> GatewayServiceError:

@@ -1,16 +1,22 @@
 """Chaincode simulation: the stub the contract runs against inside the embedded peer.
 
-It offers the same (async) surface as Fabric's Python shim, reads committed state from one
-SQLite snapshot, and records what a Fabric peer records: the version of every key read, the
+It offers the same (async) surface as Fabric's Python shim, reads committed state from a
+:class:`StateReader` (one SQLite snapshot in the peer, the replay's in-memory state in
+``ledger verify``), and records what a Fabric peer records: the version of every key read, the
 keys and versions every range query returned (for phantom detection), the writes, and the
 event. The coroutines never suspend, so the peer drives them without an event loop.
+
+Every row the contract reads can be checked before the contract sees it (``check``): the peer
+compares it with the write that its version names, in the orderer-signed block, and a
+mismatch stops the simulation with :class:`TamperedState` — tampered state is never endorsed
+on and never served.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Protocol
 
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
@@ -19,6 +25,48 @@ from google.protobuf import timestamp_pb2
 
 MAX_KEY_BYTES = 4096
 MAX_VALUE_BYTES = 4 * 1024 * 1024
+
+
+Row = tuple[Any, Any, Any]  # (value, block, txn) as stored: types unchecked until verified
+Check = Callable[[str, Any, Any, Any], None]
+
+
+class TamperedState(Exception):
+    """A row of the world state differs from what the signed blocks wrote (or names a write
+    that does not exist): the file was edited outside the ledger."""
+
+    def __init__(self, block: int, key: str, message: str) -> None:
+        super().__init__(message)
+        self.block = block
+        self.key = key
+        self.message = message
+
+
+class StateReader(Protocol):
+    """Committed state as a simulation reads it."""
+
+    def get(self, key: str) -> Row | None: ...
+
+    def scan(self, start: str, end: str) -> list[tuple[str, Any, Any, Any]]: ...
+
+
+class SqlReader:
+    """The state table of one SQLite snapshot."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def get(self, key: str) -> Row | None:
+        row: Row | None = self._db.execute(
+            "SELECT value, block, txn FROM state WHERE key = ?", (key,)
+        ).fetchone()
+        return row
+
+    def scan(self, start: str, end: str) -> list[tuple[str, Any, Any, Any]]:
+        return self._db.execute(
+            "SELECT key, value, block, txn FROM state WHERE key >= ? AND key < ? ORDER BY key",
+            (start, end),
+        ).fetchall()
 
 
 class _KV:
@@ -48,15 +96,18 @@ class _Rows:
 class SimulationStub:
     def __init__(
         self,
-        db: sqlite3.Connection,
+        source: StateReader,
         *,
         msp_id: str,
         cert_pem: bytes,
         tx_id: str,
         timestamp: timestamp_pb2.Timestamp,
         chaincode: str,
+        check: Check | None = None,
     ) -> None:
-        self._db = db
+        self._source = source
+        self._check = check
+        self.tampered: TamperedState | None = None
         self._creator = {"mspid": msp_id, "idBytes": cert_pem}
         self._tx_id = tx_id
         self._timestamp = timestamp
@@ -76,11 +127,20 @@ class SimulationStub:
     def get_txid(self) -> str:
         return self._tx_id
 
+    def _verified(self, key: str, value: Any, block: Any, txn: Any) -> None:
+        if self._check is not None:
+            try:
+                self._check(key, value, block, txn)
+            except TamperedState as exc:
+                # Kept here too: the contract turns any exception into its own error.
+                self.tampered = exc
+                raise
+
     async def get_state(self, key: str) -> bytes:
         _check_key(key)
-        row = self._db.execute(
-            "SELECT value, block, txn FROM state WHERE key = ?", (key,)
-        ).fetchone()
+        row = self._source.get(key)
+        if row is not None:
+            self._verified(key, *row)
         if key not in self.reads:
             self.reads[key] = None if row is None else (row[1], row[2])
         return b"" if row is None else bytes(row[0])
@@ -98,10 +158,9 @@ class SimulationStub:
         self.writes[key] = None
 
     async def get_state_by_range(self, start_key: str, end_key: str) -> AsyncIterator[_KV]:
-        rows = self._db.execute(
-            "SELECT key, value, block, txn FROM state WHERE key >= ? AND key < ? ORDER BY key",
-            (start_key, end_key),
-        ).fetchall()
+        rows = self._source.scan(start_key, end_key)
+        for k, v, b, t in rows:
+            self._verified(k, v, b, t)
         info = kv_rwset_pb2.RangeQueryInfo(start_key=start_key, end_key=end_key, itr_exhausted=True)
         info.raw_reads.kv_reads.extend(
             kv_rwset_pb2.KVRead(key=k, version=kv_rwset_pb2.Version(block_num=b, tx_num=t))

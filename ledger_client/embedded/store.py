@@ -19,7 +19,9 @@ from pathlib import Path
 
 from ledger_client.errors import LedgerFileError
 
-FORMAT = "fedspec-ledger-v1"
+FORMAT = "fedspec-ledger-v2"
+# v1 ledgers carry no state commitments, so nothing could check their state: refused.
+OLD_FORMATS = ("fedspec-ledger-v1",)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -137,9 +139,13 @@ class Store:
 
 def check_ledger_file(path: Path) -> None:
     """Refuse anything that is not a fedspec ledger, with a message that says what it is."""
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as exc:  # a name too long for the file system, a component not a folder…
+        raise LedgerFileError(f"cannot use {str(path)[:80]}…: {exc.strerror}") from exc
+    if not exists:
         raise LedgerFileError(f"{path} does not exist; create it with `fedspec ledger init`")
-    if not path.is_file():
+    if not is_file:
         raise LedgerFileError(f"{path} is not a file")
     try:
         with path.open("rb") as f:
@@ -156,5 +162,11 @@ def check_ledger_file(path: Path) -> None:
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise LedgerFileError(f"{path} is not a fedspec ledger ({exc})") from exc
-    if row is None or bytes(row[0]) != FORMAT.encode():
+    marker = bytes(row[0]) if row is not None and isinstance(row[0], bytes) else b""
+    if marker.decode("utf-8", "replace") in OLD_FORMATS:
+        raise LedgerFileError(
+            f"{path} is a {marker.decode()} ledger, which has no state commitments; "
+            "re-create it with `fedspec ledger init --force` (or the demo)"
+        )
+    if row is None or marker != FORMAT.encode():
         raise LedgerFileError(f"{path} is not a fedspec ledger (no {FORMAT} marker)")

@@ -160,5 +160,13 @@ class MemoryState(StateView):
             else:
                 self.rows[w.key] = (bytes(w.value), block, txn)
 
+    # -- the StateReader surface, so the replay can re-execute the chaincode on this state --
+    def get(self, key: str) -> tuple[bytes, int, int] | None:
+        row: tuple[bytes, int, int] | None = self.rows.get(key)
+        return row
+
+    def scan(self, start: str, end: str) -> list[tuple[str, bytes, int, int]]:
+        return [(k, *self.rows[k]) for k in self.rows.irange(start, end, inclusive=(True, False))]
+
     def items(self) -> Iterable[tuple[str, tuple[bytes, int, int]]]:
         return self.rows.items()  # type: ignore[no-any-return]

@@ -1,34 +1,56 @@
 """``ledger verify``: trust nothing in the file but its genesis block, and re-derive the rest.
 
 Checks, block by block: the header chain (numbers, previous hashes, data hashes, stored
-header hashes), the orderer's signature on each block, every transaction's creator
-signature and endorsements against the channel's CAs and policy, and each recorded
-validation code against the code a replay from genesis computes (MVCC and phantom reads
-included). The replayed world state, transaction index and events are then compared with
-the stored ones. The first problem is reported with the block it concerns.
+header hashes and transaction counts), the orderer's signature on each block (which covers
+its state commitment and validation flags), every transaction's creator signature and
+endorsements against the channel's CAs and policy, and each recorded validation code against
+the code a replay from genesis computes (MVCC and phantom reads included). Every transaction
+the replay finds valid is **re-executed**: its chaincode runs again, with its own proposal
+(arguments, creator, transaction id, timestamp), on the replayed state, and the read set
+(keys, versions), write set, result and event must equal the recorded ones byte for byte.
+After each block the replay's state commitment (state hash and write chain) must equal the
+signed one. Then every column of every table is compared with the replay: the world state
+(value and version), the transaction index (including block 0), the events, the blocks
+table, and the metadata. The first problem is reported with the block it concerns; a block
+that does not parse is a problem of that block, never a crash.
 
-Signature checks do not depend on state, so they run in worker processes; the hash chain
-and the replay run in order in this process.
+Signature checks do not depend on state, so they run in worker processes; the hash chain,
+the replay and the re-execution run in order in this process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
+from google.protobuf import timestamp_pb2
 
+from chaincode.contract import invoke
+from chaincode.errors import ChaincodeError
 from ledger_client.embedded import validation
-from ledger_client.embedded.blocks import data_hash, header_hash, signed_block_bytes
+from ledger_client.embedded.blocks import commitment_of, data_hash, header_hash
 from ledger_client.embedded.channel import ChannelConfig, IdentityRejected, Membership
-from ledger_client.embedded.simulator import read_kvrwset
-from ledger_client.embedded.store import check_ledger_file
+from ledger_client.embedded.commitment import (
+    MOD,
+    Commitment,
+    genesis_commitment,
+    next_write_chain,
+    state_term,
+    to_bytes,
+)
+from ledger_client.embedded.integrity import block_signature_problem
+from ledger_client.embedded.simulator import SimulationStub, drive, read_kvrwset
+from ledger_client.embedded.store import FORMAT, check_ledger_file
+from ledger_client.errors import LedgerFileError
 from ledger_client.identity import verify_signature
 from ledger_client.protocol import code_name, parse_transaction
 
@@ -68,14 +90,31 @@ def _init_worker(config_json: bytes) -> None:
     _Worker.membership = Membership(_Worker.config)
 
 
-TxCheck = tuple[str, int, bytes, tuple[str, str, bytes] | None, str]
+class TxCheck(NamedTuple):
+    """What the replay needs of one transaction, decoded (and its signatures checked) by a
+    worker."""
+
+    tx_id: str
+    code: int  # before MVCC
+    results: bytes  # the recorded read/write set
+    event: bytes  # the recorded ChaincodeEvent, serialized ("" if none)
+    creator: str  # "<msp>/<common name>", "" if the identity is unknown
+    function: str
+    args: tuple[bytes, ...]
+    msp_id: str
+    cert_pem: bytes
+    seconds: int
+    nanos: int
+    payload: bytes  # the recorded chaincode result
+
+
+Row = tuple[int, bytes, int, bytes]  # number, stored header hash, stored tx count, block
 
 
 def _check_block(number: int, block_bytes: bytes) -> tuple[int, str, list[TxCheck]]:
     """Everything about one block that does not need the world state.
 
-    Returns (number, problem or "", per transaction: (tx id, code before MVCC, rwset bytes,
-    event, creator)).
+    Returns (number, problem or "", one :class:`TxCheck` per transaction).
     """
     membership, config = _Worker.membership, _Worker.config
     if membership is None or config is None:
@@ -84,53 +123,54 @@ def _check_block(number: int, block_bytes: bytes) -> tuple[int, str, list[TxChec
         block = common_pb2.Block.FromString(block_bytes)
     except Exception:
         return number, "the block does not parse", []
-    problem = _check_block_signature(block, membership)
+    problem = block_signature_problem(block, membership)
     out: list[TxCheck] = []
     for env in block.data.data:
         try:
             tx = parse_transaction(bytes(env))
-        except ValueError:
-            out.append(("", validation.code("BAD_PAYLOAD"), b"", None, ""))
+            ts = common_pb2.ChannelHeader.FromString(tx.channel_header_bytes).timestamp
+        except Exception:
+            out.append(
+                TxCheck(
+                    "", validation.code("BAD_PAYLOAD"), b"", b"", "", "", (), "", b"", 0, 0, b""
+                )
+            )
             continue
         code, member = validation.check_creator(tx, membership)
         if code == validation.VALID:
             code = validation.check_endorsements(tx, membership, config)
-        event = None
-        if tx.event is not None:
-            event = (tx.event.chaincode_id, tx.event.event_name, bytes(tx.event.payload))
-        creator = f"{member.msp_id}/{member.common_name}" if member else ""
-        out.append((tx.tx_id, code, tx.results, event, creator))
+        if member is None:
+            try:
+                member = membership.identify(tx.msp_id, tx.cert_pem)
+            except IdentityRejected:
+                member = None
+        out.append(
+            TxCheck(
+                tx_id=tx.tx_id,
+                code=code,
+                results=tx.results,
+                event=tx.event.SerializeToString() if tx.event is not None else b"",
+                creator=f"{member.msp_id}/{member.common_name}" if member else "",
+                function=tx.function,
+                args=tx.args,
+                msp_id=tx.msp_id,
+                cert_pem=tx.cert_pem,
+                seconds=int(ts.seconds),
+                nanos=int(ts.nanos),
+                payload=bytes(tx.response.payload),
+            )
+        )
     return number, problem, out
 
 
-def _check_block_signature(block: common_pb2.Block, membership: Membership) -> str:
-    try:
-        md = common_pb2.Metadata.FromString(block.metadata.metadata[common_pb2.SIGNATURES])
-        sig = md.signatures[0]
-        sh = common_pb2.SignatureHeader.FromString(sig.signature_header)
-        ident = identities_pb2.SerializedIdentity.FromString(sh.creator)
-        member = membership.identify(ident.mspid, bytes(ident.id_bytes))
-    except (IndexError, IdentityRejected, Exception):
-        return "the block carries no valid orderer signature"
-    if member.msp_id != membership.config.orderer_msp or member.role != "orderer":
-        return "the block is not signed by an orderer"
-    if not verify_signature(
-        member.public_key,
-        bytes(sig.signature),
-        signed_block_bytes(block, bytes(sig.signature_header)),
-    ):
-        return "the orderer's signature on the block does not verify"
-    return ""
-
-
 def _checked_blocks(
-    rows: Iterator[tuple[int, bytes, bytes]], config_json: bytes, jobs: int
-) -> Iterator[tuple[int, bytes, bytes, str, list[TxCheck]]]:
+    rows: Iterator[Row], config_json: bytes, jobs: int
+) -> Iterator[tuple[Row, str, list[TxCheck]]]:
     if jobs <= 1:
         _init_worker(config_json)
-        for number, stored_hash, block_bytes in rows:
-            _, problem, checks = _check_block(number, block_bytes)
-            yield number, stored_hash, block_bytes, problem, checks
+        for row in rows:
+            _, problem, checks = _check_block(row[0], row[3])
+            yield row, problem, checks
         return
     with ProcessPoolExecutor(
         max_workers=jobs, initializer=_init_worker, initargs=(config_json,)
@@ -140,54 +180,61 @@ def _checked_blocks(
             if not chunk:
                 return
             results = pool.map(
-                _check_block, [r[0] for r in chunk], [r[2] for r in chunk], chunksize=CHUNK
+                _check_block, [r[0] for r in chunk], [r[3] for r in chunk], chunksize=CHUNK
             )
-            for (number, stored_hash, block_bytes), (_, problem, checks) in zip(
-                chunk, results, strict=True
-            ):
-                yield number, stored_hash, block_bytes, problem, checks
+            for row, (_, problem, checks) in zip(chunk, results, strict=True):
+                yield row, problem, checks
+
+
+def _rows(conn: sqlite3.Connection) -> Iterator[Row]:
+    for n, h, c, b in conn.execute(
+        "SELECT number, header_hash, tx_count, block FROM blocks WHERE number > 0 ORDER BY number"
+    ):
+        yield (
+            int(n),
+            h if isinstance(h, bytes) else b"",
+            c if type(c) is int else -1,
+            b if isinstance(b, bytes) else b"",
+        )
 
 
 # ---------------------------------------------------------------- the replay (this process)
 def verify_ledger(
     path: Path | str, *, jobs: int | None = None, progress: Callable[[int, int], None] | None = None
 ) -> VerifyReport:
+    """Verify the ledger at ``path``; :class:`LedgerFileError` if it is not a fedspec ledger."""
     path = Path(path)
     check_ledger_file(path)
     started = time.perf_counter()
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
-    conn.execute("BEGIN")  # one consistent snapshot even if a writer commits meanwhile
-    total = conn.execute("SELECT COUNT(*) FROM blocks").fetchone()[0]
-    if total < 200:
-        jobs = 1  # not worth starting processes
-    counts = {"tx": 0, "valid": 0, "invalid": 0}
-    state = validation.MemoryState()
+    replay: _Replay | None = None
     try:
-        config, genesis_hash = _check_genesis(conn)
-        rows = (
-            (int(n), bytes(h), bytes(b))
-            for n, h, b in conn.execute(
-                "SELECT number, header_hash, block FROM blocks WHERE number > 0 ORDER BY number"
-            )
-        )
-        expected_txs, expected_events = _replay(
-            rows, config, genesis_hash, jobs, state, counts, total, progress
-        )
-        _compare_state(conn, state)
-        _compare_index(conn, expected_txs, expected_events)
-        problem, bad = "", None
-    except _Problem as exc:
-        problem, bad = str(exc), exc.block
+        conn.execute("BEGIN")  # one consistent snapshot even if a writer commits meanwhile
+        total = int(conn.execute("SELECT COUNT(*) FROM blocks").fetchone()[0])
+        if total < 200:
+            jobs = 1  # not worth starting processes
+        try:
+            config, genesis_hash, genesis_row = _check_genesis(conn)
+            replay = _Replay(config, genesis_hash)
+            replay.expected_txs[genesis_row[0]] = genesis_row[1:]
+            last = replay.run(_rows(conn), jobs, total, progress)
+            _compare_tables(conn, replay, last)
+            problem, bad = "", None
+        except _Problem as exc:
+            problem, bad = str(exc), exc.block
+    except sqlite3.DatabaseError as exc:
+        raise LedgerFileError(f"{path} is not a fedspec ledger ({exc})") from exc
     finally:
         conn.close()
+    counts = replay.counts if replay is not None else {"tx": 0, "valid": 0, "invalid": 0}
     return VerifyReport(
         ok=not problem,
         blocks=total,
         transactions=counts["tx"],
         valid=counts["valid"],
         invalid=counts["invalid"],
-        state_keys=len(state.rows),
+        state_keys=len(replay.state.rows) if replay is not None else 0,
         first_bad_block=bad,
         problem=problem,
         seconds=time.perf_counter() - started,
@@ -195,26 +242,39 @@ def verify_ledger(
     )
 
 
-def _check_genesis(conn: sqlite3.Connection) -> tuple[ChannelConfig, bytes]:
-    row = conn.execute("SELECT header_hash, block FROM blocks WHERE number = 0").fetchone()
+ExpectedTx = tuple[int, int, int, str, str, int]  # block, idx, code, function, creator, timestamp
+
+
+def _check_genesis(
+    conn: sqlite3.Connection,
+) -> tuple[ChannelConfig, bytes, tuple[str, int, int, int, str, str, int]]:
+    """The genesis block's hashes, signatures and configuration; returns the configuration,
+    the genesis header hash and the transaction-index row block 0 must have."""
+    row = conn.execute(
+        "SELECT header_hash, tx_count, block FROM blocks WHERE number = 0"
+    ).fetchone()
     if row is None:
         raise _Problem(0, "there is no genesis block")
-    block = common_pb2.Block.FromString(row[1])
+    try:
+        block = common_pb2.Block.FromString(row[2])
+        env = common_pb2.Envelope.FromString(block.data.data[0])
+        payload = common_pb2.Payload.FromString(env.payload)
+        channel_header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+        sh = common_pb2.SignatureHeader.FromString(payload.header.signature_header)
+        ident = identities_pb2.SerializedIdentity.FromString(sh.creator)
+    except Exception as exc:
+        raise _Problem(0, f"block 0 is truncated or not a genesis block ({exc})") from None
     if block.header.number != 0 or block.header.previous_hash:
         raise _Problem(0, "block 0 is not a genesis block")
-    if block.header.data_hash != data_hash(block.data.data) or header_hash(block.header) != bytes(
-        row[0]
-    ):
+    if block.header.data_hash != data_hash(block.data.data) or header_hash(block.header) != row[0]:
         raise _Problem(0, "the genesis block's hashes do not match its content")
-    env = common_pb2.Envelope.FromString(block.data.data[0])
-    payload = common_pb2.Payload.FromString(env.payload)
+    if row[1] != len(block.data.data):
+        raise _Problem(0, f"the blocks table says block 0 has {row[1]} transactions")
     try:
         config = ChannelConfig.from_json(payload.data)
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise _Problem(0, f"the genesis block holds no channel configuration ({exc})") from exc
     membership = Membership(config)
-    sh = common_pb2.SignatureHeader.FromString(payload.header.signature_header)
-    ident = identities_pb2.SerializedIdentity.FromString(sh.creator)
     try:
         orderer = membership.identify(ident.mspid, bytes(ident.id_bytes))
     except IdentityRejected as exc:
@@ -225,63 +285,247 @@ def _check_genesis(conn: sqlite3.Connection) -> tuple[ChannelConfig, bytes]:
         orderer.public_key, bytes(env.signature), bytes(env.payload)
     ):
         raise _Problem(0, "the genesis configuration's signature does not verify")
-    problem = _check_block_signature(block, membership)
+    problem = block_signature_problem(block, membership)
     if problem:
         raise _Problem(0, problem)
-    return config, bytes(row[0])
+    flags = bytes(block.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
+    try:
+        commitment = commitment_of(block)
+    except ValueError as exc:
+        raise _Problem(0, f"block 0: {exc}") from None
+    if flags != b"\x00" or commitment != genesis_commitment(flags):
+        raise _Problem(0, "the genesis block's state commitment or flags are not a genesis block's")
+    txs_row = (
+        channel_header.tx_id,
+        0,
+        0,
+        0,
+        "config",
+        f"{orderer.msp_id}/{orderer.common_name}",
+        int(channel_header.timestamp.seconds),
+    )
+    return config, bytes(row[0]), txs_row
 
 
-def _replay(
-    rows: Iterator[tuple[int, bytes, bytes]],
-    config: ChannelConfig,
-    genesis_hash: bytes,
-    jobs: int,
-    state: validation.MemoryState,
-    counts: dict[str, int],
-    total: int,
-    progress: Callable[[int, int], None] | None,
-) -> tuple[dict[str, tuple[int, int, int]], list[tuple[int, int, str, str, str, bytes]]]:
-    expected_txs: dict[str, tuple[int, int, int]] = {}
-    events: list[tuple[int, int, str, str, str, bytes]] = []
-    previous = genesis_hash
-    expected_number = 1
-    for number, stored_hash, block_bytes, problem, checks in _checked_blocks(
-        rows, config.to_json(), jobs
-    ):
-        block = common_pb2.Block.FromString(block_bytes)
-        previous = _check_header(block, number, expected_number, previous, stored_hash)
+class _Replay:
+    """The world state, state commitment and indexes a replay from genesis derives."""
+
+    def __init__(self, config: ChannelConfig, genesis_hash: bytes) -> None:
+        self.config = config
+        self.state = validation.MemoryState()
+        self.h = 0
+        genesis = genesis_commitment()
+        self.chain = genesis.write_chain
+        self.previous = genesis_hash
+        self.expected_txs: dict[str, ExpectedTx] = {}
+        self.events: list[tuple[int, int, str, str, str, bytes]] = []
+        self.counts = {"tx": 0, "valid": 0, "invalid": 0}
+
+    def run(
+        self,
+        rows: Iterator[Row],
+        jobs: int,
+        total: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> int:
+        """Replay every block after genesis; returns the last block's number."""
+        expected_number = 1
+        for row, problem, checks in _checked_blocks(rows, self.config.to_json(), jobs):
+            number = row[0]
+            if number != expected_number:
+                raise _Problem(
+                    expected_number, f"block {expected_number} is missing or out of order"
+                )
+            try:
+                self._block(row, problem, checks)
+            except _Problem:
+                raise
+            except Exception as exc:  # any decoding surprise is this block's problem
+                raise _Problem(
+                    number, f"block {number} is malformed ({type(exc).__name__}: {exc})"
+                ) from None
+            expected_number = number + 1
+            if progress is not None:
+                progress(number + 1, total)
+        return expected_number - 1
+
+    def _block(self, row: Row, problem: str, checks: list[TxCheck]) -> None:
+        number, stored_hash, tx_count, block_bytes = row
+        try:
+            if not block_bytes:
+                raise ValueError("the block column is empty or not a BLOB")
+            block = common_pb2.Block.FromString(block_bytes)
+        except Exception as exc:
+            raise _Problem(number, f"block {number} is truncated or not a block ({exc})") from None
+        self.previous = _check_header(block, number, self.previous, stored_hash)
         if problem:
             raise _Problem(number, f"block {number}: {problem}")
-        flags = bytes(block.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
-        if len(flags) != len(checks):
+        if tx_count != len(block.data.data):
             raise _Problem(
-                number, f"block {number} has {len(checks)} transactions but {len(flags)} flags"
+                number,
+                f"the blocks table says block {number} has {tx_count} transactions; "
+                f"it holds {len(block.data.data)}",
             )
+        commitment, flags = _signed_commitment(block, number, len(checks))
+        valid_writes: list[tuple[int, list[tuple[str, bytes | None]]]] = []
         for idx, check in enumerate(checks):
-            code = _revalidate(check, number, idx, config, state, expected_txs, events)
-            tx_id = check[0]
+            code = self._revalidate(check, number, idx, valid_writes)
             if code != flags[idx]:
                 raise _Problem(
                     number,
-                    f"block {number}, transaction {idx} ({tx_id[:12]}…) is recorded {code_name(flags[idx])} "
-                    f"but re-validates as {code_name(code)}",
+                    f"block {number}, transaction {idx} ({check.tx_id[:12]}…) is recorded "
+                    f"{code_name(flags[idx])} but re-validates as {code_name(code)}",
                 )
-            if tx_id and tx_id not in expected_txs:
-                expected_txs[tx_id] = (number, idx, code)
-            counts["tx"] += 1
-            counts["valid" if code == validation.VALID else "invalid"] += 1
-        expected_number = number + 1
-        if progress is not None:
-            progress(number + 1, total)
-    return expected_txs, events
+            if check.tx_id and check.tx_id not in self.expected_txs:
+                self.expected_txs[check.tx_id] = (
+                    number,
+                    idx,
+                    code,
+                    check.function,
+                    check.creator,
+                    check.seconds,
+                )
+            self.counts["tx"] += 1
+            self.counts["valid" if code == validation.VALID else "invalid"] += 1
+        self.chain = next_write_chain(self.chain, number, flags, valid_writes)
+        if to_bytes(self.h) != commitment.state_hash:
+            raise _Problem(
+                number,
+                f"block {number}'s signed state commitment differs from the state the replay "
+                "derives",
+            )
+        if self.chain != commitment.write_chain:
+            raise _Problem(
+                number, f"block {number}'s signed write-set chain differs from the replay's"
+            )
+
+    def _revalidate(
+        self,
+        check: TxCheck,
+        number: int,
+        idx: int,
+        valid_writes: list[tuple[int, list[tuple[str, bytes | None]]]],
+    ) -> int:
+        """The validation code the replay gives one transaction; a valid one is re-executed
+        and its writes applied (and its event kept)."""
+        if check.tx_id in self.expected_txs:
+            return validation.code("DUPLICATE_TXID")
+        if check.code != validation.VALID:
+            return check.code
+        kv = read_kvrwset(check.results, self.config.chaincode)
+        code = validation.check_mvcc(kv, self.state)
+        if code != validation.VALID:
+            return code
+        self._reexecute(check, number, idx)
+        writes: list[tuple[str, bytes | None]] = []
+        rows = self.state.rows
+        for w in kv.writes:
+            old = rows.get(w.key)
+            if old is not None:
+                self.h -= state_term(w.key, *old)
+            value = None if w.is_delete else bytes(w.value)
+            if value is not None:
+                self.h += state_term(w.key, value, number, idx)
+            writes.append((w.key, value))
+        self.h %= MOD
+        valid_writes.append((idx, writes))
+        self.state.apply(kv, number, idx)
+        if check.event:
+            event = _event_fields(check.event)
+            self.events.append((number, idx, check.tx_id, *event))
+        return code
+
+    def _reexecute(self, check: TxCheck, number: int, idx: int) -> None:
+        """Run the transaction's chaincode again on the replayed state; its reads, writes,
+        result and event must be the recorded ones, byte for byte."""
+        where = f"block {number}, transaction {idx} ({check.function}, {check.tx_id[:12]}…)"
+        stub = SimulationStub(
+            self.state,
+            msp_id=check.msp_id,
+            cert_pem=check.cert_pem,
+            tx_id=check.tx_id,
+            timestamp=timestamp_pb2.Timestamp(seconds=check.seconds, nanos=check.nanos),
+            chaincode=self.config.chaincode,
+        )
+        try:
+            args = [a.decode("utf-8") for a in check.args]
+            result = drive(invoke(stub, check.function, args))
+        except (ChaincodeError, UnicodeDecodeError, RuntimeError) as exc:
+            message = getattr(exc, "message", str(exc))
+            raise _Problem(
+                number, f"{where} is recorded valid, but re-executing it fails: {message}"
+            ) from None
+        replayed = stub.rwset_bytes()
+        if replayed != check.results:
+            raise _Problem(
+                number,
+                f"{where}: {_rwset_difference(check.results, replayed, self.config.chaincode)} "
+                "(the recorded read/write set is not what its chaincode does)",
+            )
+        if bytes(result) != check.payload:
+            raise _Problem(number, f"{where}: its recorded result differs from re-executing it")
+        event = stub.event.SerializeToString() if stub.event is not None else b""
+        if event != check.event:
+            raise _Problem(number, f"{where}: its recorded event differs from re-executing it")
 
 
-def _check_header(
-    block: common_pb2.Block, number: int, expected_number: int, previous: bytes, stored: bytes
-) -> bytes:
+def _signed_commitment(
+    block: common_pb2.Block, number: int, transactions: int
+) -> tuple[Commitment, bytes]:
+    """The block's signed commitment and its validation flags (which it must cover)."""
+    try:
+        commitment = commitment_of(block)
+    except ValueError as exc:
+        raise _Problem(number, f"block {number}: {exc}") from None
+    flags = bytes(block.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
+    if hashlib.sha256(flags).digest() != commitment.flags_hash:
+        raise _Problem(
+            number, f"block {number}'s validation flags differ from the ones the orderer signed"
+        )
+    if len(flags) != transactions:
+        raise _Problem(
+            number, f"block {number} has {transactions} transactions but {len(flags)} flags"
+        )
+    return commitment, flags
+
+
+def _event_fields(event_bytes: bytes) -> tuple[str, str, bytes]:
+    # Deferred: loads the peer protos only when an event is met.
+    from fabric_protos.peer import chaincode_event_pb2
+
+    event = chaincode_event_pb2.ChaincodeEvent.FromString(event_bytes)
+    return event.chaincode_id, event.event_name, bytes(event.payload)
+
+
+def _rwset_difference(recorded: bytes, replayed: bytes, namespace: str) -> str:
+    """Name the first key whose read or write differs between two read/write sets."""
+    ours = read_kvrwset(replayed, namespace)
+    try:
+        theirs = read_kvrwset(recorded, namespace)
+    except Exception:
+        return "its recorded read/write set does not parse"
+    for what, a, b in (
+        ("read", theirs.reads, ours.reads),
+        ("wrote", theirs.writes, ours.writes),
+    ):
+        ra = {x.key: x.SerializeToString() for x in a}
+        rb = {x.key: x.SerializeToString() for x in b}
+        for key in sorted(ra.keys() | rb.keys()):
+            if ra.get(key) != rb.get(key):
+                return f"it {what} key {_readable(key)} differently than re-executing it does"
+    if list(theirs.range_queries_info) != list(ours.range_queries_info):
+        return "its range reads differ from re-executing it"
+    return "its read/write set is not byte for byte the re-executed one"
+
+
+def _check_header(block: common_pb2.Block, number: int, previous: bytes, stored: bytes) -> bytes:
     """The block's place in the chain and its hashes; returns its header hash."""
-    if number != expected_number or block.header.number != number:
-        raise _Problem(expected_number, f"block {expected_number} is missing or out of order")
+    if block.header.number != number:
+        raise _Problem(
+            number,
+            f"block {number} is missing or out of order (its row holds block "
+            f"{block.header.number})",
+        )
     if bytes(block.header.previous_hash) != previous:
         raise _Problem(
             number, f"block {number} does not chain to block {number - 1} (previous hash differs)"
@@ -294,48 +538,71 @@ def _check_header(
     return this_hash
 
 
-def _revalidate(
-    check: TxCheck,
-    number: int,
-    idx: int,
-    config: ChannelConfig,
-    state: validation.MemoryState,
-    expected_txs: dict[str, tuple[int, int, int]],
-    events: list[tuple[int, int, str, str, str, bytes]],
-) -> int:
-    """The validation code the replay gives one transaction, applying its writes (and
-    keeping its event) when it is valid."""
-    tx_id, code, results, event, _creator = check
-    if tx_id in expected_txs:
-        return validation.code("DUPLICATE_TXID")
-    if code != validation.VALID:
-        return code
-    kv = read_kvrwset(results, config.chaincode)
-    code = validation.check_mvcc(kv, state)
-    if code == validation.VALID:
-        state.apply(kv, number, idx)
-        if event is not None:
-            events.append((number, idx, tx_id, *event))
-    return code
+# ---------------------------------------------------------------- the tables against the replay
+def _compare_tables(conn: sqlite3.Connection, replay: _Replay, last: int) -> None:
+    """Every table against the replay; raises the problem with the lowest block. Missing last
+    blocks come first: they explain every row that refers to them."""
+    _compare_missing_tail(conn, replay, last)
+    problems: list[_Problem] = []
+    for compare in (
+        _compare_state,
+        _compare_index,
+        _compare_events,
+        _compare_meta,
+    ):
+        try:
+            compare(conn, replay, last)
+        except _Problem as exc:
+            problems.append(exc)
+        except (TypeError, ValueError, AttributeError) as exc:
+            problems.append(
+                _Problem(last, f"a table holds a malformed row ({type(exc).__name__}: {exc})")
+            )
+    if problems:
+        raise min(problems, key=lambda p: p.block)
 
 
-def _compare_state(conn: sqlite3.Connection, state: validation.MemoryState) -> None:
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def _compare_missing_tail(conn: sqlite3.Connection, replay: _Replay, last: int) -> None:
+    """Rows that refer to blocks after the last one: the last blocks were removed."""
+    for table in ("txs", "events", "state"):
+        (top,) = conn.execute(f"SELECT MAX(block) FROM {table}").fetchone()
+        if _int(top) is not None and top > last:
+            what = {"txs": "transaction index", "events": "event index", "state": "world state"}
+            raise _Problem(
+                last + 1,
+                f"block {last + 1} is missing: the {what[table]} refers to block {top}, "
+                f"but the chain ends at block {last}",
+            )
+
+
+def _compare_state(conn: sqlite3.Connection, replay: _Replay, last: int) -> None:
     stored = conn.execute("SELECT key, value, block, txn FROM state ORDER BY key")
-    expected = iter(state.items())
+    expected = iter(replay.state.items())
     exp = next(expected, None)
     for key, value, block, txn in stored:
+        if not isinstance(key, str):
+            raise _Problem(last, f"world state has a key that is not text ({key!r:.40})")
         if exp is not None and exp[0] < key:
             raise _Problem(
                 exp[1][1], f"world state lacks key {_readable(exp[0])} written in block {exp[1][1]}"
             )
         if exp is None or exp[0] != key:
+            claimed = _int(block)
             raise _Problem(
-                int(block),
+                claimed if claimed is not None else last,
                 f"world state has key {_readable(key)} that no valid transaction wrote "
                 f"(it claims block {block})",
             )
         exp_value, exp_block, exp_txn = exp[1]
-        if bytes(value) != exp_value or (block, txn) != (exp_block, exp_txn):
+        if (
+            not isinstance(value, bytes)
+            or value != exp_value
+            or (_int(block), _int(txn)) != (exp_block, exp_txn)
+        ):
             raise _Problem(
                 exp_block,
                 f"world state differs from the replay at key {_readable(key)} "
@@ -348,39 +615,78 @@ def _compare_state(conn: sqlite3.Connection, state: validation.MemoryState) -> N
         )
 
 
-def _compare_index(
-    conn: sqlite3.Connection,
-    expected_txs: dict[str, tuple[int, int, int]],
-    expected_events: Sequence[tuple[int, int, str, str, str, bytes]],
-) -> None:
-    for tx_id, block, idx, code in conn.execute(
-        "SELECT tx_id, block, idx, code FROM txs WHERE block > 0"
+_TX_COLUMNS = ("block", "idx", "code", "function", "creator", "timestamp")
+
+
+def _compare_index(conn: sqlite3.Connection, replay: _Replay, last: int) -> None:
+    expected = dict(replay.expected_txs)
+    problems: list[_Problem] = []
+    for tx_id, *stored in conn.execute(
+        "SELECT tx_id, block, idx, code, function, creator, timestamp FROM txs ORDER BY block, idx"
     ):
-        want = expected_txs.pop(tx_id, None)
-        if want != (block, idx, code):
-            raise _Problem(
-                int(block),
-                f"the transaction index disagrees with block {block} about {tx_id[:12]}…",
+        want = expected.pop(tx_id, None) if isinstance(tx_id, str) else None
+        block = _int(stored[0])
+        if want is None:
+            problems.append(
+                _Problem(
+                    block if block is not None else last,
+                    f"the transaction index has {str(tx_id)[:12]}… at block {stored[0]}, "
+                    "which no block holds there",
+                )
             )
-    if expected_txs:
-        tx_id, (block, _, _) = next(iter(expected_txs.items()))
-        raise _Problem(block, f"the transaction index lacks {tx_id[:12]}… of block {block}")
-    stored = [
-        (int(b), int(i), t, c, n, bytes(p))
-        for b, i, t, c, n, p in conn.execute(
-            "SELECT block, idx, tx_id, chaincode, name, payload FROM events ORDER BY block, idx"
+            break
+        if tuple(stored) != want:
+            column = next(c for c, s, w in zip(_TX_COLUMNS, stored, want, strict=True) if s != w)
+            problems.append(
+                _Problem(
+                    min(want[0], block if block is not None else want[0]),
+                    f"the transaction index disagrees with block {want[0]} about "
+                    f"{tx_id[:12]}… ({column})",
+                )
+            )
+            break
+    if expected:
+        tx_id, want = min(expected.items(), key=lambda item: item[1][:2])
+        problems.append(
+            _Problem(want[0], f"the transaction index lacks {tx_id[:12]}… of block {want[0]}")
         )
-    ]
-    for expected_event, stored_event in zip(expected_events, stored, strict=False):
-        if expected_event != stored_event:
-            raise _Problem(
-                expected_event[0], f"the event index disagrees with block {expected_event[0]}"
-            )
-    if len(stored) != len(expected_events):
-        block = (stored or expected_events)[-1][0] if (stored or expected_events) else 0
+    if problems:
+        raise min(problems, key=lambda p: p.block)
+
+
+def _compare_events(conn: sqlite3.Connection, replay: _Replay, last: int) -> None:
+    stored = conn.execute(
+        "SELECT block, idx, tx_id, chaincode, name, payload FROM events ORDER BY block, idx"
+    ).fetchall()
+    expected = replay.events
+    for expected_event, stored_event in zip(expected, stored, strict=False):
+        if expected_event != tuple(stored_event):
+            block = min(expected_event[0], _int(stored_event[0]) or expected_event[0])
+            raise _Problem(block, f"the event index disagrees with block {block}")
+    if len(stored) != len(expected):
+        longer = stored if len(stored) > len(expected) else expected
+        first = _int(longer[min(len(stored), len(expected))][0])
+        block = first if first is not None else last
         raise _Problem(
-            int(block), "the event index has a different number of events than the blocks"
+            block,
+            f"the event index has a different number of events than the blocks "
+            f"(from block {block})",
         )
+
+
+def _compare_meta(conn: sqlite3.Connection, replay: _Replay, last: int) -> None:
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    want = {
+        "format": FORMAT.encode(),
+        "channel": replay.config.channel.encode(),
+        "state_hash": to_bytes(replay.h),
+    }
+    for key, value in want.items():
+        if meta.get(key) != value:
+            raise _Problem(
+                0 if key != "state_hash" else last,
+                f"the ledger's metadata {key!r} differs from the blocks'",
+            )
 
 
 def _readable(key: str) -> str:

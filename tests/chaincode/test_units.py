@@ -18,7 +18,13 @@ from chaincode.contract import TRANSACTIONS, invoke
 from chaincode.election import draw, reseed, seed_from_reveals
 from chaincode.errors import ChaincodeError, Conflict, Forbidden, InvalidArgument, parse_wire_error
 from chaincode.rewards import split_reward
-from chaincode.schema import decimal, decimal_text, validate_profile
+from chaincode.schema import (
+    decimal,
+    decimal_text,
+    parse_json_argument,
+    per_round_spend,
+    validate_profile,
+)
 from ledger_client.embedded.simulator import drive
 
 from .fake_stub import FakeStub
@@ -242,3 +248,121 @@ def test_every_transaction_is_documented() -> None:
     doc = (ROOT / "docs" / "ledger.md").read_text()
     missing = [name for name in TRANSACTIONS if f"`{name}" not in doc]
     assert not missing, f"docs/ledger.md does not describe {missing}"
+
+
+def _privacy(**changes: str) -> dict[str, object]:
+    base = {
+        "mode": "client-dp",
+        "epsilon_per_round": "1",
+        "delta_per_round": "1e-5",
+        "epsilon_budget": "3",
+        "delta_budget": "1e-4",
+        "clip_norm": "1",
+    }
+    return {**base, **changes}
+
+
+@pytest.mark.parametrize(
+    ("privacy", "field"),
+    [
+        (_privacy(epsilon_budget="-1"), "privacy.epsilon_budget"),
+        (_privacy(epsilon_budget="0.5"), "privacy.epsilon_budget"),
+        (_privacy(epsilon_per_round="0"), "privacy.epsilon_per_round"),
+        (_privacy(epsilon_per_round="-0"), "privacy.epsilon_per_round"),
+        (_privacy(epsilon_per_round="1e2", epsilon_budget="1e3"), None),  # 100 is the bound
+        (_privacy(epsilon_per_round="100.000000000001"), "privacy.epsilon_per_round"),
+        (_privacy(epsilon_budget="1e99"), "privacy.epsilon_budget"),
+        (_privacy(delta_per_round="0"), "privacy.delta_per_round"),
+        (_privacy(delta_per_round="1", delta_budget="1"), "privacy.delta_per_round"),
+        (_privacy(delta_budget="1"), "privacy.delta_budget"),
+        (_privacy(delta_budget="1e-6"), "privacy.delta_budget"),
+        (_privacy(clip_norm="0"), "privacy.clip_norm"),
+        (_privacy(clip_norm="1000001"), "privacy.clip_norm"),
+        ({"mode": "none", "epsilon_budget": "1"}, "privacy.epsilon_budget"),
+        ({"mode": "none"}, None),
+    ],
+)
+def test_privacy_numbers_are_checked_exactly(privacy: dict[str, object], field: str | None) -> None:
+    if field is None:
+        validate_profile(_profile(privacy=privacy))
+        return
+    with pytest.raises(InvalidArgument) as caught:
+        validate_profile(_profile(privacy=privacy))
+    assert caught.value.details["field"] == field, caught.value.message
+
+
+def test_dp_model_spends_epsilon_only() -> None:
+    model = {"family": "dp-logistic-regression"}
+    ok = {
+        "mode": "dp-model",
+        "epsilon_per_round": "1",
+        "delta_per_round": "0",
+        "epsilon_budget": "3",
+        "delta_budget": "0",
+    }
+    validate_profile(_profile(privacy=ok, model=model))
+    with pytest.raises(InvalidArgument, match="must be 0"):
+        validate_profile(_profile(privacy={**ok, "delta_per_round": "1e-5"}, model=model))
+    assert per_round_spend(ok) == (Fraction(1), Fraction(0))
+    assert per_round_spend({"mode": "none"}) == (Fraction(0), Fraction(0))
+
+
+def test_json_arguments_nested_too_deeply_are_refused_not_crashed() -> None:
+    assert parse_json_argument("[" * 32 + "]" * 32, "doc") == json.loads("[" * 32 + "]" * 32)
+    for levels in (33, 5000, 30000):
+        with pytest.raises(InvalidArgument, match="nests deeper than 32"):
+            parse_json_argument("[" * levels + "]" * levels, "doc")
+    with pytest.raises(InvalidArgument, match="larger than"):
+        parse_json_argument('"\udcff' + "x" * 70000 + '"', "doc")
+
+
+def _dp_round(
+    consortium_dir: Path, privacy: dict[str, object]
+) -> tuple[dict[str, bytes], FakeStub]:
+    """A profile and a round in training with org1/node0 as participant, straight in state."""
+    state: dict[str, bytes] = {}
+    admin = _stub(state, "org1/admin", consortium_dir)
+    drive(invoke(admin, "InitConsortium", [json.dumps(["org1", "org2"])]))
+    node = _stub(state, "org1/node0", consortium_dir)
+    drive(invoke(node, "RegisterNode", []))
+    spec = _profile(privacy=privacy)
+    drive(invoke(admin, "ProposeProfile", [json.dumps(spec)]))
+    record = json.loads(state[keys.profile("p1")])
+    state[keys.profile("p1")] = json.dumps({**record, "status": "active"}).encode()
+    round_record = {"profile": "p1", "number": 1, "status": "training"}
+    round_record["participants"] = ["org1/node0"]
+    state[keys.round_("p1", 1)] = json.dumps(round_record).encode()
+    return state, node
+
+
+def _update_json(eps: str, delta: str, *, passed: bool = True) -> str:
+    return json.dumps(
+        {
+            "sha256": "ab" * 32 if passed else "",
+            "num_samples": 10 if passed else 0,
+            "validation": {"summary_sha256": "cd" * 32, "passed": passed},
+            "privacy": {"epsilon": eps, "delta": delta},
+        }
+    )
+
+
+def test_an_update_declares_exactly_the_prescribed_spend(consortium_dir: Path) -> None:
+    state, node = _dp_round(consortium_dir, _privacy())
+    for eps, delta in [("0", "0"), ("0", "1e-5"), ("0.5", "1e-5"), ("1", "1e-6"), ("3", "1e-4")]:
+        with pytest.raises(InvalidArgument) as caught:
+            drive(invoke(node, "SubmitUpdate", ["p1", "1", _update_json(eps, delta)]))
+        assert caught.value.details["expected"] == {"epsilon": "1", "delta": "0.00001"}
+        assert "prescribes ε=1, δ=0.00001" in caught.value.message
+    assert keys.update("p1", 1, "org1/node0") not in state
+    done = json.loads(drive(invoke(node, "SubmitUpdate", ["p1", "1", _update_json("1.0", "1e-5")])))
+    assert done["privacy"] == {"epsilon": "1", "delta": "0.00001"}
+    budget = json.loads(state[keys.budget("org1/node0", "p1")])
+    assert budget["epsilon"] == "1" and budget["rounds"] == 1
+
+
+def test_an_update_on_a_profile_without_privacy_spends_nothing(consortium_dir: Path) -> None:
+    _, node = _dp_round(consortium_dir, {"mode": "none"})
+    with pytest.raises(InvalidArgument) as caught:
+        drive(invoke(node, "SubmitUpdate", ["p1", "1", _update_json("0.5", "0")]))
+    assert "prescribes ε=0, δ=0" in caught.value.message
+    drive(invoke(node, "SubmitUpdate", ["p1", "1", _update_json("0", "0")]))

@@ -254,16 +254,21 @@ def test_an_update_over_the_privacy_budget_is_refused(env: LedgerEnv) -> None:
     before = env.height()
     with pytest.raises(EndorseError) as refused:
         env.ledger("org1/node0").submit_update(
-            "digits-8x8", rnd2.number, update_for("org1/node0", n=2, eps="0.75")
+            "digits-8x8", rnd2.number, update_for("org1/node0", n=2, eps="1")
         )
     assert refused.value.code == "BUDGET_EXCEEDED"
     assert env.height() == before
-    assert env.ledger("org1/node0").budget("org1/node0", "digits-8x8").spent.epsilon == "1"
-    env.ledger("org1/node0").submit_update(
-        "digits-8x8", rnd2.number, update_for("org1/node0", n=2, eps="0.5")
-    )
     spent = env.ledger("org1/node0").budget("org1/node0", "digits-8x8")
-    assert spent.remaining is not None and spent.remaining.epsilon == "0" and spent.exhausted
+    assert spent.spent.epsilon == "1"
+    assert spent.remaining is not None and spent.remaining.epsilon == "0.5"
+    # A smaller spend that would fit is no way around it: an update declares exactly the
+    # profile's per-round spend (INVALID_ARGUMENT names the expected and the given).
+    with pytest.raises(EndorseError) as partial:
+        env.ledger("org1/node0").submit_update(
+            "digits-8x8", rnd2.number, update_for("org1/node0", n=2, eps="0.5")
+        )
+    assert partial.value.code == "INVALID_ARGUMENT" and "prescribes" in partial.value.message
+    assert env.height() == before
 
 
 def test_a_retried_update_is_idempotent_and_a_different_one_conflicts(env: LedgerEnv) -> None:
@@ -373,7 +378,7 @@ def test_the_next_round_trains_from_the_champion_not_from_a_challenger(env: Ledg
     for n, alias in ((1, "champion"), (2, "challenger"), (3, "champion")):
         rnd = env.elected_round("digits-8x8", NODES)
         for ref in NODES:
-            env.ledger(ref).submit_update("digits-8x8", n, update_for(ref, n, eps="0.1"))
+            env.ledger(ref).submit_update("digits-8x8", n, update_for(ref, n))
         digest = hashlib.sha256(f"model-{n}".encode()).hexdigest()
         digests.append(digest)
         record = env.ledger(rnd.coordinator).commit_model(
