@@ -60,15 +60,18 @@ def run(
         raise typer.BadParameter("must be 'local' or 'deployments'", param_hint="--dispatch")
     state: State = ctx.obj
     _quiet_prefect(state)
-    # Deferred: loads numpy, pandas, prefect, safetensors, scipy, sklearn only when used.
-    from flows.rounds import federated_training, local_api_settings
+    # Deferred: the command line starts without it.
     from ledger_client import open_ledger
 
     opener = as_identity or state.default_admin()
-    # An unknown or inactive profile is refused here, in one line, before Prefect starts.
+    # An unknown or inactive profile is refused here, in one line, before Prefect (and the
+    # seconds its import takes) starts.
     profile = open_ledger(state.settings.ledger, opener).get_profile(profile_id)
     if profile.status != "active":
         raise typer.BadParameter(f"profile {profile_id} is {profile.status}, not active")
+    # Deferred: loads numpy, pandas, prefect, safetensors, scipy, sklearn only when used.
+    from flows.rounds import federated_training, local_api_settings
+
     with local_api_settings(), _progress(state, profile_id, rounds, enabled=not json_out):
         summaries = federated_training(
             profile_id,
@@ -119,12 +122,14 @@ def node(
 ) -> None:
     """Take part in a round as NODE: join, train on local data, commit, coordinate if elected."""
     state: State = ctx.obj
-    # Deferred: loads numpy, pandas, safetensors, scipy, sklearn only when used.
-    from flows.node_agent import run_node
+    # Deferred: the command line starts without it.
     from ledger_client import open_ledger
 
-    if round_no is None:
+    if round_no is None:  # an unknown profile is refused here, before the heavy imports
         round_no = open_ledger(state.settings.ledger, node_id).round_status(profile_id).number
+    # Deferred: loads numpy, pandas, safetensors, scipy, sklearn only when used.
+    from flows.node_agent import run_node
+
     outcome = run_node(node_id, profile_id, round_no, parent_run_id, str(state.settings.home))
     if json_out:
         emit_json(outcome)
