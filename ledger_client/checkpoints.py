@@ -28,9 +28,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fedspec.errors import ErrorCode
 from fedspec.fileio import write_atomic
-from ledger_client.errors import LedgerError
+from ledger_client.errors import CheckpointInvalidError, LedgerError, LedgerRolledBackError
 from ledger_client.facade import FedspecLedger
 from ledger_client.gateway import Contract
 from ledger_client.identity import verify_signature
@@ -38,23 +37,6 @@ from ledger_client.records import ChainInfo, Submitted
 
 FORMAT = "fedspec-checkpoint-v1"
 FOLDER = "checkpoints"  # under a member's home
-
-
-class LedgerRolledBackError(LedgerError):
-    """The ledger is shorter than a member's checkpoint, or differs from it at its block."""
-
-    code = ErrorCode.LEDGER_ROLLED_BACK
-
-    def __init__(self, message: str, *, block: int, identity: str, **details: Any) -> None:
-        super().__init__(message, block=block, identity=identity, **details)
-        self.block = block
-        self.identity = identity
-
-
-class CheckpointInvalidError(LedgerError):
-    """A checkpoint file that cannot be read or whose signature does not verify: not trusted."""
-
-    code = ErrorCode.CHECKPOINT_INVALID
 
 
 @dataclass(frozen=True)
@@ -224,46 +206,40 @@ def compare(
 
 
 def _compare(checkpoint: LedgerCheckpoint, chain: _Chain) -> list[LedgerRolledBackError]:
-    who, c, n = checkpoint.identity, checkpoint.height, checkpoint.block
+    n = checkpoint.block
     height = chain.info.height
-    if height < c:
-        return [
-            LedgerRolledBackError(
-                f"the ledger is shorter (height {height}) than {who}'s checkpoint "
-                f"(height {c}, block {n} {checkpoint.block_hash[:16]}…): blocks were removed",
-                block=n,
-                identity=who,
-                ledger_height=height,
-                checkpoint_height=c,
-            )
-        ]
-    found = chain.hash_of(n)
-    if found != checkpoint.block_hash:
-        return [
-            LedgerRolledBackError(
-                f"the ledger diverges from {who}'s checkpoint at block {n}: its hash is "
-                f"{found[:16]}…, the checkpoint recorded {checkpoint.block_hash[:16]}…",
-                block=n,
-                identity=who,
-                ledger_height=height,
-                checkpoint_height=c,
-            )
-        ]
-    if checkpoint.commitment and chain.has_block(n):  # compared whenever the block was read
-        commitment = block_commitment(chain.block(n))
-        if commitment and commitment != checkpoint.commitment:
-            return [
-                LedgerRolledBackError(
-                    f"the ledger diverges from {who}'s checkpoint at block {n}: its state "
-                    f"commitment is {commitment[:16]}…, the checkpoint recorded "
-                    f"{checkpoint.commitment[:16]}…",
-                    block=n,
-                    identity=who,
-                    ledger_height=height,
-                    checkpoint_height=c,
-                )
-            ]
-    return []
+    if height < checkpoint.height:
+        what = (
+            f"is shorter (height {height}) than {checkpoint.identity}'s checkpoint (height "
+            f"{checkpoint.height}, block {n} {checkpoint.block_hash[:16]}…): blocks were removed"
+        )
+    elif (found := chain.hash_of(n)) != checkpoint.block_hash:
+        what = (
+            f"diverges from {checkpoint.identity}'s checkpoint at block {n}: its hash is "
+            f"{found[:16]}…, the checkpoint recorded {checkpoint.block_hash[:16]}…"
+        )
+    elif (
+        checkpoint.commitment
+        and chain.has_block(n)  # compared whenever the block was read
+        and (commitment := block_commitment(chain.block(n)))
+        and commitment != checkpoint.commitment
+    ):
+        what = (
+            f"diverges from {checkpoint.identity}'s checkpoint at block {n}: its state "
+            f"commitment is {commitment[:16]}…, the checkpoint recorded "
+            f"{checkpoint.commitment[:16]}…"
+        )
+    else:
+        return []
+    return [
+        LedgerRolledBackError(
+            f"the ledger {what}",
+            block=n,
+            identity=checkpoint.identity,
+            ledger_height=height,
+            checkpoint_height=checkpoint.height,
+        )
+    ]
 
 
 def advance(

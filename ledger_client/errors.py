@@ -6,6 +6,8 @@ Hierarchy (under :class:`fedspec.errors.FedspecError`, codes from :class:`~fedsp
     ├── IdentityError          IDENTITY_INVALID     an identity folder is missing or unreadable
     ├── LedgerFileError        LEDGER_INVALID       a file is not a fedspec ledger (or is damaged)
     ├── ConfigurationError     CONFIG_INVALID       settings name an unknown backend or bad path
+    ├── LedgerRolledBackError  LEDGER_ROLLED_BACK   shorter than, or diverging from, a checkpoint
+    ├── CheckpointInvalidError CHECKPOINT_INVALID   a checkpoint that is unreadable or not signed
     └── GatewayError                                one transaction failed; carries transaction_id
         ├── EndorseError       chaincode's code, or the peer's (ACCESS_DENIED, BAD_SIGNATURE, …)
         ├── SubmitError        SUBMIT_FAILED, DUPLICATE_TXID, BAD_SIGNATURE …
@@ -76,6 +78,23 @@ class CommitError(GatewayError):
             message, transaction_id=transaction_id, code=code, block_number=block_number
         )
         self.block_number = block_number
+
+
+class LedgerRolledBackError(LedgerError):
+    """The ledger is shorter than a member's checkpoint (:mod:`ledger_client.checkpoints`), or differs from it at its block."""
+
+    code = ErrorCode.LEDGER_ROLLED_BACK
+
+    def __init__(self, message: str, *, block: int, identity: str, **details: Any) -> None:
+        super().__init__(message, block=block, identity=identity, **details)
+        self.block = block
+        self.identity = identity
+
+
+class CheckpointInvalidError(LedgerError):
+    """A checkpoint file that cannot be read or whose signature does not verify: not trusted."""
+
+    code = ErrorCode.CHECKPOINT_INVALID
 
 
 RETRYABLE_COMMIT_CODES = frozenset({ErrorCode.MVCC_READ_CONFLICT, ErrorCode.PHANTOM_READ_CONFLICT})
