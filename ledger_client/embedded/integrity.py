@@ -28,7 +28,7 @@ from ledger_client.embedded.blocks import (
     header_hash,
     signed_block_bytes,
 )
-from ledger_client.embedded.channel import IdentityRejected, Membership
+from ledger_client.embedded.channel import Membership
 from ledger_client.embedded.commitment import Commitment
 from ledger_client.embedded.simulator import TamperedState, read_kvrwset
 from ledger_client.identity import verify_signature
@@ -45,7 +45,7 @@ def block_signature_problem(block: common_pb2.Block, membership: Membership) -> 
         sh = common_pb2.SignatureHeader.FromString(sig.signature_header)
         ident = identities_pb2.SerializedIdentity.FromString(sh.creator)
         member = membership.identify(ident.mspid, bytes(ident.id_bytes))
-    except (IndexError, IdentityRejected, Exception):
+    except Exception:  # any malformed metadata, header or identity: no usable signature
         return "the block carries no valid orderer signature"
     if member.msp_id != membership.config.orderer_msp or member.role != "orderer":
         return "the block is not signed by an orderer"
@@ -74,7 +74,9 @@ class BlockIndex:
         """Raise :class:`TamperedState` unless (value, version) is what block ``block``'s
         transaction ``txn`` wrote to ``key``."""
         if type(block) is not int or type(txn) is not int:
-            raise TamperedState(-1, key, f"key {_readable(key)} has a version that is not a number")
+            raise TamperedState(
+                -1, key, f"key {readable_key(key)} has a version that is not a number"
+            )
         writes = self._writes(block, txn)
         if writes is None:
             writes = self._load(db, block, for_key=key).get(txn)
@@ -82,14 +84,14 @@ class BlockIndex:
             raise TamperedState(
                 block,
                 key,
-                f"key {_readable(key)} claims to be written by block {block}, transaction "
+                f"key {readable_key(key)} claims to be written by block {block}, transaction "
                 f"{txn}, which wrote no such key",
             )
         if not isinstance(value, bytes) or writes[key] != value:
             raise TamperedState(
                 block,
                 key,
-                f"key {_readable(key)} differs from what block {block}, transaction {txn} "
+                f"key {readable_key(key)} differs from what block {block}, transaction {txn} "
                 "wrote to it",
             )
 
@@ -149,7 +151,7 @@ class BlockIndex:
                 number,
                 for_key,
                 (
-                    f"key {_readable(for_key)} claims to be written by block {number}, "
+                    f"key {readable_key(for_key)} claims to be written by block {number}, "
                     if for_key
                     else f"block {number} is needed, "
                 )
@@ -197,5 +199,6 @@ def _block_problem(block: common_pb2.Block, number: int, membership: Membership)
     return f"is not the orderer's: {signature}" if signature else ""
 
 
-def _readable(key: str) -> str:
+def readable_key(key: str) -> str:
+    """A composite state key as people write it (``budget~org1/node0~digits``)."""
     return "~".join(p for p in key.split("\x00") if p)

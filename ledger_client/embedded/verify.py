@@ -47,7 +47,7 @@ from ledger_client.embedded.commitment import (
     state_term,
     to_bytes,
 )
-from ledger_client.embedded.integrity import block_signature_problem
+from ledger_client.embedded.integrity import block_signature_problem, readable_key
 from ledger_client.embedded.simulator import SimulationStub, drive, read_kvrwset
 from ledger_client.embedded.store import FORMAT, check_ledger_file
 from ledger_client.errors import LedgerFileError
@@ -512,7 +512,7 @@ def _rwset_difference(recorded: bytes, replayed: bytes, namespace: str) -> str:
         rb = {x.key: x.SerializeToString() for x in b}
         for key in sorted(ra.keys() | rb.keys()):
             if ra.get(key) != rb.get(key):
-                return f"it {what} key {_readable(key)} differently than re-executing it does"
+                return f"it {what} key {readable_key(key)} differently than re-executing it does"
     if list(theirs.range_queries_info) != list(ours.range_queries_info):
         return "its range reads differ from re-executing it"
     return "its read/write set is not byte for byte the re-executed one"
@@ -588,13 +588,14 @@ def _compare_state(conn: sqlite3.Connection, replay: _Replay, last: int) -> None
             raise _Problem(last, f"world state has a key that is not text ({key!r:.40})")
         if exp is not None and exp[0] < key:
             raise _Problem(
-                exp[1][1], f"world state lacks key {_readable(exp[0])} written in block {exp[1][1]}"
+                exp[1][1],
+                f"world state lacks key {readable_key(exp[0])} written in block {exp[1][1]}",
             )
         if exp is None or exp[0] != key:
             claimed = _int(block)
             raise _Problem(
                 claimed if claimed is not None else last,
-                f"world state has key {_readable(key)} that no valid transaction wrote "
+                f"world state has key {readable_key(key)} that no valid transaction wrote "
                 f"(it claims block {block})",
             )
         exp_value, exp_block, exp_txn = exp[1]
@@ -605,13 +606,13 @@ def _compare_state(conn: sqlite3.Connection, replay: _Replay, last: int) -> None
         ):
             raise _Problem(
                 exp_block,
-                f"world state differs from the replay at key {_readable(key)} "
+                f"world state differs from the replay at key {readable_key(key)} "
                 f"(last written in block {exp_block})",
             )
         exp = next(expected, None)
     if exp is not None:
         raise _Problem(
-            exp[1][1], f"world state lacks key {_readable(exp[0])} written in block {exp[1][1]}"
+            exp[1][1], f"world state lacks key {readable_key(exp[0])} written in block {exp[1][1]}"
         )
 
 
@@ -687,7 +688,3 @@ def _compare_meta(conn: sqlite3.Connection, replay: _Replay, last: int) -> None:
                 0 if key != "state_hash" else last,
                 f"the ledger's metadata {key!r} differs from the blocks'",
             )
-
-
-def _readable(key: str) -> str:
-    return "~".join(p for p in key.split("\x00") if p)
