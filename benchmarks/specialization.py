@@ -125,7 +125,7 @@ def adopt_children(settings: Settings, children: list[dict[str, Any]]) -> None:
     nodes = [f"{org}/node0" for org in sorted(HOLDERS)]
     for child in children:
         status = mixed_digits.vote_in(settings, child["id"], sorted(HOLDERS))
-        joined = volunteer_fitting(settings, child["id"], nodes)
+        joined = volunteer_fitting(settings, child["id"], nodes).joined
         print(
             f"{child['id']}: {status} by vote; volunteers {', '.join(joined)} "
             f"(distinguishing {child['distinguishing']})"

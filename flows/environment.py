@@ -110,18 +110,27 @@ class NodeEnvironment:
         write_atomic(path, data, mode=0o600)
 
 
-def volunteer_fitting(settings: Settings, profile_id: str, nodes: Sequence[str]) -> list[str]:
+@dataclass(frozen=True)
+class Volunteering:
+    """Who volunteered, and why each other node did not."""
+
+    joined: list[str]
+    refused: dict[str, str]  # node → reason
+
+
+def volunteer_fitting(settings: Settings, profile_id: str, nodes: Sequence[str]) -> Volunteering:
     """Each of ``nodes`` volunteers for ``profile_id`` if it holds data that fits the
     profile's characteristics: its own decision, on its own data (a split profile's child
-    gets the nodes of its group). Returns the nodes that volunteered (again: volunteering
-    is idempotent on the ledger)."""
-    joined = []
+    gets the nodes of its group). Volunteering is idempotent on the ledger; a node that does
+    not volunteer is named with its reason."""
+    joined, refused = [], {}
     for node in nodes:
         env = NodeEnvironment(node, settings)
         try:
             env.local_data(dict(env.ledger.get_profile(profile_id).spec["characteristics"]))
-        except DatasetError:
+        except DatasetError as exc:
+            refused[node] = exc.message
             continue
         env.ledger.volunteer(profile_id)
         joined.append(node)
-    return joined
+    return Volunteering(joined, refused)

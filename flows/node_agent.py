@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from federated.errors import FederatedError, PrivacyBudgetError
+from federated.errors import DatasetError, FederatedError, PrivacyBudgetError
 from federated.exchange import decode_global_model, decode_update, encode_update, sha256_hex
 from federated.plan import TrainingPlan
 from federated.privacy import PrivacySpend
@@ -254,7 +254,10 @@ class NodeAgent:
                 self._check_budget()
             except PrivacyBudgetError as exc:
                 return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
-        data = self.env.local_data(dict(self.plan.characteristics))
+        try:
+            data = self.env.local_data(dict(self.plan.characteristics))
+        except DatasetError as exc:  # its data is gone or no longer fits: say so on the ledger
+            return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
         X, y = self._training_rows(data.train.X, data.train.y)
         names = data.info.feature_names
         with timing.span("validation"):

@@ -501,7 +501,7 @@ def federated_training(
 
     settings = _settings(home)
     if not opener:
-        opener = Consortium.load(settings.ledger.consortium_dir).first_admin
+        opener = Consortium.load(settings.ledger.consortium_dir).default_admin
     return [
         federated_round(profile_id, opener, home=home, dispatch=dispatch) for _ in range(rounds)
     ]

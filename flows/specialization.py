@@ -133,7 +133,7 @@ def check_profile(
     checked round's coordinator)."""
 
     tracking.configure(settings.mlflow_tracking_uri, settings.home / "mlflow" / "artifacts")
-    ledger = open_ledger(settings.ledger, reader or _first_admin(settings))
+    ledger = open_ledger(settings.ledger, reader or _default_admin(settings))
     report = SpecializationReport(profile_id)
     spec = settings.specialization
     profile = ledger.get_profile(profile_id)
@@ -432,7 +432,7 @@ def _proposer(
     """The ledger as the round's coordinator, or — when its key is not in this home (a
     consortium member's worker holds only its own organization's keys) — as the caller."""
 
-    for identity in (wanted, fallback, _first_admin(settings)):
+    for identity in (wanted, fallback, _default_admin(settings)):
         if identity:
             try:
                 return open_ledger(settings.ledger, identity), identity
@@ -441,8 +441,8 @@ def _proposer(
     raise IdentityError("no identity to propose as")
 
 
-def _first_admin(settings: Settings) -> str:
-    return Consortium.load(settings.ledger.consortium_dir).first_admin
+def _default_admin(settings: Settings) -> str:
+    return Consortium.load(settings.ledger.consortium_dir).default_admin
 
 
 @flow(name="specialization-check", log_prints=True)

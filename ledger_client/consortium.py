@@ -62,10 +62,19 @@ class Consortium:
         return cls(root, manifest)
 
     @property
-    def first_admin(self) -> str:
-        """The first member's first admin (``org1/admin``): an identity every consortium has,
-        for reads any member may make and for the one-machine shortcuts."""
-        first = self.members[0]
+    def own(self) -> list[str]:
+        """The organizations whose private keys this folder holds: one in a member's home,
+        every one in the one-machine shortcut (and in folders older than ``own``)."""
+        names = [o.name for o in [*self.members, self.orderer_org]]
+        own = self.manifest.get("own")
+        return [n for n in names if n in own] if isinstance(own, list) else names
+
+    @property
+    def default_admin(self) -> str:
+        """The identity commands act as without ``--as``: this home's own organization's
+        admin (the first member's, where the home holds several)."""
+        own = [o for o in self.members if o.name in self.own]
+        first = own[0] if own else self.members[0]
         return f"{first.name}/{first.admins[0]}"
 
     @property
@@ -96,6 +105,12 @@ class Consortium:
 
     def identity(self, ref: str) -> MspIdentity:
         org = self.org(ref.partition("/")[0])
+        if org.name not in self.own:
+            raise IdentityError(
+                f"{ref} is {org.name}'s identity and this home is "
+                f"{', '.join(self.own) or 'no organization'}'s: an organization's private keys "
+                "stay in its own home (act as one of yours with --as)"
+            )
         return load_msp_identity(self.identity_dir(ref) / "msp", org.msp_id)
 
     def node_refs(self) -> list[str]:

@@ -16,7 +16,8 @@ from typing import Any
 from chaincode.errors import ChaincodeError
 from chaincode.identity import parse_creator
 from chaincode.schema import validate_profile
-from ledger_client.errors import RETRYABLE_COMMIT_CODES, CommitError, EndorseError
+from fedspec.errors import ErrorCode
+from ledger_client.errors import RETRYABLE_COMMIT_CODES, CommitError, EndorseError, GatewayError
 from ledger_client.gateway import Contract
 from ledger_client.records import (
     Balance,
@@ -89,6 +90,15 @@ class FedspecLedger:
     def init_consortium(self, orgs: list[str]) -> ConsortiumRecord:
         done = self.submit("InitConsortium", json.dumps(sorted(orgs)))
         return ConsortiumRecord.from_json(done.result, done.commit)
+
+    def consortium_orgs(self) -> list[str]:
+        """The member organizations the chaincode recorded (empty before ``InitConsortium``)."""
+        try:
+            return list(self.evaluate("GetConsortium")["orgs"])
+        except GatewayError as exc:
+            if exc.code == ErrorCode.FAILED_PRECONDITION:  # not initialized yet
+                return []
+            raise
 
     def register_node(self) -> Node:
         done = self.submit("RegisterNode")

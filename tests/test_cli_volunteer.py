@@ -64,7 +64,9 @@ def test_nodes_whose_data_fits_volunteer_and_withdraw(
     # Digits do not fit the gyroscope profile: nobody volunteers, nothing is written.
     before = height(Settings.load(home, env={}))
     code, out, _ = run(home, capsys, "round", "volunteer", "watch-gyroscope")
-    assert code == 0 and "no node volunteer for watch-gyroscope" in out
+    assert code == 1, out  # nothing happened, and each node says why
+    for node in ("org1/node0", "org2/node0"):
+        assert f"{node} does not volunteer: {node} has no local data fitting" in out
     assert height(Settings.load(home, env={})) == before
 
 

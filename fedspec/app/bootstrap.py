@@ -6,9 +6,11 @@ import shutil
 from dataclasses import dataclass
 
 from fedspec.app.settings import Settings
+from fedspec.errors import ConsortiumError
 from ledger_client import Consortium, open_ledger
 from ledger_client.checkpoints import FOLDER
 from ledger_client.embedded.genesis import create_ledger
+from ledger_client.embedded.peer import config_of_genesis
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,39 @@ def init_ledger(settings: Settings, *, force: bool = False) -> Bootstrapped:
         # A new ledger, founded on purpose: the members' checkpoints of the one it replaces
         # no longer apply (kept, they would report the new ledger as a rollback).
         shutil.rmtree(settings.home / FOLDER, ignore_errors=True)
-    admin = open_ledger(settings.ledger, consortium.first_admin)
+    admin = open_ledger(settings.ledger, consortium.default_admin)
     admin.init_consortium(consortium.member_ids)
-    nodes = consortium.node_refs()
+    nodes = _register_own_nodes(settings, consortium)
+    return Bootstrapped(consortium.member_ids, nodes, admin.height())
+
+
+def join_ledger(settings: Settings) -> Bootstrapped:
+    """A founder's first step on a ledger another founder created: check that it was founded
+    with the configuration this home agreed to, then register this home's own nodes."""
+    consortium = Consortium.load(settings.ledger.consortium_dir)
+    admin = open_ledger(settings.ledger, consortium.default_admin)
+    if settings.ledger.backend == "embedded":
+        founded = config_of_genesis(admin.block(0).SerializeToString()).consortium_hash
+        agreed = str(consortium.manifest.get("config_hash", ""))
+        if founded != agreed:
+            raise ConsortiumError(
+                f"{settings.ledger.ledger_path} was founded with configuration "
+                f"{founded[:16] or 'unknown'}…, not the {agreed[:16]}… this home agreed to"
+            )
+    recorded = admin.consortium_orgs()
+    if sorted(recorded) != sorted(consortium.member_ids):
+        raise ConsortiumError(
+            f"the ledger's members ({', '.join(recorded) or 'none yet'}) are not this home's "
+            f"({', '.join(consortium.member_ids)})"
+        )
+    nodes = _register_own_nodes(settings, consortium)
+    return Bootstrapped(consortium.member_ids, nodes, admin.height())
+
+
+def _register_own_nodes(settings: Settings, consortium: Consortium) -> list[str]:
+    """Each of this home's nodes registers itself (its certificate, issued by its own
+    organization's CA, is what makes it that organization's node)."""
+    nodes = [ref for ref in consortium.node_refs() if ref.partition("/")[0] in consortium.own]
     for ref in nodes:
         open_ledger(settings.ledger, ref).register_node()
-    return Bootstrapped(consortium.member_ids, nodes, admin.height())
+    return nodes

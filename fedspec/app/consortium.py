@@ -1,49 +1,46 @@
-"""``fedspec consortium init``: one CA and one TLS CA per organization, identities in MSP layout.
+"""Founding a consortium from its members' public bundles, and the one-machine shortcut.
 
-Every organization gets an ECDSA P-256 signing CA and TLS CA, an admin, a peer and N training
-nodes, with NodeOUs (client, peer, admin, orderer) as Fabric expects; the ordering service
-gets its own organization with three orderers. Private keys are written with mode 0600.
-The whole folder is written next to its destination and moved into place at the end, so a
-refused or interrupted call leaves nothing half-written.
+``create_consortium`` turns bundles (:mod:`fedspec.app.bundles`) into the consortium folder
+every command reads (Fabric's MSP layout, :class:`ledger_client.Consortium`): the other
+organizations' certificates beside this home's own organization, whose private keys never
+leave it. The configuration hash depends only on the set of bundles, so every founder who runs
+it with the same bundles prints the same hash, to compare out of band.
+
+``init_consortium`` (``fedspec consortium init``) is the shortcut for the demo and the tests:
+it runs ``org init`` for every organization, exports their bundles and founds from them, the
+same steps as a real consortium, in one folder that then holds every key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
+import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
+from fedspec.app.bundles import Bundle, export_bundle
+from fedspec.app.orgs import MEMBER, ORDERING, check_org_name, init_org, read_org
+from fedspec.app.pki import ROLE_FOLDER, write_public_authorities, write_public_identity
 from fedspec.errors import ConsortiumError
+from fedspec.fileio import write_atomic
 from ledger_client.consortium import FORMAT, MANIFEST
 
-ORG_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
-ORDERER_ORG = "orderer"
-VALIDITY = dt.timedelta(days=3650)
-NODE_OUS = """NodeOUs:
-  Enable: true
-  ClientOUIdentifier:
-    Certificate: cacerts/ca-cert.pem
-    OrganizationalUnitIdentifier: client
-  PeerOUIdentifier:
-    Certificate: cacerts/ca-cert.pem
-    OrganizationalUnitIdentifier: peer
-  AdminOUIdentifier:
-    Certificate: cacerts/ca-cert.pem
-    OrganizationalUnitIdentifier: admin
-  OrdererOUIdentifier:
-    Certificate: cacerts/ca-cert.pem
-    OrganizationalUnitIdentifier: orderer
-"""
+ORDERER_ORG = "orderer"  # the shortcut's ordering organization
+CONFIG_FORMAT = "fedspec-consortium-config-v1"
+
+
+@dataclass(frozen=True)
+class Founded:
+    path: Path
+    config_hash: str
+    members: list[str]
+    orderer: str
+    own: list[str]  # the organizations whose private keys this folder holds
 
 
 def parse_orgs(text: str) -> list[str]:
@@ -51,10 +48,12 @@ def parse_orgs(text: str) -> list[str]:
     if not orgs:
         raise ConsortiumError("--orgs needs at least one organization name")
     for o in orgs:
-        if not ORG_NAME.fullmatch(o) or o == ORDERER_ORG:
-            raise ConsortiumError(
-                f"organization name {o!r} must match [a-z][a-z0-9-]* and not be {ORDERER_ORG!r}"
-            )
+        if o == ORDERER_ORG:
+            raise ConsortiumError(f"organization name {o!r} is the ordering organization's")
+        try:
+            check_org_name(o)
+        except ConsortiumError as exc:
+            raise ConsortiumError(f"--orgs: {exc.message}") from None
     if len(set(orgs)) != len(orgs):
         raise ConsortiumError("--orgs names an organization twice")
     if len(orgs) > 32:
@@ -62,10 +61,148 @@ def parse_orgs(text: str) -> list[str]:
     return orgs
 
 
+def config_hash(bundles: Sequence[Bundle]) -> str:
+    """SHA-256 of the consortium's configuration: which organizations, each by its bundle's
+    fingerprint (which covers every certificate and endpoint), in no particular order."""
+    doc = {
+        "format": CONFIG_FORMAT,
+        "organizations": sorted(
+            ({"name": b.name, "kind": b.kind, "fingerprint": b.fingerprint} for b in bundles),
+            key=lambda o: o["name"],
+        ),
+    }
+    return hashlib.sha256(
+        json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def create_consortium(consortium_dir: Path, bundles: Sequence[Bundle]) -> Founded:
+    """Found the consortium in ``consortium_dir`` from ``bundles`` (the members', in the order
+    given, and one ordering organization's). Organizations already in the folder are this
+    home's own (made by ``org init``); each must match its bundle. All or nothing."""
+    consortium_dir = Path(consortium_dir)
+    if (consortium_dir / MANIFEST).exists():
+        raise ConsortiumError(
+            f"{consortium_dir} already holds a founded consortium; members join by vote"
+        )
+    members, orderer = _check_founding(consortium_dir, bundles)
+    own = [b.name for b in bundles if _check_own(consortium_dir, b)]
+    consortium_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".founding.", dir=consortium_dir))
+    placed: list[Path] = []
+    try:
+        for b in bundles:
+            if b.name not in own:
+                _write_public_org(staging / _folder(b) / b.name, b)
+        for b in bundles:
+            if b.name not in own:
+                target = consortium_dir / _folder(b) / b.name
+                target.parent.mkdir(exist_ok=True)
+                os.rename(staging / _folder(b) / b.name, target)
+                placed.append(target)
+        digest = config_hash(bundles)
+        manifest = {
+            "format": FORMAT,
+            "organizations": [_entry(b) for b in members],
+            "orderer": _entry(orderer),
+            "own": own,
+            "config_hash": digest,
+            "bundles": {b.name: b.fingerprint for b in bundles},
+            "endpoints": {b.name: b.endpoints for b in bundles},
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        write_atomic(consortium_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    except BaseException:
+        for target in placed:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Founded(consortium_dir, digest, [b.name for b in members], orderer.name, own)
+
+
+def _check_founding(consortium_dir: Path, bundles: Sequence[Bundle]) -> tuple[list[Bundle], Bundle]:
+    """The member bundles and the ordering organization's, or why these cannot found one."""
+    members = [b for b in bundles if b.kind == MEMBER]
+    ordering = [b for b in bundles if b.kind == ORDERING]
+    names = [b.name for b in bundles]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConsortiumError(f"two bundles for organization {twice[0]}")
+    if not members:
+        raise ConsortiumError("a consortium needs at least one member bundle")
+    if len(ordering) != 1:
+        raise ConsortiumError(
+            f"a consortium needs exactly one ordering organization's bundle, not {len(ordering)}"
+        )
+    if len(members) > 64:
+        raise ConsortiumError("at most 64 member organizations")
+    home_org = read_org(consortium_dir)
+    if home_org is not None and home_org.name not in names:
+        raise ConsortiumError(f"this home's organization {home_org.name} is not among the bundles")
+    return members, ordering[0]
+
+
+def _folder(b: Bundle) -> str:
+    return "peerOrganizations" if b.kind == MEMBER else "ordererOrganizations"
+
+
+def _check_own(consortium_dir: Path, b: Bundle) -> bool:
+    """Whether ``b``'s organization lives in this folder; refuses a bundle that does not
+    match the organization's own certificates here (a forged bundle of one's own org)."""
+    org_dir = consortium_dir / _folder(b) / b.name
+    if not org_dir.exists():
+        return False
+    try:
+        ca = (org_dir / "ca" / "ca-cert.pem").read_text()
+    except OSError as exc:
+        raise ConsortiumError(f"cannot read {org_dir}: {exc.strerror or exc}") from None
+    if ca != b.ca:
+        raise ConsortiumError(
+            f"the bundle for {b.name} does not match {b.name}'s own CA in {consortium_dir}"
+        )
+    return True
+
+
+def _write_public_org(org_dir: Path, b: Bundle) -> None:
+    ca, tlsca = b.ca.encode(), b.tls_ca.encode()
+    write_public_authorities(org_dir, ca, tlsca)
+    for i in b.identities:
+        folder = org_dir / ROLE_FOLDER[i.role] / i.name
+        write_public_identity(
+            folder, i.role, i.name, ca, tlsca, i.cert.encode(), i.tls_cert.encode()
+        )
+
+
+def _entry(b: Bundle) -> dict[str, object]:
+    if b.kind == ORDERING:
+        return {
+            "name": b.name,
+            "msp_id": b.msp_id,
+            "orderers": b.names("orderer"),
+            "admins": b.names("admin"),
+        }
+    return {
+        "name": b.name,
+        "msp_id": b.msp_id,
+        "peers": b.names("peer"),
+        "admins": b.names("admin"),
+        "nodes": sorted(b.names("client"), key=_natural),
+    }
+
+
+def _natural(name: str) -> tuple[str, int]:
+    """node2 before node10."""
+    stem = name.rstrip("0123456789")
+    return stem, int(name[len(stem) :] or 0)
+
+
 def init_consortium(
     orgs: list[str], out: Path, *, nodes_per_org: int = 2, orderers: int = 3, force: bool = False
 ) -> Path:
-    """Create the consortium folder ``out``; refuse to replace an existing one unless ``force``."""
+    """The one-machine shortcut: ``org init`` for each organization and an ordering
+    organization, then ``create_consortium`` from their bundles, in a folder holding every
+    key. Refuses to replace an existing folder unless ``force``; all or nothing."""
     if not 1 <= nodes_per_org <= 64:
         raise ConsortiumError("--nodes-per-org must be between 1 and 64")
     out = Path(out).absolute()
@@ -74,175 +211,24 @@ def init_consortium(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        manifest = {
-            "format": FORMAT,
-            "organizations": [_member_org(staging, o, nodes_per_org) for o in orgs],
-            "orderer": _orderer_org(staging, orderers),
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.chmod(staging, 0o755)
+        target = staging / "consortium"
+        bundles = []
+        plan = [*((o, nodes_per_org, 0) for o in orgs), (ORDERER_ORG, 0, orderers)]
+        for name, nodes, orderer_count in plan:
+            home = staging / "homes" / name
+            record = init_org(home, name, nodes=nodes, orderers=orderer_count)
+            bundles.append(export_bundle(home))
+            (target / record.folder).mkdir(parents=True, exist_ok=True)
+            os.rename(home / record.folder / name, target / record.folder / name)
+        create_consortium(target, bundles)
+        os.chmod(target, 0o755)
         if out.exists():
             trash = out.with_name(f".{out.name}.old-{os.getpid()}")
             out.rename(trash)
-            staging.rename(out)
+            target.rename(out)
             shutil.rmtree(trash)
         else:
-            staging.rename(out)
-    except BaseException:
+            target.rename(out)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
-
-
-class _CA:
-    def __init__(self, org: str, kind: str) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
-                x509.NameAttribute(NameOID.COMMON_NAME, f"{kind}.{org}"),
-            ]
-        )
-        ski = x509.SubjectKeyIdentifier.from_public_key(self.key.public_key())
-        now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(self.name)
-            .issuer_name(self.name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_usage(cert_sign=True), critical=True)
-            .add_extension(ski, critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
-
-    def issue(
-        self, org: str, cn: str, ou: str | None, *, tls: bool = False, hosts: tuple[str, ...] = ()
-    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)]
-        if ou:
-            attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
-        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
-        now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name(attrs))
-            .issuer_name(self.name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(key_agreement=tls), critical=True)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                critical=False,
-            )
-        )
-        if tls:
-            builder = builder.add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            sans: list[x509.GeneralName] = [x509.DNSName(h) for h in (cn, *hosts, "localhost")]
-            sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return key, builder.sign(self.key, hashes.SHA256())
-
-
-def _usage(*, cert_sign: bool = False, key_agreement: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=key_agreement,
-        data_encipherment=False,
-        key_agreement=key_agreement,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    data = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-
-
-def _write_msp(
-    msp: Path,
-    ca: _CA,
-    tlsca: _CA,
-    signcert: x509.Certificate | None = None,
-    key: ec.EllipticCurvePrivateKey | None = None,
-) -> None:
-    for sub in ("cacerts", "tlscacerts"):
-        (msp / sub).mkdir(parents=True, exist_ok=True)
-    (msp / "cacerts" / "ca-cert.pem").write_bytes(_pem(ca.cert))
-    (msp / "tlscacerts" / "tlsca-cert.pem").write_bytes(_pem(tlsca.cert))
-    (msp / "config.yaml").write_text(NODE_OUS)
-    if signcert is not None and key is not None:
-        (msp / "signcerts").mkdir()
-        (msp / "keystore").mkdir(mode=0o700)
-        cn = signcert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-        (msp / "signcerts" / f"{cn!s}-cert.pem").write_bytes(_pem(signcert))
-        _write_key(msp / "keystore" / "priv_sk", key)
-
-
-def _identity(
-    base: Path, org: str, name: str, ou: str, ca: _CA, tlsca: _CA, *, server: bool
-) -> None:
-    key, cert = ca.issue(org, name, ou)
-    _write_msp(base / name / "msp", ca, tlsca, cert, key)
-    tls_key, tls_cert = tlsca.issue(org, name, None, tls=True, hosts=(f"{name}.{org}",))
-    tls = base / name / "tls"
-    tls.mkdir(parents=True)
-    (tls / "ca.crt").write_bytes(_pem(tlsca.cert))
-    stem = "server" if server else "client"
-    (tls / f"{stem}.crt").write_bytes(_pem(tls_cert))
-    _write_key(tls / f"{stem}.key", tls_key)
-
-
-def _org_base(root: Path, folder: str, org: str) -> tuple[Path, _CA, _CA]:
-    base = root / folder / org
-    ca, tlsca = _CA(org, "ca"), _CA(org, "tlsca")
-    for sub, authority in (("ca", ca), ("tlsca", tlsca)):
-        (base / sub).mkdir(parents=True)
-        (base / sub / f"{sub}-cert.pem").write_bytes(_pem(authority.cert))
-        _write_key(base / sub / "priv_sk", authority.key)
-    _write_msp(base / "msp", ca, tlsca)
-    return base, ca, tlsca
-
-
-def _member_org(root: Path, org: str, nodes_per_org: int) -> dict[str, object]:
-    base, ca, tlsca = _org_base(root, "peerOrganizations", org)
-    nodes = [f"node{i}" for i in range(nodes_per_org)]
-    _identity(base / "peers", org, "peer0", "peer", ca, tlsca, server=True)
-    _identity(base / "users", org, "admin", "admin", ca, tlsca, server=False)
-    for n in nodes:
-        _identity(base / "users", org, n, "client", ca, tlsca, server=False)
-    return {"name": org, "msp_id": org, "peers": ["peer0"], "admins": ["admin"], "nodes": nodes}
-
-
-def _orderer_org(root: Path, count: int) -> dict[str, object]:
-    base, ca, tlsca = _org_base(root, "ordererOrganizations", ORDERER_ORG)
-    names = [f"orderer{i}" for i in range(count)]
-    for n in names:
-        _identity(base / "orderers", ORDERER_ORG, n, "orderer", ca, tlsca, server=True)
-    _identity(base / "users", ORDERER_ORG, "admin", "admin", ca, tlsca, server=False)
-    return {"name": ORDERER_ORG, "msp_id": ORDERER_ORG, "orderers": names, "admins": ["admin"]}

@@ -28,7 +28,7 @@ class State:
         # that `fedspec --help` and completion never need.
         from ledger_client import Consortium
 
-        return Consortium.load(self.settings.ledger.consortium_dir).first_admin
+        return Consortium.load(self.settings.ledger.consortium_dir).default_admin
 
     @property
     def checkpoints(self) -> Path:

@@ -48,6 +48,25 @@ def init(
     )
 
 
+@app.command("join")
+def join(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """Join a ledger another founder created and register this home's own nodes.
+
+    Refused when the ledger was founded with another configuration than this home's."""
+    # Deferred: the command line starts without it.
+    from fedspec.app.bootstrap import join_ledger
+
+    state: State = ctx.obj
+    result = join_ledger(state.settings)
+    if json_out:
+        emit_json({"orgs": result.orgs, "nodes": result.nodes, "height": result.height})
+        return
+    console.print(
+        f"joined: {len(result.orgs)} organizations; this home's nodes "
+        f"{', '.join(result.nodes) or '(none)'} registered ({result.height} blocks)"
+    )
+
+
 @app.command("verify")
 def verify(
     ctx: typer.Context,
@@ -114,7 +133,7 @@ def _compare_checkpoints(state: State, path: Path) -> tuple[int, list[dict[str, 
     if not found or Path(path).resolve() != Path(cfg.ledger_path).resolve():
         return 0, []
     consortium = Consortium.load(cfg.consortium_dir)
-    reader = open_ledger(cfg, consortium.first_admin)  # a plain reader: problems are reported
+    reader = open_ledger(cfg, consortium.default_admin)  # a plain reader: problems are reported
     problems = check_folder(
         state.checkpoints,
         reader,

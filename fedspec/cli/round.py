@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from fedspec.cli.completion import complete_node
 from fedspec.cli.context import State
-from fedspec.cli.options import ActAsOption, JsonOption, ProfileArgument
+from fedspec.cli.options import ActAsOption, JsonOption, ProfileArgument, ReadAsOption
 from fedspec.cli.round_status import status
 from fedspec.console.output import emit_json, errors, table
 
@@ -158,6 +159,7 @@ def volunteer(
     withdraw: Annotated[
         bool, typer.Option("--withdraw", help="Stop volunteering for PROFILE instead")
     ] = False,
+    as_identity: ReadAsOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Volunteer this home's nodes whose local data fits PROFILE (e.g. a child after a split)."""
@@ -169,7 +171,9 @@ def volunteer(
     settings = state.settings
     # Unknown or inactive profiles are refused before any node writes (the ledger would
     # refuse each Volunteer whole too; this names the cause once).
-    profile = open_ledger(settings.ledger, state.default_admin()).get_profile(profile_id)
+    profile = open_ledger(settings.ledger, as_identity or state.default_admin()).get_profile(
+        profile_id
+    )
     if profile.status != "active" and not withdraw:
         raise typer.BadParameter(f"profile {profile_id} is {profile.status}, not active")
     known = Consortium.load(settings.ledger.consortium_dir).node_refs()
@@ -182,6 +186,7 @@ def volunteer(
     chosen = (
         list(nodes) if nodes else [n for n in known if (settings.data_dir / "nodes" / n).is_dir()]
     )
+    refused: dict[str, str] = {}
     if withdraw:
         done = []
         for node in chosen:
@@ -190,9 +195,30 @@ def volunteer(
                 ledger.withdraw(profile_id)
                 done.append(node)
     else:
-        done = volunteer_fitting(settings, profile_id, chosen)
+        outcome = volunteer_fitting(settings, profile_id, chosen)
+        done, refused = outcome.joined, outcome.refused
     if json_out:
-        emit_json({"profile": profile_id, "withdrew" if withdraw else "volunteered": done})
-        return
+        key = "withdrew" if withdraw else "volunteered"
+        emit_json({"profile": profile_id, key: done, **({} if withdraw else {"refused": refused})})
+    else:
+        _say_volunteering(settings.data_dir, profile_id, chosen, done, refused, withdraw=withdraw)
+    if not withdraw and not done:
+        raise typer.Exit(1)  # nothing happened, and each node's reason was said
+
+
+def _say_volunteering(
+    data_dir: Path,
+    profile_id: str,
+    chosen: list[str],
+    done: list[str],
+    refused: dict[str, str],
+    *,
+    withdraw: bool,
+) -> None:
     verb = "withdrew from" if withdraw else "volunteer for"
-    typer.echo(f"{', '.join(done) or 'no node'} {verb} {profile_id}")
+    if not chosen:
+        typer.echo(f"no node of this home holds data under {data_dir / 'nodes'}")
+    elif done or not refused:
+        typer.echo(f"{', '.join(done) or 'no node'} {verb} {profile_id}")
+    for node, reason in refused.items():
+        typer.echo(f"{node} does not volunteer: {reason}")

@@ -108,7 +108,7 @@ class LedgerProgress:
 
         # Any member may read events; the first admin exists in every consortium (org1 need not).
         return open_ledger(
-            self.settings.ledger, Consortium.load(self.settings.ledger.consortium_dir).first_admin
+            self.settings.ledger, Consortium.load(self.settings.ledger.consortium_dir).default_admin
         )
 
     def _follow(self, reader: FedspecLedger, start: int) -> None:

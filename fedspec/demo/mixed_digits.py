@@ -89,7 +89,7 @@ def setup(
     admins = [open_ledger(settings.ledger, f"{org}/admin") for org in orgs]
     admins[0].propose_profile(document)
     vote_in(settings, PROFILE, orgs)
-    volunteer_fitting(settings, PROFILE, [f"{org}/node0" for org in orgs])
+    volunteer_fitting(settings, PROFILE, [f"{org}/node0" for org in orgs])  # every one fits
     return holdouts
 
 

@@ -30,6 +30,11 @@ class ChannelConfig:
     orderer_msp: str
     orderer_roots: list[str]
     policy: str = "MAJORITY"  # of member organizations, as Fabric's default endorsement policy
+    # Who cuts and signs blocks: "orderer" (the ordering organization's orderer, on one host
+    # that holds every key) or "members" (each member's peer signs the blocks its own process
+    # appends to the shared file: members that hold only their own keys).
+    ordering: str = "orderer"
+    consortium_hash: str = ""  # the configuration hash the founders compared
     max_clock_skew_s: int = 300
     max_batch: int = 500
     extra: dict[str, Any] = field(default_factory=dict)
@@ -42,6 +47,8 @@ class ChannelConfig:
             "organizations": self.organizations,
             "orderer": {"msp_id": self.orderer_msp, "roots": self.orderer_roots},
             "policy": self.policy,
+            "ordering": self.ordering,
+            "consortium_hash": self.consortium_hash,
             "max_clock_skew_s": self.max_clock_skew_s,
             "max_batch": self.max_batch,
         }
@@ -59,9 +66,17 @@ class ChannelConfig:
             orderer_msp=doc["orderer"]["msp_id"],
             orderer_roots=list(doc["orderer"]["roots"]),
             policy=doc["policy"],
+            ordering=doc.get("ordering", "orderer"),
+            consortium_hash=doc.get("consortium_hash", ""),
             max_clock_skew_s=int(doc["max_clock_skew_s"]),
             max_batch=int(doc["max_batch"]),
         )
+
+    def may_order(self, msp_id: str, role: str) -> bool:
+        """Whether an identity of ``msp_id`` with NodeOU ``role`` may sign blocks."""
+        if msp_id == self.orderer_msp and role == "orderer":
+            return True
+        return self.ordering == "members" and msp_id in self.organizations and role == "peer"
 
     @property
     def required_endorsements(self) -> int:

@@ -22,19 +22,53 @@ from ledger_client.embedded.channel import ChannelConfig
 from ledger_client.embedded.commitment import genesis_commitment
 from ledger_client.embedded.store import FORMAT, SCHEMA
 from ledger_client.errors import LedgerFileError
+from ledger_client.identity import MspIdentity
 
 
 def channel_config(
-    consortium: Consortium, *, channel: str, chaincode: str, policy: str = "MAJORITY"
+    consortium: Consortium, *, channel: str, chaincode: str, policy: str | None = None
 ) -> ChannelConfig:
+    """The channel a consortium folder founds. A folder that holds every organization's keys
+    (one host) orders with the ordering organization's orderer under ``MAJORITY``; a member's
+    home holds only its own, so its members order the shared file themselves, each
+    transaction endorsed by its creator's organization (``ANY``): what one member alone can
+    sign. ``ledger verify`` re-executes every transaction either way (see docs/consortium.md
+    for what each protects against)."""
+    one_host = set(consortium.own) >= {*consortium.member_ids, consortium.orderer_org.name}
+    chosen = policy or ("MAJORITY" if one_host else "ANY")
+    if chosen not in ("MAJORITY", "ANY", "ALL"):
+        raise LedgerFileError(f"unknown endorsement policy {chosen!r}", code="CONFIG_INVALID")
+    if not one_host and chosen != "ANY" and len(consortium.member_ids) > 1:
+        raise LedgerFileError(
+            f"policy {chosen} needs several organizations' peers to endorse each transaction, "
+            f"and this home holds only {', '.join(consortium.own) or 'no organization'}'s keys: "
+            "an embedded ledger shared by independent members uses ANY (or run Fabric)",
+            code="CONFIG_INVALID",
+        )
     return ChannelConfig(
         channel=channel,
         chaincode=chaincode,
         organizations={o.msp_id: [consortium.ca_cert(o).decode()] for o in consortium.members},
         orderer_msp=consortium.orderer_org.msp_id,
         orderer_roots=[consortium.ca_cert(consortium.orderer_org).decode()],
-        policy=policy,
+        policy=chosen,
+        ordering="orderer" if one_host else "members",
+        consortium_hash=str(consortium.manifest.get("config_hash", "")),
     )
+
+
+def block_signer(consortium: Consortium, config: ChannelConfig) -> MspIdentity:
+    """The identity this home signs blocks with: the orderer, or its own member's peer."""
+    if config.ordering == "orderer":
+        org = consortium.orderer_org
+        return consortium.identity(f"{org.name}/{org.orderers[0]}")
+    own = [o for o in consortium.members if o.name in consortium.own]
+    if not own:
+        raise LedgerFileError(
+            f"{consortium.root} holds no member's keys: only a member appends to this ledger",
+            code="CONFIG_INVALID",
+        )
+    return consortium.identity(f"{own[0].name}/{own[0].peers[0]}")
 
 
 def create_ledger(
@@ -43,7 +77,7 @@ def create_ledger(
     *,
     channel: str = "fedspec",
     chaincode: str = "fedspec",
-    policy: str = "MAJORITY",
+    policy: str | None = None,
     force: bool = False,
 ) -> Path:
     """Write a new ledger holding only its genesis block; refuse to replace one unless ``force``."""
@@ -52,11 +86,8 @@ def create_ledger(
         raise LedgerFileError(
             f"{path} already exists; pass --force to replace it", code="ALREADY_EXISTS"
         )
-    if policy not in ("MAJORITY", "ANY", "ALL"):
-        raise LedgerFileError(f"unknown endorsement policy {policy!r}", code="CONFIG_INVALID")
     config = channel_config(consortium, channel=channel, chaincode=chaincode, policy=policy)
-    orderer_org = consortium.orderer_org
-    orderer = consortium.identity(f"{orderer_org.name}/{orderer_org.orderers[0]}")
+    orderer = block_signer(consortium, config)
     data = config.to_json()
     ts = timestamp_pb2.Timestamp(seconds=int(time.time()))
     header = common_pb2.Header(
@@ -100,7 +131,7 @@ def create_ledger(
                 "INSERT INTO txs (tx_id, block, idx, code, function, creator, timestamp) VALUES (?, 0, 0, 0, 'config', ?, ?)",
                 (
                     hashlib.sha256(data).hexdigest(),
-                    f"{orderer_org.msp_id}/{orderer.name}",
+                    orderer.id,
                     ts.seconds,
                 ),
             )

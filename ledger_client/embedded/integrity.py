@@ -47,8 +47,8 @@ def block_signature_problem(block: common_pb2.Block, membership: Membership) -> 
         member = membership.identify(ident.mspid, bytes(ident.id_bytes))
     except Exception:  # any malformed metadata, header or identity: no usable signature
         return "the block carries no valid orderer signature"
-    if member.msp_id != membership.config.orderer_msp or member.role != "orderer":
-        return "the block is not signed by an orderer"
+    if not membership.config.may_order(member.msp_id, member.role):
+        return "the block is not signed by an identity the channel lets order"
     if not verify_signature(
         member.public_key,
         bytes(sig.signature),

@@ -59,6 +59,7 @@ from ledger_client.embedded.commitment import (
     state_term,
     to_bytes,
 )
+from ledger_client.embedded.genesis import block_signer
 from ledger_client.embedded.integrity import BlockIndex
 from ledger_client.embedded.simulator import (
     SimulationStub,
@@ -104,7 +105,7 @@ class EmbeddedLedger:
         )
         if genesis is None:
             raise LedgerFileError(f"{self.path} has no genesis block")
-        self.config = _config_of_genesis(bytes(genesis[0]))
+        self.config = config_of_genesis(bytes(genesis[0]))
         self.membership = Membership(self.config)
         self.consortium = consortium
         self._peers: dict[str, MspIdentity] = {}
@@ -166,8 +167,7 @@ class EmbeddedLedger:
                 raise GatewayServiceError(
                     "UNAVAILABLE", "this ledger was opened read-only (no consortium folder)"
                 )
-            org = self.consortium.orderer_org
-            self._orderer = self.consortium.identity(f"{org.name}/{org.orderers[0]}")
+            self._orderer = block_signer(self.consortium, self.config)
         return self._orderer
 
     def _identify(self, msp_id: str, cert: bytes, *, at: float) -> Member:
@@ -361,9 +361,19 @@ class EmbeddedLedger:
                     ErrorCode.INVALID_ARGUMENT, f"unknown endorsing organizations {unknown}"
                 )
             return sorted(set(requested))
-        # The creator's own organization first, as a Fabric gateway prefers its local peer.
+        # The creator's own organization first, as a Fabric gateway prefers its local peer;
+        # only peers whose keys this home holds can sign here.
         ordered = [creator_org, *[o for o in orgs if o != creator_org]]
-        return ordered[: self.config.required_endorsements]
+        own = set(self.consortium.own) if self.consortium is not None else set(orgs)
+        usable = [o for o in ordered if o in own]
+        needed = self.config.required_endorsements
+        if len(usable) < needed:
+            raise GatewayServiceError(
+                ErrorCode.FAILED_PRECONDITION,
+                f"the channel's {self.config.policy} policy needs {needed} organizations' "
+                f"endorsements and this home holds the peers of {', '.join(sorted(own)) or 'none'}",
+            )
+        return usable[:needed]
 
     def submit(
         self, request: gateway_pb2.SubmitRequest, timeout: float
@@ -671,7 +681,7 @@ def _chaincode_failure(exc: ChaincodeError) -> GatewayServiceError:
     return GatewayServiceError("ABORTED", f"chaincode response 500, {exc.to_wire()}")
 
 
-def _config_of_genesis(block_bytes: bytes) -> ChannelConfig:
+def config_of_genesis(block_bytes: bytes) -> ChannelConfig:
     try:
         block = common_pb2.Block.FromString(block_bytes)
         env = common_pb2.Envelope.FromString(block.data.data[0])

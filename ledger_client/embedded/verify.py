@@ -281,7 +281,7 @@ def _check_genesis(
         raise _Problem(
             0, f"the genesis block is not signed by the channel's orderer ({exc})"
         ) from exc
-    if ident.mspid != config.orderer_msp or not verify_signature(
+    if not config.may_order(orderer.msp_id, orderer.role) or not verify_signature(
         orderer.public_key, bytes(env.signature), bytes(env.payload)
     ):
         raise _Problem(0, "the genesis configuration's signature does not verify")

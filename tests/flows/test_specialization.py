@@ -213,7 +213,7 @@ def test_a_mixed_profile_splits_and_its_children_are_not_worse(
     nodes = [f"{org}/node0" for org in sorted(HOLDERS)]
     for child_id, child in children.items():
         assert mixed_digits.vote_in(settings, child_id, sorted(HOLDERS)) == "active"
-        assert volunteer_fitting(settings, child_id, nodes) == child["nodes"]
+        assert volunteer_fitting(settings, child_id, nodes).joined == child["nodes"]
     for child_id in sorted(children):
         _rounds(home, child_id, 2)
         first_round = ledger.get_round(child_id, 1)
