@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaincode import demand, models, nodes, profiles, rewards, rounds, updates
+from chaincode import demand, membership, models, nodes, profiles, rewards, rounds, updates
 from chaincode.context import Stub, Tx, canonical
 from chaincode.errors import ChaincodeError, InvalidArgument
 
@@ -39,10 +39,17 @@ TRANSACTIONS: dict[str, Transaction] = {
     for t in (
         _t("InitConsortium", nodes.init_consortium, "orgs_json"),
         _t("GetConsortium", nodes.get_consortium, evaluate=True),
+        _t("ProposeMember", membership.propose_member, "bundle_json"),
+        _t("ProposeRemoval", membership.propose_removal, "org"),
+        _t("VoteMember", membership.vote_member, "org", "approve"),
+        _t("GetMemberChange", membership.get_member_change, "org", evaluate=True),
+        _t("ListMemberChanges", membership.list_member_changes, "status", evaluate=True),
         _t("RegisterNode", nodes.register_node),
         _t("GetNode", nodes.get_node, "node_id", evaluate=True),
         _t("ListNodes", nodes.list_nodes, "org", evaluate=True),
         _t("Volunteer", nodes.volunteer, "profile_id"),
+        _t("VolunteerWithData", nodes.volunteer_with_data, "profile_id", "dataset_json"),
+        _t("GetVolunteer", nodes.get_volunteer, "profile_id", "node_id", evaluate=True),
         _t("Withdraw", nodes.withdraw, "profile_id"),
         _t("ListVolunteers", nodes.list_volunteers, "profile_id", evaluate=True),
         _t("ProposeProfile", profiles.propose_profile, "profile_json"),

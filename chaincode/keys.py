@@ -98,3 +98,12 @@ def penalty(node_id: str, ref: str) -> str:
 
 def demand(signature: str, request_id: str) -> str:
     return composite("demand", signature, request_id)
+
+
+def member_change(org: str, seq: int) -> str:
+    """A proposal to add or remove organization ``org``; ``seq`` counts its proposals."""
+    return composite("mchange", org, round_no(seq))
+
+
+def member_vote(org: str, seq: int, voter: str) -> str:
+    return composite("mvote", org, round_no(seq), voter)

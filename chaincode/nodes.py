@@ -8,6 +8,8 @@ from chaincode import keys
 from chaincode.common import (
     check_node_id,
     check_org,
+    check_profile_id,
+    check_sha256,
     consortium,
     require_active_profile,
     require_member,
@@ -19,6 +21,8 @@ from chaincode.schema import parse_json_argument
 
 BASE_REPUTATION = 100
 MIN_REPUTATION = 1
+DATASET_KEYS = frozenset({"sha256", "rows", "schema_sha256"})
+MAX_ROWS = 10**12
 
 
 async def init_consortium(tx: Tx, orgs_json: str) -> dict[str, Any]:
@@ -101,6 +105,44 @@ async def volunteer(tx: Tx, profile_id: str) -> dict[str, Any]:
         return existing
     await tx.put(key, record)
     tx.emit("NodeVolunteered", record)
+    return record
+
+
+async def volunteer_with_data(tx: Tx, profile_id: str, dataset_json: str) -> dict[str, Any]:
+    """A node volunteers with the fingerprint of the data it will train on (never rows)."""
+    dataset = check_dataset_fingerprint(parse_json_argument(dataset_json, "dataset"))
+    node = await require_node(tx)
+    await require_active_profile(tx, profile_id)
+    key = keys.volunteer(profile_id, node["id"])
+    existing = await tx.get(key)
+    if existing is not None and existing.get("dataset") == dataset:
+        return existing
+    # New data replaces the fingerprint; the node has volunteered since its first time.
+    since = existing["since"] if existing is not None else tx.timestamp
+    record = {"profile": profile_id, "node": node["id"], "since": since, "dataset": dataset}
+    record["dataset_at"] = tx.timestamp
+    await tx.put(key, record)
+    tx.emit("NodeVolunteered", record)
+    return record
+
+
+def check_dataset_fingerprint(value: Any) -> dict[str, Any]:
+    """``{"sha256", "rows", "schema_sha256"}`` exactly: hashes and a row count, no data."""
+    if not isinstance(value, dict) or set(value) != DATASET_KEYS:
+        raise InvalidArgument(f"dataset must be an object with exactly {sorted(DATASET_KEYS)}")
+    check_sha256(value["sha256"], "dataset.sha256")
+    check_sha256(value["schema_sha256"], "dataset.schema_sha256")
+    rows = value["rows"]
+    if not isinstance(rows, int) or isinstance(rows, bool) or not 1 <= rows <= MAX_ROWS:
+        raise InvalidArgument(f"dataset.rows must be an integer from 1 to {MAX_ROWS}")
+    return dict(value)
+
+
+async def get_volunteer(tx: Tx, profile_id: str, node_id: str) -> dict[str, Any]:
+    """A node's volunteer record for a profile (with its data fingerprint, if it gave one)."""
+    record = await tx.get(keys.volunteer(check_profile_id(profile_id), check_node_id(node_id)))
+    if record is None:
+        raise NotFound(f"{node_id:.80} does not volunteer for {profile_id}")
     return record
 
 

@@ -23,7 +23,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
-from federated.datasets import NodeData, load_holdout, load_node_data
+import numpy as np
+
+from federated.datasets import (
+    NodeData,
+    dataset_fingerprint,
+    load_holdout,
+    load_node_data,
+    schema_sha256,
+)
 from federated.datasets.info import Dataset
 from federated.errors import DatasetError
 from federated.plan import matches
@@ -67,7 +75,10 @@ class NodeEnvironment:
         """This node's dataset whose characteristics fit the profile's."""
         if self.data_root.is_dir():
             for directory in sorted(
-                p for p in self.data_root.iterdir() if (p / "dataset.json").is_file()
+                p
+                for p in self.data_root.iterdir()
+                # A dot directory is one being written or replaced (`fedspec data add`).
+                if (p / "dataset.json").is_file() and not p.name.startswith(".")
             ):
                 meta = json.loads((directory / "dataset.json").read_text())
                 if matches(meta["info"]["characteristics"], characteristics):
@@ -85,7 +96,11 @@ class NodeEnvironment:
         root = self.settings.data_dir / "evaluation"
         fitting: list[tuple[int, str, Path]] = []
         if root.is_dir():
-            for directory in sorted(p for p in root.iterdir() if (p / "dataset.json").is_file()):
+            for directory in sorted(
+                p
+                for p in root.iterdir()
+                if (p / "dataset.json").is_file() and not p.name.startswith(".")
+            ):
                 meta = json.loads((directory / "dataset.json").read_text())
                 have = meta["info"]["characteristics"]
                 if matches(have, characteristics):
@@ -121,16 +136,29 @@ class Volunteering:
 def volunteer_fitting(settings: Settings, profile_id: str, nodes: Sequence[str]) -> Volunteering:
     """Each of ``nodes`` volunteers for ``profile_id`` if it holds data that fits the
     profile's characteristics: its own decision, on its own data (a split profile's child
-    gets the nodes of its group). Volunteering is idempotent on the ledger; a node that does
-    not volunteer is named with its reason."""
+    gets the nodes of its group). It volunteers with that data's fingerprint (hashes and a
+    row count, never rows). Volunteering is idempotent on the ledger; a node that does not
+    volunteer is named with its reason."""
     joined, refused = [], {}
     for node in nodes:
         env = NodeEnvironment(node, settings)
+        spec = env.ledger.get_profile(profile_id).spec
         try:
-            env.local_data(dict(env.ledger.get_profile(profile_id).spec["characteristics"]))
+            data = env.local_data(dict(spec["characteristics"]))
         except DatasetError as exc:
             refused[node] = exc.message
             continue
-        env.ledger.volunteer(profile_id)
+        env.ledger.volunteer(profile_id, _fingerprint(data, spec))
         joined.append(node)
     return Volunteering(joined, refused)
+
+
+def _fingerprint(data: NodeData, spec: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint `fedspec data add` stored, if it was made under this profile's schema;
+    otherwise (a demo's directory, another profile's data) computed the same way here."""
+    stored = data.fingerprint
+    if stored is not None and stored.get("schema_sha256") == schema_sha256(spec):
+        return stored
+    X = np.concatenate([data.train.X, data.valid.X])
+    y = np.concatenate([data.train.y, data.valid.y])
+    return dataset_fingerprint(X, y, spec)

@@ -185,6 +185,8 @@ def federated_round(
     rnd = _settled_round(ledger, profile_id, round_no, opener, home)
     if dispatch == "deployments":
         outcomes = _outcomes_from_ledger(ledger, profile_id, round_no, rnd, outcomes)
+    elif dispatch == "own":
+        outcomes = _with_members_outcomes(ledger, profile_id, round_no, rnd, nodes, outcomes)
     summary = _summary(profile_id, round_no, rnd, outcomes, time.perf_counter() - started, parent)
     if rnd.status == "closed":
         summary["alias"], summary["evaluation"] = _committed_model(ledger, profile_id, round_no)
@@ -273,6 +275,25 @@ def _outcomes_from_ledger(
     return [_ledger_outcome(rnd, updates.get(o["node"]), o) for o in runs]
 
 
+def _with_members_outcomes(
+    ledger: FedspecLedger,
+    profile_id: str,
+    round_no: int,
+    rnd: Round,
+    nodes: list[str],
+    local: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """This home's nodes' outcomes as their agents returned them, and every other member's
+    nodes' as the ledger records them (their agents ran in their own homes)."""
+    updates = {u.node: u for u in ledger.list_updates(profile_id, round_no)}
+    ran_here = {o["node"]: o for o in local}
+    return [
+        ran_here.get(n)
+        or _ledger_outcome(rnd, updates.get(n), {"node": n, "status": "ok", "reason": ""})
+        for n in nodes
+    ]
+
+
 def _summary(
     profile_id: str,
     round_no: int,
@@ -352,7 +373,13 @@ def _dispatch(
         return outcomes
     if dispatch == "deployments":
         return _dispatch_deployments(nodes, profile_id, round_no, parent, timeout_s)
-    raise ValueError(f"dispatch must be 'local' or 'deployments', not {dispatch!r}")
+    if dispatch == "own":
+        # This home runs its own nodes; every other member runs its own agents (`fedspec
+        # round join`) with its own keys and data, and the ledger says what they did.
+        own = set(Consortium.load(_settings(home).ledger.consortium_dir).own)
+        mine = [n for n in nodes if n.partition("/")[0] in own]
+        return _dispatch(mine, profile_id, round_no, parent, home, "local", timeout_s)
+    raise ValueError(f"dispatch must be 'local', 'own' or 'deployments', not {dispatch!r}")
 
 
 def _dispatch_deployments(

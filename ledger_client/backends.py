@@ -11,10 +11,10 @@ from pathlib import Path
 
 from ledger_client.config import BACKENDS, LedgerConfig
 from ledger_client.consortium import Consortium
-from ledger_client.errors import ConfigurationError
+from ledger_client.errors import ConfigurationError, LedgerError
 from ledger_client.facade import FedspecLedger
 from ledger_client.gateway import connect
-from ledger_client.service import GatewayService
+from ledger_client.service import GatewayService, GatewayServiceError
 
 _services: dict[tuple[str, str, str], GatewayService] = {}
 _lock = threading.Lock()
@@ -59,6 +59,31 @@ def open_ledger(config: LedgerConfig, identity: str) -> FedspecLedger:
     return FedspecLedger(gateway.get_network(config.channel).get_contract(config.chaincode))
 
 
+def apply_member_change(config: LedgerConfig, org: str) -> int:
+    """Bring the channel's configuration in line with ``org``'s approved membership change:
+    on the embedded ledger a configuration block (its number is returned). On Fabric the
+    channel update is an admins' operation outside the chaincode, not yet automated."""
+    service = open_service(config)
+    apply = getattr(service, "apply_member_change", None)
+    if apply is None:
+        raise ConfigurationError(
+            "on Fabric the channel configuration update for a membership change is not yet "
+            "automated; the chaincode's member set already follows the vote"
+        )
+    try:
+        return int(apply(org))
+    except GatewayServiceError as exc:
+        raise LedgerError(exc.message, code=exc.code) from None
+
+
+def channel_organizations(config: LedgerConfig) -> dict[str, list[str]] | None:
+    """The embedded channel's current member organizations and their root CAs (None on
+    Fabric, whose channel configuration the peers hold)."""
+    service = open_service(config)
+    organizations = getattr(service, "channel_organizations", None)
+    return dict(organizations) if organizations is not None else None
+
+
 def close_services() -> None:
     with _lock:
         for service in _services.values():
@@ -66,4 +91,12 @@ def close_services() -> None:
         _services.clear()
 
 
-__all__ = ["BACKENDS", "LedgerConfig", "close_services", "open_ledger", "open_service"]
+__all__ = [
+    "BACKENDS",
+    "LedgerConfig",
+    "apply_member_change",
+    "channel_organizations",
+    "close_services",
+    "open_ledger",
+    "open_service",
+]

@@ -28,6 +28,8 @@ from ledger_client.records import (
     ConsortiumRecord,
     DemandGroup,
     DemandRecord,
+    MemberChange,
+    MemberVote,
     Minted,
     ModelCommitment,
     ModelRecord,
@@ -100,6 +102,27 @@ class FedspecLedger:
                 return []
             raise
 
+    def propose_member(self, bundle: Mapping[str, Any]) -> MemberChange:
+        """Propose a new member organization by its public bundle (as ``fedspec org export``
+        writes it); a majority of member admins decides with :meth:`vote_member`."""
+        done = self.submit("ProposeMember", json.dumps(bundle, sort_keys=True))
+        return MemberChange.from_json(done.result, done.commit)
+
+    def propose_removal(self, org: str) -> MemberChange:
+        done = self.submit("ProposeRemoval", org)
+        return MemberChange.from_json(done.result, done.commit)
+
+    def vote_member(self, org: str, *, approve: bool = True) -> MemberVote:
+        done = self.submit("VoteMember", org, "true" if approve else "false")
+        return MemberVote.from_json(done.result, done.commit)
+
+    def member_change(self, org: str) -> MemberChange:
+        """The latest change proposed for ``org``, with its votes."""
+        return MemberChange.from_json(self.evaluate("GetMemberChange", org))
+
+    def member_changes(self, status: str = "") -> list[MemberChange]:
+        return [MemberChange.from_json(c) for c in self.evaluate("ListMemberChanges", status)]
+
     def register_node(self) -> Node:
         done = self.submit("RegisterNode")
         return Node.from_json(done.result, done.commit)
@@ -112,8 +135,17 @@ class FedspecLedger:
         """Registered nodes (without their reputation: :meth:`get_node` reads it)."""
         return [Node.from_json(n) for n in self.evaluate("ListNodes", org)]
 
-    def volunteer(self, profile_id: str) -> Committed:
-        return self.submit("Volunteer", profile_id).commit
+    def volunteer(self, profile_id: str, dataset: Mapping[str, Any] | None = None) -> Committed:
+        """Volunteer for a profile's rounds; ``dataset`` is the fingerprint of the data the
+        node trains on (``sha256``, ``rows``, ``schema_sha256``), recorded with it."""
+        if dataset is None:
+            return self.submit("Volunteer", profile_id).commit
+        return self.submit("VolunteerWithData", profile_id, json.dumps(dict(dataset))).commit
+
+    def volunteer_record(self, profile_id: str, node_id: str) -> dict[str, Any]:
+        """The node's volunteer record: since when, and its data fingerprint if it gave one."""
+        record: dict[str, Any] = self.evaluate("GetVolunteer", profile_id, node_id)
+        return record
 
     def withdraw(self, profile_id: str) -> Committed:
         return self.submit("Withdraw", profile_id).commit

@@ -676,3 +676,65 @@ class ChainInfo:
             "current_block_hash": self.current_block_hash,
             "previous_block_hash": self.previous_block_hash,
         }
+
+
+@dataclass(frozen=True)
+class MemberChange(_Document):
+    """A proposal to add or remove an organization (``ProposeMember``, ``ProposeRemoval``)."""
+
+    id: str  # "<org>:<seq>"
+    org: str
+    action: str  # add, remove
+    status: str  # proposed, approved, rejected
+    fingerprint: str  # the bundle's, for an addition
+    proposed_by: str
+    votes: list[dict[str, Any]]
+    raw: Mapping[str, Any]
+    commit: Committed | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], commit: Committed | None = None) -> MemberChange:
+        return cls(
+            doc["id"],
+            doc["org"],
+            doc["action"],
+            doc["status"],
+            doc.get("fingerprint", ""),
+            doc["proposed_by"],
+            list(doc.get("votes", [])),
+            dict(doc),
+            commit,
+        )
+
+
+@dataclass(frozen=True)
+class MemberVote(_Document):
+    """An organization's vote on a membership change (``VoteMember``) and the tally."""
+
+    change: str
+    org: str
+    action: str
+    voter: str
+    approve: bool
+    approvals: int
+    rejections: int
+    members: int
+    status: str  # the change's status after the vote: proposed, approved, rejected
+    raw: Mapping[str, Any]
+    commit: Committed | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], commit: Committed | None = None) -> MemberVote:
+        return cls(
+            doc["change"],
+            doc["org"],
+            doc["action"],
+            doc["voter"],
+            doc["approve"],
+            doc["approvals"],
+            doc["rejections"],
+            doc["members"],
+            doc["status"],
+            dict(doc),
+            commit,
+        )

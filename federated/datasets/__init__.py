@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from federated.datasets.files import LoadedFile, read_data_file
+from federated.datasets.fingerprint import dataset_fingerprint, schema_sha256
 from federated.datasets.flights import load_flights
 from federated.datasets.images import load_digits_8x8, load_mnist_8x8, load_mnist_28x28
 from federated.datasets.info import Dataset, DatasetInfo
@@ -22,11 +24,16 @@ from federated.datasets.partition import (
 from federated.datasets.split import holdout_split, split_rows
 from federated.datasets.store import (
     NodeData,
+    evaluation_data_dir,
     load_holdout,
     load_node_data,
     materialize_partitions,
     node_data_dir,
+    read_dataset_meta,
+    split_node_rows,
+    write_evaluation_set,
     write_holdout,
+    write_node_dataset,
 )
 from federated.datasets.watch import load_watch_windows
 from federated.errors import DatasetError
@@ -54,9 +61,12 @@ __all__ = [
     "LOADERS",
     "Dataset",
     "DatasetInfo",
+    "LoadedFile",
     "NodeData",
     "Partition",
     "check_partition",
+    "dataset_fingerprint",
+    "evaluation_data_dir",
     "holdout_split",
     "load_dataset",
     "load_digits_8x8",
@@ -71,6 +81,12 @@ __all__ = [
     "partition_dirichlet",
     "partition_iid",
     "partition_natural",
+    "read_data_file",
+    "read_dataset_meta",
+    "schema_sha256",
+    "split_node_rows",
     "split_rows",
+    "write_evaluation_set",
     "write_holdout",
+    "write_node_dataset",
 ]

@@ -14,8 +14,11 @@ code when loaded. A node's code reads only its own directory.
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ class NodeData:
     directory: Path
     train: Dataset
     valid: Dataset
+    fingerprint: dict[str, Any] | None = None  # as written by `fedspec data add`
 
     @property
     def info(self) -> DatasetInfo:
@@ -57,6 +61,11 @@ def node_data_dir(root: Path | str, org_id: str, node_id: str, dataset: str) -> 
     return (
         Path(root) / _safe("org id", org_id) / _safe("node id", node_id) / _safe("dataset", dataset)
     )
+
+
+def evaluation_data_dir(root: Path | str, dataset: str) -> Path:
+    """``<root>/<dataset>``, refusing names that could leave ``root``."""
+    return Path(root) / _safe("dataset", dataset)
 
 
 def _write_arrays(path: Path, X: NDArray, y: NDArray) -> None:
@@ -149,7 +158,86 @@ def load_node_data(directory: Path | str) -> NodeData:
         directory=directory,
         train=Dataset(X=X_train, y=y_train, info=info),
         valid=Dataset(X=X_valid, y=y_valid, info=info),
+        fingerprint=meta.get("fingerprint") if isinstance(meta.get("fingerprint"), dict) else None,
     )
+
+
+def split_node_rows(
+    dataset: Dataset, *, valid_fraction: float = 0.2, seed: int = 0
+) -> tuple[Dataset, Dataset]:
+    """A node's rows as ``(train, valid)``, split as :func:`materialize_partitions` splits."""
+    info = dataset.info
+    train_rows, valid_rows = split_rows(
+        dataset.y,
+        fraction=valid_fraction,
+        seed=seed,
+        groups=dataset.keys.get(info.group_key) if info.group_key else None,
+        stratify=info.task_type == "classification",
+    )
+    return dataset.subset(train_rows), dataset.subset(valid_rows)
+
+
+def write_node_dataset(
+    train: Dataset,
+    valid: Dataset,
+    root: Path | str,
+    org_id: str,
+    node_id: str,
+    *,
+    meta: Mapping[str, Any],
+) -> Path:
+    """Write (or replace) one node's directory for ``train.info.name``, in the layout
+    :func:`load_node_data` reads, with ``meta`` added to its ``dataset.json``. All or
+    nothing: the files are written beside it and the directory is renamed into place."""
+    directory = node_data_dir(root, org_id, node_id, train.info.name)
+
+    def fill(staging: Path) -> None:
+        _write_arrays(staging / "train.npz", train.X, train.y)
+        _write_arrays(staging / "valid.npz", valid.X, valid.y)
+        rows = {"train": train.n_rows, "valid": valid.n_rows}
+        base = {"info": train.info.to_json_dict(), "node_id": node_id, "org_id": org_id}
+        _write_meta(staging, {**meta, **base, "rows": rows})
+
+    _replace_directory(directory, fill)
+    return directory
+
+
+def write_evaluation_set(dataset: Dataset, root: Path | str, *, meta: Mapping[str, Any]) -> Path:
+    """Write (or replace) ``<root>/<dataset>`` as :func:`write_holdout` does, every row a
+    test row, with ``meta`` added; all or nothing, like :func:`write_node_dataset`."""
+    directory = evaluation_data_dir(root, dataset.info.name)
+
+    def fill(staging: Path) -> None:
+        _write_arrays(staging / "test.npz", dataset.X, dataset.y)
+        body = {"info": dataset.info.to_json_dict(), "rows": {"test": dataset.n_rows}}
+        _write_meta(staging, {**meta, **body})
+
+    _replace_directory(directory, fill)
+    return directory
+
+
+def _replace_directory(target: Path, fill: Callable[[Path], None]) -> None:
+    # Readers look for dataset.json in directories that do not start with "."; the staging
+    # and retired copies do, so a reader sees the old directory or the new one, whole.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new"))
+    retired = target.parent / f"{staging.name[: -len('.new')]}.old"
+    try:
+        fill(staging)
+        if target.exists():
+            os.replace(target, retired)
+        os.replace(staging, target)
+    except BaseException:
+        if retired.exists() and not target.exists():
+            os.replace(retired, target)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def read_dataset_meta(directory: Path | str) -> dict[str, Any]:
+    """The ``dataset.json`` of a node's or an evaluation directory."""
+    return _read_meta(Path(directory))
 
 
 def write_holdout(dataset: Dataset, rows: NDArray, root: Path | str) -> Path:

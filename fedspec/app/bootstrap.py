@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from fedspec.app.settings import Settings
 from fedspec.errors import ConsortiumError
 from ledger_client import Consortium, open_ledger
+from ledger_client.backends import channel_organizations
 from ledger_client.checkpoints import FOLDER
 from ledger_client.embedded.genesis import create_ledger
-from ledger_client.embedded.peer import config_of_genesis
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,16 @@ def join_ledger(settings: Settings) -> Bootstrapped:
     with the configuration this home agreed to, then register this home's own nodes."""
     consortium = Consortium.load(settings.ledger.consortium_dir)
     admin = open_ledger(settings.ledger, consortium.default_admin)
-    if settings.ledger.backend == "embedded":
-        founded = config_of_genesis(admin.block(0).SerializeToString()).consortium_hash
-        agreed = str(consortium.manifest.get("config_hash", ""))
-        if founded != agreed:
+    channel = channel_organizations(settings.ledger)
+    if channel is not None:  # the embedded channel's configuration, as it stands now
+        mine = {o.msp_id: consortium.ca_cert(o).decode() for o in consortium.members}
+        theirs = {msp: roots[0] for msp, roots in channel.items()}
+        differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        if differ:
             raise ConsortiumError(
-                f"{settings.ledger.ledger_path} was founded with configuration "
-                f"{founded[:16] or 'unknown'}…, not the {agreed[:16]}… this home agreed to"
+                f"{settings.ledger.ledger_path}'s channel and this home disagree on "
+                f"{', '.join(differ)} (a missing organization or another CA): this home's "
+                "bundles are not the consortium's"
             )
     recorded = admin.consortium_orgs()
     if sorted(recorded) != sorted(consortium.member_ids):

@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - older Typer on upstream click
     )
 
 from fedspec.cli import consortium as consortium_cmd
+from fedspec.cli import data as data_cmd
 from fedspec.cli import ledger as ledger_cmd
 from fedspec.cli import model as model_cmd
 from fedspec.cli import network as network_cmd
@@ -44,6 +45,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(consortium_cmd.app, name="consortium")
+app.add_typer(data_cmd.app, name="data")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(network_cmd.app, name="network")

@@ -51,14 +51,17 @@ def run(
     rounds: Annotated[int, typer.Option(min=1, max=1000, help="Rounds, one after the other")] = 1,
     dispatch: Annotated[
         str,
-        typer.Option(help="local: node agents as tasks here; deployments: on each org's pool"),
+        typer.Option(
+            help="local: every node's agent here; own: this home's nodes here, the other "
+            "members' by `fedspec round join`; deployments: on each org's pool"
+        ),
     ] = "local",
     as_identity: ActAsOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Run ROUNDS rounds of PROFILE with the nodes that volunteer for it."""
-    if dispatch not in ("local", "deployments"):
-        raise typer.BadParameter("must be 'local' or 'deployments'", param_hint="--dispatch")
+    if dispatch not in ("local", "own", "deployments"):
+        raise typer.BadParameter("must be 'local', 'own' or 'deployments'", param_hint="--dispatch")
     state: State = ctx.obj
     _quiet_prefect(state)
     # Deferred: the command line starts without it.
@@ -140,6 +143,64 @@ def node(
         f"{outcome['status']}" + (f" ({outcome['reason']})" if outcome["reason"] else "")
     )
     if outcome["status"] not in ("ok", "excluded"):
+        raise typer.Exit(1)
+
+
+@app.command("join")
+def join(
+    ctx: typer.Context,
+    profile_id: ProfileArgument,
+    nodes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--node",
+            help="A node of this home, e.g. org2/node0 (repeatable)",
+            autocompletion=complete_node,
+            show_default="this home's nodes that volunteer for PROFILE",
+        ),
+    ] = None,
+    timeout_s: Annotated[
+        int,
+        typer.Option("--timeout", min=1, max=86400, help="Seconds to wait for a round to open"),
+    ] = 600,
+    json_out: JsonOption = False,
+) -> None:
+    """Wait for PROFILE's next round and take part with this home's own nodes.
+
+    Another member opens the round (`fedspec round run PROFILE --dispatch own`); each
+    member runs its own nodes with its own keys and data."""
+    state: State = ctx.obj
+    settings = state.settings
+    # Deferred: the command line starts without it.
+    from ledger_client import Consortium, open_ledger
+
+    consortium = Consortium.load(settings.ledger.consortium_dir)
+    own = [n for n in consortium.node_refs() if n.partition("/")[0] in consortium.own]
+    for node in nodes or []:
+        if node not in own:
+            raise typer.BadParameter(f"{node} is not a node of this home", param_hint="--node")
+    if not nodes:
+        volunteers = set(
+            open_ledger(settings.ledger, consortium.default_admin).volunteers(profile_id)
+        )
+        nodes = [n for n in own if n in volunteers]
+        if not nodes:
+            raise typer.BadParameter(
+                f"no node of this home volunteers for {profile_id} (`fedspec round volunteer`)"
+            )
+    # Deferred: loads numpy, pandas, safetensors, scipy, sklearn only when used.
+    from flows.joining import join_round
+
+    outcomes = join_round(settings, profile_id, list(nodes), timeout_s=timeout_s)
+    if json_out:
+        emit_json(outcomes)
+    else:
+        for o in outcomes:
+            reason = f" ({o['reason']})" if o.get("reason") else ""
+            typer.echo(
+                f"{o['node']} in {profile_id} round {o['round']}: {o.get('role', '')} {o['status']}{reason}"
+            )
+    if any(o["status"] not in ("ok", "excluded") for o in outcomes):
         raise typer.Exit(1)
 
 

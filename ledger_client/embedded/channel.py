@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -35,6 +35,10 @@ class ChannelConfig:
     # appends to the shared file: members that hold only their own keys).
     ordering: str = "orderer"
     consortium_hash: str = ""  # the configuration hash the founders compared
+    # Configuration updates: how many, and the approved membership changes they applied
+    # (ids of the chaincode's records, so that none is applied twice).
+    sequence: int = 0
+    applied: tuple[str, ...] = ()
     max_clock_skew_s: int = 300
     max_batch: int = 500
     extra: dict[str, Any] = field(default_factory=dict)
@@ -49,6 +53,8 @@ class ChannelConfig:
             "policy": self.policy,
             "ordering": self.ordering,
             "consortium_hash": self.consortium_hash,
+            "sequence": self.sequence,
+            "applied": list(self.applied),
             "max_clock_skew_s": self.max_clock_skew_s,
             "max_batch": self.max_batch,
         }
@@ -68,8 +74,35 @@ class ChannelConfig:
             policy=doc["policy"],
             ordering=doc.get("ordering", "orderer"),
             consortium_hash=doc.get("consortium_hash", ""),
+            sequence=int(doc.get("sequence", 0)),
+            applied=tuple(str(a) for a in doc.get("applied", [])),
             max_clock_skew_s=int(doc["max_clock_skew_s"]),
             max_batch=int(doc["max_batch"]),
+        )
+
+    def with_change(self, change: dict[str, Any]) -> ChannelConfig:
+        """This configuration after an approved membership change (a chaincode record:
+        ``id``, ``org``, ``action`` add|remove, and for add the organization's CA)."""
+        change_id, org = str(change["id"]), str(change["org"])
+        if change.get("status") != "approved":
+            raise ValueError(f"membership change {change_id} is not approved")
+        if change_id in self.applied:
+            raise ValueError(f"membership change {change_id} was already applied")
+        organizations = dict(self.organizations)
+        if change["action"] == "add":
+            if org in organizations:
+                raise ValueError(f"{org} is already in the channel")
+            organizations[org] = [str(change["ca"])]
+        elif change["action"] == "remove":
+            if organizations.pop(org, None) is None:
+                raise ValueError(f"{org} is not in the channel")
+        else:
+            raise ValueError(f"unknown membership action {change['action']!r}")
+        return replace(
+            self,
+            organizations=organizations,
+            sequence=self.sequence + 1,
+            applied=(*self.applied, change_id),
         )
 
     def may_order(self, msp_id: str, role: str) -> bool:

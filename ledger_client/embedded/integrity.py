@@ -30,6 +30,7 @@ from ledger_client.embedded.blocks import (
 )
 from ledger_client.embedded.channel import Membership
 from ledger_client.embedded.commitment import Commitment
+from ledger_client.embedded.reconfig import is_config_block
 from ledger_client.embedded.simulator import TamperedState, read_kvrwset
 from ledger_client.identity import verify_signature
 from ledger_client.protocol import parse_transaction
@@ -68,6 +69,12 @@ class BlockIndex:
         self._txs: OrderedDict[tuple[int, int], Writes] = OrderedDict()
         self._blocks: OrderedDict[int, tuple[bytes, Commitment]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def trust(self, membership: Membership) -> None:
+        """Check block signatures against ``membership`` from now on (every organization
+        the channel ever trusted, after a configuration update)."""
+        with self._lock:
+            self._membership = membership
 
     # ---------------------------------------------------------------- the checks
     def check(self, db: sqlite3.Connection, key: str, value: Any, block: Any, txn: Any) -> None:
@@ -171,7 +178,7 @@ class BlockIndex:
                 number, for_key, f"block {number}'s validation flags differ from the signed ones"
             )
         by_txn: dict[int, Writes] = {}
-        if number > 0:
+        if number > 0 and not is_config_block(block):  # a configuration block writes nothing
             for idx, env in enumerate(block.data.data):
                 if idx >= len(flags) or flags[idx] != validation.VALID:
                     continue

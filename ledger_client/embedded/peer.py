@@ -24,13 +24,16 @@ needs only the file (its genesis block names the CAs it trusts).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2
@@ -61,6 +64,15 @@ from ledger_client.embedded.commitment import (
 )
 from ledger_client.embedded.genesis import block_signer
 from ledger_client.embedded.integrity import BlockIndex
+from ledger_client.embedded.reconfig import (
+    CONFIG_BLOCKS,
+    ConfigUpdate,
+    change_key,
+    config_envelope,
+    latest_change_key,
+    parse_change,
+    union,
+)
 from ledger_client.embedded.simulator import (
     SimulationStub,
     SqlReader,
@@ -118,7 +130,10 @@ class EmbeddedLedger:
         self._closed = False
         self._lock = threading.Lock()
         self.index = BlockIndex(self.membership, self.config.chaincode)
+        self._configs: list[ChannelConfig] = [self.config]  # genesis, then each update
+        self._config_blocks: tuple[int, ...] = ()
         try:
+            self._refresh_config(self.store.connection())
             self.check_state()
         except BaseException:
             self.store.close()
@@ -150,6 +165,125 @@ class EmbeddedLedger:
             )
         return number
 
+    # ------------------------------------------------------------------ configuration
+    def _refresh_config(self, db: sqlite3.Connection) -> None:
+        """Follow configuration blocks appended since this process last looked (by any
+        process sharing the file): each must be signed by an identity the configuration
+        before it lets order, and be that configuration's successor."""
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (CONFIG_BLOCKS,)).fetchone()
+        numbers = tuple(json.loads(bytes(row[0]))) if row else ()
+        if numbers == self._config_blocks:
+            return
+        with self._lock:
+            if numbers[: len(self._config_blocks)] != self._config_blocks:
+                raise _tampered_file(
+                    self.path, self._config_blocks[-1], "the list of configuration blocks changed"
+                )
+            for number in numbers[len(self._config_blocks) :]:
+                found = db.execute(
+                    "SELECT block FROM blocks WHERE number = ?", (number,)
+                ).fetchone()
+                problem = "is missing"
+                if found is not None:
+                    block = common_pb2.Block.FromString(bytes(found[0]))
+                    update = ConfigUpdate(block, self.membership)
+                    try:
+                        problem = update.problem(self.config, self._change_cited(db, update))
+                    except TamperedState as exc:
+                        problem = f"cites a membership record that was edited ({exc.message})"
+                if problem:
+                    raise _tampered_file(
+                        self.path, number, f"configuration block {number} {problem}"
+                    )
+                self._adopt(update.config, number)
+
+    def _adopt(self, config: ChannelConfig, number: int) -> None:
+        self.config = config
+        self.membership = Membership(config)
+        self._configs.append(config)
+        self._config_blocks = (*self._config_blocks, number)
+        # Blocks of the past stay verifiable: a removed member's peer signed some of them.
+        self.index.trust(Membership(union(self._configs)))
+
+    def apply_member_change(self, org: str) -> int:
+        """Append the configuration block that applies ``org``'s approved membership change;
+        returns its number. Refused (nothing written) unless the change is approved and not
+        yet applied."""
+        signer = self._orderer_identity()
+        with self.store.write() as db:
+            self._refresh_config(db)
+            change = self._latest_change(db, org)
+            try:
+                if change is None:
+                    raise ValueError(f"no membership change of {org} was ever proposed")
+                new = self.config.with_change(change)
+            except ValueError as exc:
+                raise GatewayServiceError(ErrorCode.FAILED_PRECONDITION, str(exc)) from None
+            number, previous = db.execute(
+                "SELECT number, header_hash FROM blocks ORDER BY number DESC LIMIT 1"
+            ).fetchone()
+            tip = self.index.commitment(db, number, bytes(previous))
+            number += 1
+            envelope, tx_id, seconds = config_envelope(new, signer)
+            flags = bytes([validation.VALID])
+            commitment = Commitment(
+                state_hash=tip.state_hash,
+                write_chain=next_write_chain(tip.write_chain, number, flags, []),
+                flags_hash=hashlib.sha256(flags).digest(),
+            )
+            built = build_block(
+                number, bytes(previous), [envelope], [validation.VALID], signer, commitment
+            )
+            db.execute(
+                "INSERT INTO blocks (number, header_hash, tx_count, block) VALUES (?, ?, 1, ?)",
+                (number, built.header_hash, built.block_bytes),
+            )
+            db.execute(
+                "INSERT INTO txs (tx_id, block, idx, code, function, creator, timestamp) VALUES (?, ?, 0, 0, 'config', ?, ?)",
+                (tx_id, number, signer.id, seconds),
+            )
+            blocks = [*self._config_blocks, number]
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (CONFIG_BLOCKS, json.dumps(blocks).encode()),
+            )
+        with self._lock:
+            self._adopt(new, number)
+        self.index.remember(number, built.header_hash, commitment, {})
+        return int(number)
+
+    def _change_cited(self, db: sqlite3.Connection, update: ConfigUpdate) -> dict[str, Any] | None:
+        """The approved membership change a configuration update cites, read from the
+        state and checked against the block that wrote it."""
+        key = change_key(update.config)
+        row = (
+            db.execute("SELECT key, value, block, txn FROM state WHERE key = ?", (key,)).fetchone()
+            if key is not None
+            else None
+        )
+        if row is None:
+            return None
+        self.index.check(db, *row)
+        return parse_change(bytes(row[1]))
+
+    def _latest_change(self, db: sqlite3.Connection, org: str) -> dict[str, Any] | None:
+        start, end = latest_change_key(org)
+        row = db.execute(
+            "SELECT key, value, block, txn FROM state WHERE key >= ? AND key < ? "
+            "ORDER BY key DESC LIMIT 1",
+            (start, end),
+        ).fetchone()
+        if row is None:
+            return None
+        self.index.check(db, *row)  # an edited record must not change the channel
+        return parse_change(bytes(row[1]))
+
+    @property
+    def channel_organizations(self) -> dict[str, list[str]]:
+        """The current configuration's member organizations and their root certificates."""
+        self._refresh_config(self.store.connection())
+        return dict(self.config.organizations)
+
     # ------------------------------------------------------------------ identities
     def _peer(self, msp_id: str) -> MspIdentity:
         if msp_id not in self._peers:
@@ -171,6 +305,7 @@ class EmbeddedLedger:
         return self._orderer
 
     def _identify(self, msp_id: str, cert: bytes, *, at: float) -> Member:
+        self._refresh_config(self.store.connection())
         try:
             member = self.membership.identify(msp_id, cert)
             member.check_time(at)
@@ -387,6 +522,7 @@ class EmbeddedLedger:
             raise GatewayServiceError(
                 ErrorCode.INVALID_ARGUMENT, "the envelope does not match the request"
             )
+        self._refresh_config(self.store.connection())
         code, member = validation.check_creator(tx, self.membership)
         if code != validation.VALID or member is None:
             raise GatewayServiceError(
@@ -555,6 +691,7 @@ class EmbeddedLedger:
         """Validate ``batch`` and append it as one block; returns the block number."""
         orderer = self._orderer_identity()
         with self.store.write() as db:
+            self._refresh_config(db)
             number, previous = db.execute(
                 "SELECT number, header_hash FROM blocks ORDER BY number DESC LIMIT 1"
             ).fetchone()

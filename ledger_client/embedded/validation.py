@@ -47,13 +47,32 @@ def check_creator(tx: ParsedTransaction, membership: Membership) -> tuple[int, M
 
 
 def check_endorsements(tx: ParsedTransaction, membership: Membership, config: ChannelConfig) -> int:
+    code, orgs = endorsing_orgs(tx, membership, config)
+    if code != VALID:
+        return code
+    return policy_code(orgs, config)
+
+
+def policy_code(orgs: set[str], config: ChannelConfig) -> int:
+    """Whether endorsements of ``orgs`` satisfy ``config``'s policy over its members."""
+    if len(orgs & set(config.organizations)) < config.required_endorsements:
+        return code("ENDORSEMENT_POLICY_FAILURE")
+    return VALID
+
+
+def endorsing_orgs(
+    tx: ParsedTransaction, membership: Membership, config: ChannelConfig
+) -> tuple[int, set[str]]:
+    """The organizations whose peers' endorsements verify (one each), after the checks that
+    do not depend on the policy; ``ledger verify`` applies the policy of each block's
+    configuration to this set."""
     if tx.channel_id != config.channel:
-        return code("TARGET_CHAIN_NOT_FOUND")
+        return code("TARGET_CHAIN_NOT_FOUND"), set()
     prp = proposal_response_pb2.ProposalResponsePayload.FromString(tx.response_payload)
     if prp.proposal_hash != proposal_hash_of(tx):
-        return code("BAD_RESPONSE_PAYLOAD")
+        return code("BAD_RESPONSE_PAYLOAD"), set()
     if tx.response.status >= 400:
-        return code("INVALID_ENDORSER_TRANSACTION")
+        return code("INVALID_ENDORSER_TRANSACTION"), set()
     orgs: set[str] = set()
     for endorsement in tx.endorsements:
         try:
@@ -72,9 +91,7 @@ def check_endorsements(tx: ParsedTransaction, membership: Membership, config: Ch
             member.public_key, endorsement.signature, tx.response_payload + endorsement.endorser
         ):
             orgs.add(member.msp_id)
-    if len(orgs) < config.required_endorsements:
-        return code("ENDORSEMENT_POLICY_FAILURE")
-    return VALID
+    return VALID, orgs
 
 
 def check_mvcc(kv: kv_rwset_pb2.KVRWSet, state: StateView) -> int:
