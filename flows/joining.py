@@ -48,7 +48,15 @@ def join_round(
     outcomes: dict[str, dict[str, Any]] = {}
 
     def run(node: str) -> None:
-        outcomes[node] = run_node(node, profile_id, rnd.number, None, str(settings.home))
+        try:
+            outcomes[node] = run_node(node, profile_id, rnd.number, None, str(settings.home))
+        except Exception as exc:  # one node's failure is its outcome, not the others'
+            outcomes[node] = {
+                "node": node,
+                "round": rnd.number,
+                "status": "failed",
+                "reason": f"{type(exc).__name__}: {exc}"[:300],
+            }
 
     threads = [threading.Thread(target=run, args=(n,), name=f"agent-{n}") for n in nodes]
     for t in threads:

@@ -35,6 +35,7 @@ from federated.simulation import train_node
 from federated.trees import bagging_local_update
 from federated.types import FitResult, GlobalModel, Scalar
 from federated.validation import ValidationSummary, canonical_json, check_local_data, explain
+from federated.validation.runner import warm_up
 from fedspec.app.settings import Settings
 from fedspec.errors import ErrorCode
 from fedspec.fileio import write_atomic
@@ -107,6 +108,8 @@ class NodeAgent:
     def run(self) -> NodeOutcome:
         profile = self.ledger.get_profile(self.profile_id)
         self.plan = TrainingPlan.from_profile(self.profile_id, profile.spec)
+        # Paid once per process, before joining: never inside the round's later deadlines.
+        self._timed("prepare", warm_up)
         try:
             self._timed("join", self._join)
             rnd = self._timed("reveal", self._reveal)

@@ -16,7 +16,7 @@ from ledger_client.facade import FedspecLedger
 from ledger_client.gateway import connect
 from ledger_client.service import GatewayService, GatewayServiceError
 
-_services: dict[tuple[str, str, str], GatewayService] = {}
+_services: dict[tuple[str, str, str, str], GatewayService] = {}
 _lock = threading.Lock()
 
 
@@ -26,7 +26,10 @@ def open_service(config: LedgerConfig, *, org: str | None = None) -> GatewayServ
         raise ConfigurationError(
             f"unknown ledger backend {config.backend!r}; choose one of {', '.join(BACKENDS)}"
         )
-    key = (config.backend, str(Path(config.ledger_path).absolute()), org or "")
+    # The endpoints are part of the key: two Fabric networks one after the other (a test's,
+    # then another's) must not share a connection to the first one's peer.
+    endpoints = ",".join(f"{k}={v}" for k, v in sorted(config.fabric_peers.items()))
+    key = (config.backend, str(Path(config.ledger_path).absolute()), org or "", endpoints)
     with _lock:
         service = _services.get(key)
         if service is None:

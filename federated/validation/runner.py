@@ -15,6 +15,12 @@ import pandas as pd
 from federated.validation.expectations import Expectation
 
 
+def warm_up() -> None:
+    """Import Great Expectations now (seconds, once per process), so that a node pays for it
+    before a round's deadlines run, not inside its coordinator's window."""
+    import great_expectations  # noqa: F401  # deferred until a node is about to need it
+
+
 def _context() -> Any:
     # Deferred: loads great_expectations only when used.
     import great_expectations as gx

@@ -177,6 +177,11 @@ def vote(
     )
     if voted.config_block is not None:
         console.print(f"channel configuration updated in block {voted.config_block}")
+    elif v.status == "approved":
+        console.print(
+            "the consortium record follows the vote; on Fabric the channel update (the admins' "
+            "signed config update) is not automated yet: see docs/consortium.md"
+        )
 
 
 @app.command("changes")

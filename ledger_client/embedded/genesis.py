@@ -7,19 +7,15 @@ against it, and ``ledger verify`` starts from it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
-import time
 from pathlib import Path
-
-from fabric_protos.common import common_pb2
-from google.protobuf import timestamp_pb2
 
 from ledger_client.consortium import Consortium
 from ledger_client.embedded.blocks import build_block
 from ledger_client.embedded.channel import ChannelConfig
 from ledger_client.embedded.commitment import genesis_commitment
+from ledger_client.embedded.reconfig import config_envelope
 from ledger_client.embedded.store import FORMAT, SCHEMA
 from ledger_client.errors import LedgerFileError
 from ledger_client.identity import MspIdentity
@@ -88,25 +84,9 @@ def create_ledger(
         )
     config = channel_config(consortium, channel=channel, chaincode=chaincode, policy=policy)
     orderer = block_signer(consortium, config)
-    data = config.to_json()
-    ts = timestamp_pb2.Timestamp(seconds=int(time.time()))
-    header = common_pb2.Header(
-        channel_header=common_pb2.ChannelHeader(
-            type=common_pb2.CONFIG,
-            channel_id=channel,
-            tx_id=hashlib.sha256(data).hexdigest(),
-            timestamp=ts,
-        ).SerializeToString(),
-        signature_header=common_pb2.SignatureHeader(
-            creator=orderer.identity.serialize(), nonce=os.urandom(24)
-        ).SerializeToString(),
-    )
-    payload = common_pb2.Payload(header=header, data=data).SerializeToString()
-    envelope = common_pb2.Envelope(
-        payload=payload, signature=orderer.signer(hashlib.sha256(payload).digest())
-    )
+    envelope, tx_id, seconds = config_envelope(config, orderer)
     commitment = genesis_commitment()
-    block = build_block(0, b"", [envelope.SerializeToString()], [0], orderer, commitment)
+    block = build_block(0, b"", [envelope], [0], orderer, commitment)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -130,9 +110,9 @@ def create_ledger(
             conn.execute(
                 "INSERT INTO txs (tx_id, block, idx, code, function, creator, timestamp) VALUES (?, 0, 0, 0, 'config', ?, ?)",
                 (
-                    hashlib.sha256(data).hexdigest(),
+                    tx_id,
                     orderer.id,
-                    ts.seconds,
+                    seconds,
                 ),
             )
             conn.execute("COMMIT")

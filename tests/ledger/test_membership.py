@@ -17,7 +17,14 @@ from fabric_protos.common import common_pb2
 from fedspec.app.bootstrap import join_ledger
 from fedspec.app.membership import apply_change, propose_member, propose_removal, vote_member
 from fedspec.errors import ConsortiumError, ErrorCode
-from ledger_client import Consortium, LedgerError, close_services, open_ledger
+from ledger_client import (
+    Consortium,
+    LedgerError,
+    close_services,
+    connect,
+    open_ledger,
+    open_service,
+)
 from ledger_client.embedded.blocks import build_block, commitment_of
 from ledger_client.embedded.channel import ChannelConfig
 from ledger_client.embedded.commitment import Commitment, next_write_chain
@@ -222,3 +229,20 @@ def test_a_configuration_block_forged_into_the_file_is_found(members: Members) -
     with pytest.raises(LedgerError) as opened:
         _ledger(members, "org2").consortium_orgs()
     assert opened.value.code == ErrorCode.LEDGER_TAMPERED
+
+
+def test_no_organization_registers_another_organizations_node(members: Members) -> None:
+    """A node is registered by its own certificate, which only its own organization's CA
+    issues: an admin cannot register a node, and a certificate presented under another
+    organization's MSP id is refused by the channel."""
+    with pytest.raises(LedgerError) as admin:
+        _ledger(members, "org2").register_node()
+    assert admin.value.code == ErrorCode.FORBIDDEN
+    own = Consortium.load(members.settings("org2").ledger.consortium_dir).identity("org2/node0")
+    claimed = type(own.identity)("org1", own.identity.credentials)  # org2's node as org1's
+    service = open_service(members.settings("org2").ledger, org="org2")
+    contract = connect(service, claimed, own.signer).get_network("fedspec").get_contract("fedspec")
+    before = _height(members)
+    with pytest.raises(LedgerError, match="not issued by org1's CA"):
+        contract.submit_transaction("RegisterNode")
+    assert _height(members) == before
