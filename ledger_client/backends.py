@@ -16,20 +16,27 @@ from ledger_client.facade import FedspecLedger
 from ledger_client.gateway import connect
 from ledger_client.service import GatewayService, GatewayServiceError
 
-_services: dict[tuple[str, str, str, str], GatewayService] = {}
+_services: dict[tuple[str, str, str], GatewayService] = {}
 _lock = threading.Lock()
 
 
 def open_service(config: LedgerConfig, *, org: str | None = None) -> GatewayService:
-    """One service per ledger (and per organization, for Fabric) in this process, shared."""
+    """One service per ledger in this process, shared: per consortium folder for the
+    embedded ledger (the folder decides which peers it endorses with, whoever signs), per
+    organization and endpoints for Fabric (each organization talks to its own peer)."""
     if config.backend not in BACKENDS:
         raise ConfigurationError(
             f"unknown ledger backend {config.backend!r}; choose one of {', '.join(BACKENDS)}"
         )
-    # The endpoints are part of the key: two Fabric networks one after the other (a test's,
-    # then another's) must not share a connection to the first one's peer.
-    endpoints = ",".join(f"{k}={v}" for k, v in sorted(config.fabric_peers.items()))
-    key = (config.backend, str(Path(config.ledger_path).absolute()), org or "", endpoints)
+    if config.backend == "embedded":
+        where = str(Path(config.consortium_dir).absolute())
+    else:
+        # Endpoints too: two Fabric networks one after the other (a test's, then another's)
+        # must not share a connection to the first one's peer.
+        where = f"{org or ''}@" + ",".join(
+            f"{k}={v}" for k, v in sorted(config.fabric_peers.items())
+        )
+    key = (config.backend, str(Path(config.ledger_path).absolute()), where)
     with _lock:
         service = _services.get(key)
         if service is None:

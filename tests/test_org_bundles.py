@@ -19,6 +19,7 @@ from fedspec.app.consortium import create_consortium, init_consortium
 from fedspec.app.orgs import init_org
 from fedspec.errors import ConsortiumError
 from ledger_client import Consortium, IdentityError
+from tests.member_homes import private_key_files
 
 MEMBERS = ["org1", "org2", "org3"]
 
@@ -30,11 +31,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         main(list(argv))
     out = capsys.readouterr()
     return int(exited.value.code or 0), out.out, out.err
-
-
-def private_key_files(root: Path) -> list[Path]:
-    """Every file under ``root`` that holds a private key, found by content, not by name."""
-    return [p for p in root.rglob("*") if p.is_file() and b"PRIVATE KEY" in p.read_bytes()]
 
 
 @pytest.fixture(scope="module")

@@ -41,8 +41,9 @@ def init_ledger(settings: Settings, *, force: bool = False) -> Bootstrapped:
 
 
 def join_ledger(settings: Settings) -> Bootstrapped:
-    """A founder's first step on a ledger another founder created: check that it was founded
-    with the configuration this home agreed to, then register this home's own nodes."""
+    """A member's first step on a ledger another member created: check that the channel's
+    member organizations and their CAs are the ones this home's bundles say, then register
+    this home's own nodes."""
     consortium = Consortium.load(settings.ledger.consortium_dir)
     admin = open_ledger(settings.ledger, consortium.default_admin)
     channel = channel_organizations(settings.ledger)

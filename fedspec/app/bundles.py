@@ -15,7 +15,6 @@ organization, role or name.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from chaincode.membership import bundle_fingerprint
 from fedspec.app.orgs import MEMBER, ORDERING, check_host, check_org_name, read_org
 from fedspec.app.pki import ROLE_FOLDER, SERVER_ROLES
 from fedspec.errors import ConsortiumError
@@ -77,12 +77,10 @@ class Bundle:
             "endpoints": dict(sorted(self.endpoints.items())),
         }
 
-    def canonical(self) -> bytes:
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
-
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.canonical()).hexdigest()
+        # The chaincode's own computation: what a vote checks is what `org export` printed.
+        return bundle_fingerprint(self.to_json())
 
 
 def spaced(fingerprint: str) -> str:

@@ -116,7 +116,7 @@ def propose_member(
     state: State = ctx.obj
     change = propose(state.settings, usable_path(bundle_file, "BUNDLE"), as_identity)
     if json_out:
-        emit_json(change.to_json() | {"bundle": None})
+        emit_json({k: v for k, v in change.to_json().items() if k != "bundle"})
         return
     console.print(f"{change.org} proposed as a member ({change.id}) by {change.proposed_by}")
     console.print(f"fingerprint: {spaced(change.fingerprint)}")

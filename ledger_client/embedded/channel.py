@@ -34,7 +34,6 @@ class ChannelConfig:
     # that holds every key) or "members" (each member's peer signs the blocks its own process
     # appends to the shared file: members that hold only their own keys).
     ordering: str = "orderer"
-    consortium_hash: str = ""  # the configuration hash the founders compared
     # Configuration updates: how many, and the approved membership changes they applied
     # (ids of the chaincode's records, so that none is applied twice).
     sequence: int = 0
@@ -52,7 +51,6 @@ class ChannelConfig:
             "orderer": {"msp_id": self.orderer_msp, "roots": self.orderer_roots},
             "policy": self.policy,
             "ordering": self.ordering,
-            "consortium_hash": self.consortium_hash,
             "sequence": self.sequence,
             "applied": list(self.applied),
             "max_clock_skew_s": self.max_clock_skew_s,
@@ -73,7 +71,6 @@ class ChannelConfig:
             orderer_roots=list(doc["orderer"]["roots"]),
             policy=doc["policy"],
             ordering=doc.get("ordering", "orderer"),
-            consortium_hash=doc.get("consortium_hash", ""),
             sequence=int(doc.get("sequence", 0)),
             applied=tuple(str(a) for a in doc.get("applied", [])),
             max_clock_skew_s=int(doc["max_clock_skew_s"]),

@@ -49,7 +49,6 @@ def channel_config(
         orderer_roots=[consortium.ca_cert(consortium.orderer_org).decode()],
         policy=chosen,
         ordering="orderer" if one_host else "members",
-        consortium_hash=str(consortium.manifest.get("config_hash", "")),
     )
 
 

@@ -40,6 +40,7 @@ from fabric_protos.gateway import gateway_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2, proposal_response_pb2
 
+from chaincode import keys
 from chaincode.contract import invoke
 from chaincode.errors import ChaincodeError, InvalidArgument
 from fedspec.errors import ErrorCode
@@ -69,8 +70,6 @@ from ledger_client.embedded.reconfig import (
     ConfigUpdate,
     change_key,
     config_envelope,
-    latest_change_key,
-    parse_change,
     union,
 )
 from ledger_client.embedded.simulator import (
@@ -253,21 +252,18 @@ class EmbeddedLedger:
         return int(number)
 
     def _change_cited(self, db: sqlite3.Connection, update: ConfigUpdate) -> dict[str, Any] | None:
-        """The approved membership change a configuration update cites, read from the
-        state and checked against the block that wrote it."""
+        """The approved membership change a configuration update cites."""
         key = change_key(update.config)
-        row = (
-            db.execute("SELECT key, value, block, txn FROM state WHERE key = ?", (key,)).fetchone()
-            if key is not None
-            else None
-        )
-        if row is None:
-            return None
-        self.index.check(db, *row)
-        return parse_change(bytes(row[1]))
+        return None if key is None else self._checked_change(db, key, key + "\x00")
 
     def _latest_change(self, db: sqlite3.Connection, org: str) -> dict[str, Any] | None:
-        start, end = latest_change_key(org)
+        return self._checked_change(db, *keys.prefix_range("mchange", org))
+
+    def _checked_change(
+        self, db: sqlite3.Connection, start: str, end: str
+    ) -> dict[str, Any] | None:
+        """The last membership record in [start, end), checked against the block that wrote
+        it: an edited record must not change the channel."""
         row = db.execute(
             "SELECT key, value, block, txn FROM state WHERE key >= ? AND key < ? "
             "ORDER BY key DESC LIMIT 1",
@@ -275,8 +271,9 @@ class EmbeddedLedger:
         ).fetchone()
         if row is None:
             return None
-        self.index.check(db, *row)  # an edited record must not change the channel
-        return parse_change(bytes(row[1]))
+        self.index.check(db, *row)
+        record: dict[str, Any] = json.loads(bytes(row[1]))
+        return record
 
     @property
     def channel_organizations(self) -> dict[str, list[str]]:

@@ -12,7 +12,6 @@ block from the configuration blocks before it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from dataclasses import replace
@@ -119,11 +118,6 @@ def change_key(config: ChannelConfig) -> str | None:
     return keys.member_change(org, int(seq))
 
 
-def latest_change_key(org: str) -> tuple[str, str]:
-    """The state key range holding ``org``'s membership changes."""
-    return keys.prefix_range("mchange", org)
-
-
 def union(configs: list[ChannelConfig]) -> ChannelConfig:
     """Every organization any of ``configs`` ever trusted (for block signatures of the
     past: a removed organization's peer signed blocks while it was a member)."""
@@ -133,8 +127,3 @@ def union(configs: list[ChannelConfig]) -> ChannelConfig:
             organizations.setdefault(msp, [])
             organizations[msp] += [r for r in roots if r not in organizations[msp]]
     return replace(configs[-1], organizations=organizations)
-
-
-def parse_change(value: bytes) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads(value)
-    return record

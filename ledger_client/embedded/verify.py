@@ -54,7 +54,6 @@ from ledger_client.embedded.reconfig import (
     ConfigUpdate,
     change_key,
     is_config_block,
-    parse_change,
     union,
 )
 from ledger_client.embedded.simulator import SimulationStub, drive, read_kvrwset
@@ -483,7 +482,7 @@ class _Replay:
         update = ConfigUpdate(block, self.ever_members)
         key = change_key(update.config)
         row = self.state.rows.get(key) if key is not None else None
-        change = parse_change(row[0]) if row is not None else None
+        change = json.loads(row[0]) if row is not None else None
         problem = update.problem(self.config, change)
         if not problem and flags != bytes([validation.VALID]):
             problem = "is not recorded valid"
