@@ -2,7 +2,8 @@
 
 ``configtx.yaml`` is generated here from the consortium (it is fedspec's own: three raft
 orderers, the member organizations with NodeOU-based policies, a majority for lifecycle
-and endorsement). The peers and orderers start from Fabric's sample ``core.yaml`` /
+and endorsement; the chaincode's endorsement policy is the channel's own, so it follows the
+member set a vote changes). The peers and orderers start from Fabric's sample ``core.yaml`` /
 ``orderer.yaml`` shipped with the binaries and get every per-process value from the
 environment, as Fabric's own test networks do.
 """
@@ -15,10 +16,16 @@ from typing import Any
 import yaml
 
 from fabric_network.layout import HOST, NetworkLayout, Orderer, Peer
+from ledger_client.channel_update import ORG_POLICY_ROLES
 
 # Short batches for local use: a ledger phase waits up to this long for its block.
 BATCH_TIMEOUT = "100ms"
 PROFILE = "FedspecChannel"
+# The chaincode definition's endorsement policy: the channel's Application Endorsement policy
+# (a MAJORITY of the member organizations' Endorsement policies, below). A reference, not a
+# list of organizations: when a vote adds or removes a member, the majority is recomputed from
+# the channel's configuration, with no new chaincode definition.
+ENDORSEMENT_POLICY = "/Channel/Application/Endorsement"
 
 
 def _signature(rule: str) -> dict[str, str]:
@@ -27,6 +34,10 @@ def _signature(rule: str) -> dict[str, str]:
 
 def _implicit(rule: str) -> dict[str, str]:
     return {"Type": "ImplicitMeta", "Rule": rule}
+
+
+def _any_of(org: str, roles: tuple[str, ...]) -> str:
+    return "OR(" + ", ".join(f"'{org}.{role}'" for role in roles) + ")"
 
 
 def configtx(layout: NetworkLayout) -> dict[str, Any]:
@@ -51,11 +62,9 @@ def configtx(layout: NetworkLayout) -> dict[str, Any]:
                 "Name": o,
                 "ID": o,
                 "MSPDir": str(layout.org_dir(o) / "msp"),
+                # The same policies as a member voted in later gets (ledger_client.channel_update).
                 "Policies": {
-                    "Readers": _signature(f"OR('{o}.admin', '{o}.peer', '{o}.client')"),
-                    "Writers": _signature(f"OR('{o}.admin', '{o}.client')"),
-                    "Admins": _signature(f"OR('{o}.admin')"),
-                    "Endorsement": _signature(f"OR('{o}.peer')"),
+                    name: _signature(_any_of(o, roles)) for name, roles in ORG_POLICY_ROLES.items()
                 },
                 # Gossip finds the other organizations' peers through these (for the
                 # Gateway's endorsement plans).
@@ -108,12 +117,6 @@ def configtx(layout: NetworkLayout) -> dict[str, Any]:
 def write_configtx(layout: NetworkLayout, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "configtx.yaml").write_text(yaml.safe_dump(configtx(layout), sort_keys=False))
-
-
-def endorsement_policy(layout: NetworkLayout) -> str:
-    """A majority of the member organizations' peers."""
-    peers = ", ".join(f"'{p.org}.peer'" for p in layout.peers)
-    return f"OutOf({len(layout.peers) // 2 + 1}, {peers})"
 
 
 def orderer_env(layout: NetworkLayout, o: Orderer) -> dict[str, str]:

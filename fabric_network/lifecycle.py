@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from fabric_network.configs import PROFILE, admin_env, endorsement_policy
+from fabric_network.configs import ENDORSEMENT_POLICY, PROFILE, admin_env
 from fabric_network.layout import NetworkLayout
 
 CHAINCODE_VERSION = "1.0"
@@ -169,8 +169,8 @@ def _definition(layout: NetworkLayout) -> list[str]:
         CHAINCODE_VERSION,
         "--sequence",
         SEQUENCE,
-        "--signature-policy",
-        endorsement_policy(layout),
+        "--channel-config-policy",
+        ENDORSEMENT_POLICY,
     ]
 
 

@@ -55,6 +55,9 @@ class ErrorCode(StrEnum):
     SUBMIT_FAILED = "SUBMIT_FAILED"
     COMMIT_STATUS_FAILED = "COMMIT_STATUS_FAILED"
     COMMIT_FAILED = "COMMIT_FAILED"
+    # A Fabric channel configuration update for a membership change (ledger_client.channel_update).
+    CHANNEL_UPDATE_INVALID = "CHANNEL_UPDATE_INVALID"
+    CHANNEL_UPDATE_STALE = "CHANNEL_UPDATE_STALE"
     # Rollback evidence: a member's signed checkpoints (ledger_client.checkpoints).
     LEDGER_ROLLED_BACK = "LEDGER_ROLLED_BACK"
     CHECKPOINT_INVALID = "CHECKPOINT_INVALID"

@@ -69,17 +69,22 @@ def open_ledger(config: LedgerConfig, identity: str) -> FedspecLedger:
     return FedspecLedger(gateway.get_network(config.channel).get_contract(config.chaincode))
 
 
-def apply_member_change(config: LedgerConfig, org: str) -> int:
-    """Bring the channel's configuration in line with ``org``'s approved membership change:
-    on the embedded ledger a configuration block (its number is returned). On Fabric the
-    channel update is an admins' operation outside the chaincode, not yet automated."""
+def apply_member_change(config: LedgerConfig, org: str, identity: str | None = None) -> int:
+    """Bring the channel's configuration in line with ``org``'s approved membership change;
+    returns the number of the configuration block that does it. On the embedded ledger the
+    block is appended here; on Fabric ``identity`` (default: this home's admin) submits the
+    channel update with the signatures the votes recorded, and the ordering service cuts the
+    block (:func:`ledger_client.channel_update.apply_change`)."""
+    if config.backend == "fabric":
+        # Deferred: the channel update's messages are needed for a Fabric backend only.
+        from ledger_client.channel_update import apply_change
+
+        admin = identity or Consortium.load(config.consortium_dir).default_admin
+        return apply_change(open_ledger(config, admin), org)
     service = open_service(config)
     apply = getattr(service, "apply_member_change", None)
     if apply is None:
-        raise ConfigurationError(
-            "on Fabric the channel configuration update for a membership change is not yet "
-            "automated; the chaincode's member set already follows the vote"
-        )
+        raise ConfigurationError(f"the {config.backend} ledger cannot apply membership changes")
     try:
         return int(apply(org))
     except GatewayServiceError as exc:

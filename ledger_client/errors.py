@@ -8,6 +8,9 @@ Hierarchy (under :class:`fedspec.errors.FedspecError`, codes from :class:`~fedsp
     ├── ConfigurationError     CONFIG_INVALID       settings name an unknown backend or bad path
     ├── LedgerRolledBackError  LEDGER_ROLLED_BACK   shorter than, or diverging from, a checkpoint
     ├── CheckpointInvalidError CHECKPOINT_INVALID   a checkpoint that is unreadable or not signed
+    ├── ChannelUpdateError     CHANNEL_UPDATE_INVALID  a Fabric channel update that is not the
+    │   │                                           change it cites, or lacks signatures
+    │   └── StaleChannelUpdateError CHANNEL_UPDATE_STALE  the channel moved on since it was proposed
     └── GatewayError                                one transaction failed; carries transaction_id
         ├── EndorseError       chaincode's code, or the peer's (ACCESS_DENIED, BAD_SIGNATURE, …)
         ├── SubmitError        SUBMIT_FAILED, DUPLICATE_TXID, BAD_SIGNATURE …
@@ -95,6 +98,20 @@ class CheckpointInvalidError(LedgerError):
     """A checkpoint file that cannot be read or whose signature does not verify: not trusted."""
 
     code = ErrorCode.CHECKPOINT_INVALID
+
+
+class ChannelUpdateError(LedgerError):
+    """A Fabric channel configuration update that must not be signed or cannot be applied:
+    it is not the membership change it cites, or it lacks the admins' signatures."""
+
+    code = ErrorCode.CHANNEL_UPDATE_INVALID
+
+
+class StaleChannelUpdateError(ChannelUpdateError):
+    """The channel's configuration moved on since the update was computed (another change was
+    applied first): the update can no longer apply, and the change must be proposed again."""
+
+    code = ErrorCode.CHANNEL_UPDATE_STALE
 
 
 RETRYABLE_COMMIT_CODES = frozenset({ErrorCode.MVCC_READ_CONFLICT, ErrorCode.PHANTOM_READ_CONFLICT})

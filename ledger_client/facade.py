@@ -7,6 +7,7 @@ before anything is signed, and retries of transactions that lost an MVCC race.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import time
@@ -102,18 +103,36 @@ class FedspecLedger:
                 return []
             raise
 
-    def propose_member(self, bundle: Mapping[str, Any]) -> MemberChange:
+    def propose_member(
+        self, bundle: Mapping[str, Any], *, config_update: bytes | None = None
+    ) -> MemberChange:
         """Propose a new member organization by its public bundle (as ``fedspec org export``
-        writes it); a majority of member admins decides with :meth:`vote_member`."""
-        done = self.submit("ProposeMember", json.dumps(bundle, sort_keys=True))
+        writes it); a majority of member admins decides with :meth:`vote_member`. On Fabric
+        the proposal carries the channel's ``ConfigUpdate`` (:mod:`ledger_client.channel_update`)."""
+        text = json.dumps(bundle, sort_keys=True)
+        if config_update is None:
+            done = self.submit("ProposeMember", text)
+        else:
+            done = self.submit("ProposeMemberWithUpdate", text, _b64(config_update))
         return MemberChange.from_json(done.result, done.commit)
 
-    def propose_removal(self, org: str) -> MemberChange:
-        done = self.submit("ProposeRemoval", org)
+    def propose_removal(self, org: str, *, config_update: bytes | None = None) -> MemberChange:
+        if config_update is None:
+            done = self.submit("ProposeRemoval", org)
+        else:
+            done = self.submit("ProposeRemovalWithUpdate", org, _b64(config_update))
         return MemberChange.from_json(done.result, done.commit)
 
-    def vote_member(self, org: str, *, approve: bool = True) -> MemberVote:
-        done = self.submit("VoteMember", org, "true" if approve else "false")
+    def vote_member(
+        self, org: str, *, approve: bool = True, config_signature: bytes | None = None
+    ) -> MemberVote:
+        """Vote on ``org``'s open change; with ``config_signature``, the voter's signature of
+        the change's channel update (required to approve a change that carries one)."""
+        approve_text = "true" if approve else "false"
+        if config_signature is None:
+            done = self.submit("VoteMember", org, approve_text)
+        else:
+            done = self.submit("VoteMemberWithSignature", org, approve_text, _b64(config_signature))
         return MemberVote.from_json(done.result, done.commit)
 
     def member_change(self, org: str) -> MemberChange:
@@ -263,6 +282,12 @@ class FedspecLedger:
         network = self.contract.network
         return network.get_contract("qscc").evaluate_transaction(function, network.name, *args)
 
+    def config_block(self) -> bytes:
+        """The channel's latest configuration block, as this identity's peer holds it
+        (Fabric's ``cscc``; a channel member's admin or client may read it)."""
+        network = self.contract.network
+        return network.get_contract("cscc").evaluate_transaction("GetConfigBlock", network.name)
+
     def height(self) -> int:
         """Number of blocks on the channel (the next block's number)."""
         # Deferred: loads fabric_protos only when used.
@@ -314,3 +339,8 @@ class FedspecLedger:
     def transfer(self, to_node: str, amount: int) -> Transferred:
         done = self.submit("Transfer", to_node, str(amount))
         return Transferred.from_json(done.result, done.commit)
+
+
+def _b64(raw: bytes) -> str:
+    """Protobuf bytes (a channel update, a signature) as the chaincode's string argument."""
+    return base64.b64encode(raw).decode()

@@ -177,11 +177,6 @@ def vote(
     )
     if voted.config_block is not None:
         console.print(f"channel configuration updated in block {voted.config_block}")
-    elif v.status == "approved":
-        console.print(
-            "the consortium record follows the vote; on Fabric the channel update (the admins' "
-            "signed config update) is not automated yet: see docs/consortium.md"
-        )
 
 
 @app.command("changes")
@@ -209,6 +204,7 @@ def changes(
 def apply(
     ctx: typer.Context,
     org: Annotated[str, typer.Argument(metavar="ORG", help="The organization whose change passed")],
+    as_identity: ActAsOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Update the channel for ORG's approved change, if the approving voter's did not."""
@@ -216,7 +212,7 @@ def apply(
     from fedspec.app.membership import apply_change
 
     state: State = ctx.obj
-    block = apply_change(state.settings, org)
+    block = apply_change(state.settings, org, as_identity)
     if json_out:
         emit_json({"org": org, "config_block": block})
         return

@@ -5,6 +5,7 @@ transactions are refused; bad input changes nothing."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sqlite3
@@ -25,11 +26,13 @@ from ledger_client import (
     open_ledger,
     open_service,
 )
+from ledger_client.channel_update import sign_update
 from ledger_client.embedded.blocks import build_block, commitment_of
 from ledger_client.embedded.channel import ChannelConfig
 from ledger_client.embedded.commitment import Commitment, next_write_chain
 from ledger_client.embedded.reconfig import CONFIG_BLOCKS, config_envelope
 from ledger_client.embedded.verify import verify_ledger
+from ledger_client.identity import MspIdentity
 from tests.cli_scenario import profile_doc
 from tests.member_homes import Members, found, private_key_files
 
@@ -175,6 +178,64 @@ def test_votes_come_once_from_member_admins_only(members: Members) -> None:
         ledger.vote_member("org9")
     with pytest.raises(LedgerError, match="being voted on"):
         ledger.propose_removal("org3")
+
+
+def test_a_channel_update_travels_with_the_proposal_and_every_approval_signs_it(
+    members: Members,
+) -> None:
+    """What a vote on Fabric records, checked by the chaincode on any ledger: the proposal
+    carries the channel's update, and an approval carries its admin's own signature of exactly
+    those bytes (the chaincode does not read the update; each voter decodes it)."""
+    members.make_org("org4")
+    bundle = json.loads(members.bundle("org4").read_text())
+    update = b"\x0a\x07fedspec"  # a ConfigUpdate's bytes, opaque to the chaincode
+    change = _ledger(members, "org1").propose_member(bundle, config_update=update)
+    assert base64.b64decode(change.raw["config_update"]) == update
+    assert change.raw["config_update_sha256"] == hashlib.sha256(update).hexdigest()
+    assert "config_update" not in _ledger(members, "org2").member_changes()[0].raw
+
+    def admin(org: str) -> MspIdentity:
+        return Consortium.load(members.settings(org).ledger.consortium_dir).identity(f"{org}/admin")
+
+    def signature(org: str, raw: bytes = update) -> bytes:
+        msp = admin(org)
+        return sign_update(raw, msp.identity, lambda m: msp.signer(hashlib.sha256(m).digest()))
+
+    org2 = _ledger(members, "org2")
+    before = _height(members)
+    refusals = [
+        (lambda: org2.vote_member("org4"), ErrorCode.FAILED_PRECONDITION),  # unsigned approval
+        (
+            lambda: org2.vote_member("org4", config_signature=signature("org3")),
+            ErrorCode.FORBIDDEN,  # another organization's signature
+        ),
+        (
+            lambda: org2.vote_member("org4", config_signature=signature("org2", b"other")),
+            ErrorCode.INVALID_ARGUMENT,  # over other bytes
+        ),
+        (
+            lambda: org2.vote_member("org4", config_signature=b"\xff\xfe"),
+            ErrorCode.INVALID_ARGUMENT,
+        ),
+        (
+            lambda: org2.vote_member("org4", approve=False, config_signature=signature("org2")),
+            ErrorCode.INVALID_ARGUMENT,  # a vote against carries no signature
+        ),
+    ]
+    for vote, code in refusals:
+        with pytest.raises(LedgerError) as refused:
+            vote()
+        assert refused.value.code == code, refused.value
+    assert _height(members) == before
+    signed = signature("org2")
+    assert org2.vote_member("org4", config_signature=signed).status == "proposed"
+    [recorded] = _ledger(members, "org1").member_change("org4").votes
+    assert recorded["org"] == "org2" and base64.b64decode(recorded["config_signature"]) == signed
+    # A change without an update takes no signature.
+    propose_removal(members.settings("org1"), "org3", None)
+    with pytest.raises(LedgerError) as unsigned:
+        org2.vote_member("org3", config_signature=signature("org2"))
+    assert unsigned.value.code == ErrorCode.FAILED_PRECONDITION
 
 
 def test_a_configuration_block_forged_into_the_file_is_found(members: Members) -> None:
