@@ -53,11 +53,14 @@ unit: install
 	$(BIN)/python -m pytest -m "not integration" -q
 
 # The Fabric tests need Fabric's binaries: CI (CI=true) requires them, elsewhere the tests
-# are skipped with the reason when they cannot be had.
+# are skipped with the reason when they cannot be had. The suite runs on every logical core
+# (pytest-xdist; tests/conftest.py keeps the workers apart) and names its slowest tests.
+PYTEST_PARALLEL ?= -n logical --dist loadgroup
 test: install
 	@if [ "$$CI" = true ]; then scripts/fabric-binaries; else scripts/fabric-binaries || true; fi
 	$(MAKE) --no-print-directory lint typecheck
-	FEDSPEC_REQUIRE_FABRIC=$${FEDSPEC_REQUIRE_FABRIC:-$$( [ "$$CI" = true ] && echo 1 )} $(BIN)/python -m pytest -q
+	FEDSPEC_REQUIRE_FABRIC=$${FEDSPEC_REQUIRE_FABRIC:-$$( [ "$$CI" = true ] && echo 1 )} \
+		$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) --durations=25
 
 # Benchmarks print figures and ratios against baselines measured in the same run; they are
 # not tests and have no pass/fail threshold.

@@ -1,8 +1,18 @@
-"""Shared fixtures: a consortium folder generated once per test session."""
+"""Shared fixtures: a consortium folder generated once per test session (per xdist worker).
+
+``make test`` runs the suite on every core with pytest-xdist (``-n logical --dist
+loadgroup``). Each worker is its own process with its own temporary directories and ports
+(``tests.processes.free_port``); what would be shared is set apart here: Prefect's home
+(its temporary local API keeps a SQLite database there, which two workers' servers would
+lock against each other) and the Fabric tests, which all run on one worker
+(``xdist_group``) so that two networks never load the machine at once.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +22,28 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# Set before anything imports Prefect: its settings are read from the environment then. A
+# home of the run's own, never the user's ~/.prefect (removed at the end of the session).
+_PREFECT_HOME: Path | None = None
+if "PREFECT_HOME" not in os.environ:
+    _PREFECT_HOME = Path(
+        tempfile.mkdtemp(prefix=f"fedspec-prefect-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
+    )
+    os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PREFECT_HOME is not None:
+        shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # One worker runs every Fabric test, one after another (its session network is started
+    # once per worker that needs it); everything else spreads over the workers.
+    for item in items:
+        if item.get_closest_marker("fabric") is not None:
+            item.add_marker(pytest.mark.xdist_group("fabric"))
 
 
 @pytest.fixture(scope="session")

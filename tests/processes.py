@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -32,11 +33,55 @@ MARK = "FEDSPEC_TEST_PROCESSES"
 STOP_GRACE_S = 10.0
 
 
-def free_port() -> int:
+# Ports a test hands to a server it starts. Chosen below the kernel's ephemeral range, so no
+# outgoing connection (a client's source port) can take one between choosing and binding: a
+# Fabric peer lost its operations port so when two pytest-xdist workers ran. Each worker
+# draws from its own slice, so two workers never choose the same port.
+_LOWEST_PORT = 10000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _worker_ports() -> range:
+    top = max(_ephemeral_start(), _LOWEST_PORT + 2000)
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    width = (top - _LOWEST_PORT) // workers
+    start = _LOWEST_PORT + (worker % workers) * width
+    return range(start, start + width)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(size: int = 1, *, step: int = 1) -> int:
+    """The first of ``size`` consecutive ports that are free and not handed out before in this
+    process, from this worker's slice below the ephemeral range."""
+    ports = _worker_ports()
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(ports.start, ports.stop - size, step)
+        block = range(first, first + size)
+        if not _handed_out.intersection(block) and all(_bindable(p) for p in block):
+            _handed_out.update(block)
+            return first
+    raise RuntimeError(f"no free block of {size} ports in {ports.start}-{ports.stop - 1}")
+
+
+def free_port() -> int:
+    return free_port_block(1)
 
 
 def venv_env(**extra: str) -> dict[str, str]:
