@@ -9,7 +9,8 @@ Sources, later ones winning: built-in defaults (everything embedded under ``.fed
 ``FEDSPEC_LEDGER_PATH``   embedded ledger file (default ``<home>/ledger.sqlite``)
 ``FEDSPEC_CONSORTIUM``    consortium folder (default ``<home>/consortium``)
 ``FEDSPEC_FABRIC_PEERS``  ``org1=127.0.0.1:7051,org2=…`` Gateway endpoints (default: those
-                          of ``fedspec network up`` in ``<home>/network``)
+                          of ``fedspec network up`` in ``<home>/network``, else this
+                          member's own peer, ``fedspec node up``, in ``<home>/node``)
 ``MLFLOW_TRACKING_URI``   MLflow server (default SQLite in ``<home>/mlflow``)
 ``PREFECT_API_URL``       Prefect server (default: Prefect's local API)
 ======================== =====================================================
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from fedspec.errors import ConfigError
-from ledger_client.backends import BACKENDS, LedgerConfig
+from ledger_client.config import BACKENDS, LedgerConfig
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,11 @@ class Settings:
             else {str(k): str(v) for k, v in _table(ledger_doc, "fabric_peers", "ledger.").items()}
         )
         if backend == "fabric" and not peers:
-            # `fedspec network up` records its peers' endpoints in the home's network folder.
-            peers = _network_peers(root / "network" / "network.json")
+            # `fedspec network up` records its peers' endpoints in the home's network folder,
+            # `fedspec node up` this member's own peer in its node folder.
+            peers = _network_peers(root / "network" / "network.json") or _network_peers(
+                root / "node" / "node.json"
+            )
         ledger = LedgerConfig(
             backend=backend,
             ledger_path=usable_path(
