@@ -70,6 +70,7 @@ bench: install
 	$(BIN)/python -m benchmarks.convergence
 	$(BIN)/python -m benchmarks.round_time
 	$(BIN)/python -m benchmarks.specialization
+	$(BIN)/python -m benchmarks.read_paths
 	scripts/fabric-binaries && $(BIN)/python -m benchmarks.ledger_fabric
 
 # Regenerate the lock after changing a pin in pyproject.toml.

@@ -9,57 +9,130 @@ The pyfunc class lives in :mod:`registry.pyfunc`, which does import MLflow.
 - :mod:`registry.models`: registered model per profile, versions tagged with their hash.
 - :mod:`registry.promotion`: ``champion`` / ``challenger`` aliases from the objective.
 - :mod:`registry.evaluation`: quality, latency, size and CPU-time metrics of a model.
+
+Names are exported lazily (PEP 562): ``from registry.matching import ...`` or ``from registry
+import Objective`` loads only the module that defines the name, so ``fedspec model find``
+does not pay for scikit-learn, pandas and SciPy (3 s) through :mod:`registry.evaluation`.
 """
 
-from registry.artifacts import fetch_bytes, log_bytes, log_json
-from registry.errors import (
-    ArtifactIntegrityError,
-    ArtifactMissingError,
-    EvaluationError,
-    InvalidModelError,
-    ModelNotFoundError,
-    NotConfiguredError,
-    RegistryError,
-    TrackingError,
-)
-from registry.evaluation import evaluate_global_model
-from registry.models import (
-    ModelVersionInfo,
-    fetch_model_bytes,
-    find_version,
-    get_version,
-    load_pyfunc,
-    record_ledger_commit,
-    record_metrics,
-    register_global_model,
-    set_version_tags,
-)
-from registry.profiles import (
-    Objective,
-    load_global_adapter,
-    model_hyperparameters,
-    objective_of,
-    prepare_features,
-    resolve_hyperparameters,
-    round_params,
-)
-from registry.promotion import AliasDecision, champion, decide_alias, promote
-from registry.tracking import (
-    TrackingConfig,
-    configure,
-    configure_embedded,
-    end_run,
-    find_round_run,
-    log_metrics,
-    log_params,
-    log_table,
-    node_run,
-    node_runs,
-    round_run,
-    set_tags,
-    start_node_run,
-    start_round_run,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from registry.artifacts import fetch_bytes, log_bytes, log_json
+    from registry.errors import (
+        ArtifactIntegrityError,
+        ArtifactMissingError,
+        EvaluationError,
+        InvalidModelError,
+        ModelNotFoundError,
+        NotConfiguredError,
+        RegistryError,
+        TrackingError,
+    )
+    from registry.evaluation import evaluate_global_model
+    from registry.models import (
+        ModelVersionInfo,
+        fetch_model_bytes,
+        find_version,
+        get_version,
+        load_pyfunc,
+        record_ledger_commit,
+        record_metrics,
+        register_global_model,
+        set_version_tags,
+    )
+    from registry.profiles import (
+        Objective,
+        load_global_adapter,
+        model_hyperparameters,
+        objective_of,
+        prepare_features,
+        resolve_hyperparameters,
+        round_params,
+    )
+    from registry.promotion import AliasDecision, champion, decide_alias, promote
+    from registry.tracking import (
+        TrackingConfig,
+        configure,
+        configure_embedded,
+        end_run,
+        find_round_run,
+        log_metrics,
+        log_params,
+        log_table,
+        node_run,
+        node_runs,
+        round_run,
+        set_tags,
+        start_node_run,
+        start_round_run,
+    )
+
+_EXPORTS = {
+    "fetch_bytes": "registry.artifacts",
+    "log_bytes": "registry.artifacts",
+    "log_json": "registry.artifacts",
+    "ArtifactIntegrityError": "registry.errors",
+    "ArtifactMissingError": "registry.errors",
+    "EvaluationError": "registry.errors",
+    "InvalidModelError": "registry.errors",
+    "ModelNotFoundError": "registry.errors",
+    "NotConfiguredError": "registry.errors",
+    "RegistryError": "registry.errors",
+    "TrackingError": "registry.errors",
+    "evaluate_global_model": "registry.evaluation",
+    "ModelVersionInfo": "registry.models",
+    "fetch_model_bytes": "registry.models",
+    "find_version": "registry.models",
+    "get_version": "registry.models",
+    "load_pyfunc": "registry.models",
+    "record_ledger_commit": "registry.models",
+    "record_metrics": "registry.models",
+    "register_global_model": "registry.models",
+    "set_version_tags": "registry.models",
+    "Objective": "registry.profiles",
+    "load_global_adapter": "registry.profiles",
+    "model_hyperparameters": "registry.profiles",
+    "objective_of": "registry.profiles",
+    "prepare_features": "registry.profiles",
+    "resolve_hyperparameters": "registry.profiles",
+    "round_params": "registry.profiles",
+    "AliasDecision": "registry.promotion",
+    "champion": "registry.promotion",
+    "decide_alias": "registry.promotion",
+    "promote": "registry.promotion",
+    "TrackingConfig": "registry.tracking",
+    "configure": "registry.tracking",
+    "configure_embedded": "registry.tracking",
+    "end_run": "registry.tracking",
+    "find_round_run": "registry.tracking",
+    "log_metrics": "registry.tracking",
+    "log_params": "registry.tracking",
+    "log_table": "registry.tracking",
+    "node_run": "registry.tracking",
+    "node_runs": "registry.tracking",
+    "round_run": "registry.tracking",
+    "set_tags": "registry.tracking",
+    "start_node_run": "registry.tracking",
+    "start_round_run": "registry.tracking",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'registry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "AliasDecision",

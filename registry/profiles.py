@@ -2,7 +2,8 @@
 to turn a global model's exchange bytes back into a model adapter.
 
 A profile is the JSON document on the ledger (``chaincode/profile.schema.json``). No MLflow
-import here: flows and evaluation use these helpers without paying for it.
+import here, and the model layer only inside the functions that load or feed a model: flows,
+evaluation and matching use these helpers without paying for either.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from federated.errors import FederatedError
-from federated.exchange import decode_global_model
-from federated.models import BaseAdapter, adapter_class, create_model, load_model
-from federated.models.base import ParametricClassifier
-from federated.preprocessing import scale_features
-from federated.types import NDArray
 from registry.errors import EvaluationError, InvalidModelError
+
+if TYPE_CHECKING:
+    from federated.models import BaseAdapter
+    from federated.types import NDArray
 
 Direction = Literal["maximize", "minimize"]
 TaskType = Literal["classification", "regression"]
@@ -169,6 +169,9 @@ def prepare_features(profile: Mapping[str, Any], X: Any) -> NDArray:
     """Raw feature rows → the rows every model of the profile trains and predicts on: each
     feature scaled into [0, 1] by the bounds of the profile's ``feature_schema``
     (``federated.preprocessing``). The pyfunc applies it, so clients send raw rows."""
+    # Deferred: the model layer (scikit-learn, SciPy, torch) loads only when rows are
+    # prepared or a model is loaded, never for matching, objectives or schemas.
+    from federated.preprocessing import scale_features
 
     return scale_features(X, profile.get("feature_schema") or {})
 
@@ -207,6 +210,11 @@ def load_global_adapter(
     Bytes of another family than the profile's, or that do not fit, raise
     ``InvalidModelError``. Loading runs no code from the bytes (safetensors / UBJSON).
     """
+    # Deferred: see prepare_features.
+    from federated.exchange import decode_global_model
+    from federated.models import create_model, load_model
+    from federated.models.base import ParametricClassifier
+
     family = family_of_profile(profile)
     try:
         model = decode_global_model(model_bytes)
@@ -226,6 +234,8 @@ def load_global_adapter(
 
 def _accepted(family: str) -> set[str]:
     """The keyword hyper-parameters the family's adapter takes."""
+    from federated.models import adapter_class  # deferred: see prepare_features
+
     try:
         return set(inspect.signature(adapter_class(family).__init__).parameters) - {"self"}
     except FederatedError as exc:
