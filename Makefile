@@ -71,6 +71,7 @@ bench: install
 	$(BIN)/python -m benchmarks.round_time
 	$(BIN)/python -m benchmarks.specialization
 	$(BIN)/python -m benchmarks.read_paths
+	$(BIN)/python -m benchmarks.secagg
 	scripts/fabric-binaries && $(BIN)/python -m benchmarks.ledger_fabric
 
 # Regenerate the lock after changing a pin in pyproject.toml.

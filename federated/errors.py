@@ -17,7 +17,17 @@ Hierarchy (under :class:`fedspec.errors.FedspecError`, codes from :class:`~fedsp
     ├── DataValidationError       local data failed its expectation suite (carries GE's result)
     ├── DatasetError              a dataset cannot be loaded or partitioned
     ├── ContributionError         contribution scores cannot be computed (no node scored, budget)
-    └── TrainingError             a node's or a federated training run failed or timed out
+    ├── PredictionError           a model's outputs are not finite probabilities (NaN weights)
+    ├── TrainingError             a node's or a federated training run failed or timed out
+    └── SecureAggregationError    secure aggregation (federated.secagg) cannot proceed
+        ├── SecAggParameterError      bad encoding, cohort or dimension
+        │   ├── ThresholdError        threshold above the cohort or not above half of it
+        │   └── EncodingOverflowError N·clip·scale does not fit in 2^(k−1)
+        ├── SecAggKeyError            a key registered twice, for another node, or unusable
+        ├── ShareVerificationError    a share does not match its commitment (names dealer, holder)
+        ├── MaskedVectorError         a masked vector of the wrong length or modulus
+        ├── TooFewRespondersError     fewer than t nodes answered (or shares left valid)
+        └── SecAggProtocolError       a message out of order or inconsistent with the round
 """
 
 from __future__ import annotations
@@ -110,3 +120,72 @@ class TrainingError(FederatedError):
     server did not start, or the run passed its deadline."""
 
     code = ErrorCode.TRAINING_FAILED
+
+
+class SecureAggregationError(FederatedError):
+    """Root of secure aggregation's refusals (:mod:`federated.secagg`)."""
+
+    code = ErrorCode.SECAGG_FAILED
+
+
+class SecAggParameterError(SecureAggregationError):
+    """A round's secure-aggregation parameters are unusable (encoding, cohort, dimension)."""
+
+    code = ErrorCode.SECAGG_PARAMETERS_INVALID
+
+
+class ThresholdError(SecAggParameterError):
+    """The Shamir threshold is larger than the cohort or not larger than half of it."""
+
+    code = ErrorCode.SECAGG_THRESHOLD_INVALID
+
+
+class EncodingOverflowError(SecAggParameterError):
+    """The sum of the cohort's encoded inputs could wrap around the modulus."""
+
+    code = ErrorCode.SECAGG_OVERFLOW
+
+
+class SecAggKeyError(SecureAggregationError):
+    """A public key registered twice, registered for another node, or not a usable key."""
+
+    code = ErrorCode.SECAGG_KEY_INVALID
+
+
+class ShareVerificationError(SecureAggregationError):
+    """A secret share does not match the commitment its dealer published (or cannot be
+    decrypted); ``dealer`` made the share, ``recipient`` held it (``None`` when unknown)."""
+
+    code = ErrorCode.SECAGG_SHARE_INVALID
+
+    def __init__(self, message: str, *, dealer: str, recipient: str | None, **details: Any) -> None:
+        super().__init__(message, dealer=dealer, recipient=recipient, **details)
+        self.dealer = dealer
+        self.recipient = recipient
+
+
+class MaskedVectorError(SecureAggregationError):
+    """A masked vector has the wrong length or modulus, or comes from outside the cohort."""
+
+    code = ErrorCode.SECAGG_VECTOR_INVALID
+
+
+class TooFewRespondersError(SecureAggregationError):
+    """Fewer than the threshold of nodes survived or answered the unmasking request."""
+
+    code = ErrorCode.SECAGG_TOO_FEW_RESPONDERS
+
+
+class SecAggProtocolError(SecureAggregationError):
+    """A message that the protocol forbids at this point: a node both dropped and surviving,
+    a second, different unmasking request, a node outside the cohort."""
+
+    code = ErrorCode.SECAGG_PROTOCOL_VIOLATION
+
+
+class PredictionError(FederatedError):
+    """A model cannot produce finite probabilities (or values) for some rows: its weights or
+    outputs hold NaN or inf. Simulations record it in the round; flows fail the round's
+    evaluation instead of crashing."""
+
+    code = ErrorCode.PREDICTION_FAILED

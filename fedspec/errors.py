@@ -13,6 +13,8 @@ Hierarchy::
     ├── ledger_client.errors.LedgerError    the ledger client, typed by the phase that failed
     ├── registry.errors.RegistryError       MLflow tracking, the model registry, model access
     ├── fabric_network.NetworkError         NETWORK_FAILED: a local Fabric network
+    │   └── fabric_network.NodeError        NODE_FAILED, NODE_NOT_IN_CHANNEL: a member's own
+    │                                       peer and chaincode server (`fedspec node up`)
     ├── ConsortiumError                     CONSORTIUM_INVALID: MSP folders, identities
     ├── ProfileFileError                    PROFILE_INVALID: a profile file
     └── ConfigError                         CONFIG_INVALID: settings, backends, paths
@@ -46,6 +48,9 @@ class ErrorCode(StrEnum):
     CONSORTIUM_INVALID = "CONSORTIUM_INVALID"
     PROFILE_INVALID = "PROFILE_INVALID"
     NETWORK_FAILED = "NETWORK_FAILED"
+    # A member's own processes on a running network (`fedspec node up`, fabric_network.member).
+    NODE_FAILED = "NODE_FAILED"
+    NODE_NOT_IN_CHANNEL = "NODE_NOT_IN_CHANNEL"
     # Ledger client, by phase.
     LEDGER_ERROR = "LEDGER_ERROR"
     IDENTITY_INVALID = "IDENTITY_INVALID"
@@ -80,6 +85,17 @@ class ErrorCode(StrEnum):
     TRAINING_FAILED = "TRAINING_FAILED"
     PLAN_INVALID = "PLAN_INVALID"
     DIVERGENCE_INVALID = "DIVERGENCE_INVALID"
+    PREDICTION_FAILED = "PREDICTION_FAILED"
+    # Secure aggregation (federated.secagg): masking, shares, unmasking.
+    SECAGG_FAILED = "SECAGG_FAILED"
+    SECAGG_PARAMETERS_INVALID = "SECAGG_PARAMETERS_INVALID"
+    SECAGG_THRESHOLD_INVALID = "SECAGG_THRESHOLD_INVALID"
+    SECAGG_OVERFLOW = "SECAGG_OVERFLOW"
+    SECAGG_KEY_INVALID = "SECAGG_KEY_INVALID"
+    SECAGG_SHARE_INVALID = "SECAGG_SHARE_INVALID"
+    SECAGG_VECTOR_INVALID = "SECAGG_VECTOR_INVALID"
+    SECAGG_TOO_FEW_RESPONDERS = "SECAGG_TOO_FEW_RESPONDERS"
+    SECAGG_PROTOCOL_VIOLATION = "SECAGG_PROTOCOL_VIOLATION"
     # The registry (MLflow) and model access.
     REGISTRY_ERROR = "REGISTRY_ERROR"
     NOT_CONFIGURED = "NOT_CONFIGURED"
