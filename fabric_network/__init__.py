@@ -4,6 +4,8 @@
 on the embedded ledger and on Fabric): three raft orderers, one peer per organization, the
 ``fedspec`` channel, the chaincode as a service (one chaincode server per organization, as
 each member would run its own). ``down`` stops exactly the processes ``up`` started.
+``fedspec node up`` runs one member's own part of a running network from its own home
+(:mod:`fabric_network.member`).
 """
 
 from fabric_network.control import (
@@ -13,13 +15,29 @@ from fabric_network.control import (
     network_status,
     network_up,
 )
-from fabric_network.layout import NetworkLayout
+from fabric_network.layout import MemberLayout, NetworkLayout, Peer
+from fabric_network.member import (
+    NodeError,
+    NodeStatus,
+    NotInChannelError,
+    node_down,
+    node_status,
+    node_up,
+)
 
 __all__ = [
+    "MemberLayout",
     "NetworkError",
     "NetworkLayout",
     "NetworkStatus",
+    "NodeError",
+    "NodeStatus",
+    "NotInChannelError",
+    "Peer",
     "network_down",
     "network_status",
     "network_up",
+    "node_down",
+    "node_status",
+    "node_up",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from fabric_network.layout import HOST, NetworkLayout, Orderer, Peer
+from fabric_network.layout import HOST, Layout, NetworkLayout, Orderer, Peer
 from ledger_client.channel_update import ORG_POLICY_ROLES
 
 # Short batches for local use: a ledger phase waits up to this long for its block.
@@ -152,14 +152,14 @@ def orderer_env(layout: NetworkLayout, o: Orderer) -> dict[str, str]:
     }
 
 
-def peer_env(layout: NetworkLayout, p: Peer, builder: Path) -> dict[str, str]:
+def peer_env(layout: Layout, p: Peer, builder: Path) -> dict[str, str]:
     tls = layout.peer_dir(p.org) / "tls"
     return {
         "CORE_PEER_ID": f"{p.name}.{p.org}",
         "CORE_PEER_LISTENADDRESS": p.address,
         "CORE_PEER_ADDRESS": p.address,
-        "CORE_PEER_CHAINCODELISTENADDRESS": f"{HOST}:{p.chaincode_port}",
-        "CORE_PEER_CHAINCODEADDRESS": f"{HOST}:{p.chaincode_port}",
+        "CORE_PEER_CHAINCODELISTENADDRESS": f"{p.host}:{p.chaincode_port}",
+        "CORE_PEER_CHAINCODEADDRESS": f"{p.host}:{p.chaincode_port}",
         "CORE_PEER_GOSSIP_BOOTSTRAP": p.address,
         "CORE_PEER_GOSSIP_EXTERNALENDPOINT": p.address,
         "CORE_PEER_LOCALMSPID": p.org,
@@ -169,7 +169,7 @@ def peer_env(layout: NetworkLayout, p: Peer, builder: Path) -> dict[str, str]:
         "CORE_PEER_TLS_KEY_FILE": str(tls / "server.key"),
         "CORE_PEER_TLS_ROOTCERT_FILE": str(tls / "ca.crt"),
         "CORE_PEER_FILESYSTEMPATH": str(layout.data(f"{p.org}-{p.name}")),
-        "CORE_OPERATIONS_LISTENADDRESS": f"{HOST}:{p.operations_port}",
+        "CORE_OPERATIONS_LISTENADDRESS": f"{p.host}:{p.operations_port}",
         "CORE_METRICS_PROVIDER": "disabled",
         # No Docker: chaincode runs as a service, reached through the external builder.
         "CORE_VM_ENDPOINT": "",
@@ -179,7 +179,7 @@ def peer_env(layout: NetworkLayout, p: Peer, builder: Path) -> dict[str, str]:
     }
 
 
-def admin_env(layout: NetworkLayout, org: str, config_dir: Path) -> dict[str, str]:
+def admin_env(layout: Layout, org: str, config_dir: Path) -> dict[str, str]:
     """What the ``peer`` CLI needs to act as ``org``'s admin against its peer."""
     p = layout.peer(org)
     return {

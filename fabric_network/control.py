@@ -22,7 +22,7 @@ from typing import Any
 
 from fabric_network import lifecycle, processes
 from fabric_network.configs import orderer_env, peer_env, write_configtx
-from fabric_network.layout import NetworkLayout
+from fabric_network.layout import AnyLayout, NetworkLayout, Peer
 from fedspec.errors import ErrorCode, FedspecError
 from fedspec.fileio import write_atomic
 from ledger_client.backends import LedgerConfig, open_ledger
@@ -145,8 +145,8 @@ def network_up(layout: NetworkLayout, *, progress: Progress = lambda _: None) ->
         else:
             progress("restarting the network's processes on their existing ledgers")
             _start_orderers(layout, bins)
-            _start_peers(layout, bins)
-            _start_chaincode(layout, _read_state(layout)["package_ids"])
+            start_peers(layout, bins)
+            start_chaincode(layout, _read_state(layout)["package_ids"])
             _wait_all(layout)
     except BaseException as exc:
         processes.stop_all(layout.run_dir)
@@ -174,7 +174,7 @@ def create_channel(layout: NetworkLayout, channel: str) -> None:
         for o in ch.orderers:
             lifecycle.orderer_join(ch, bins / "bin", o.name)
         for org in ch.orgs:
-            lifecycle.peer_join(ch, bins / "bin", config, org)
+            lifecycle.peer_join(ch, bins / "bin", config, org, ch.genesis_block)
         for org in ch.orgs:
             lifecycle.approve(ch, bins / "bin", config, org, state["package_ids"][org])
         lifecycle.commit(ch, bins / "bin", config)
@@ -200,15 +200,15 @@ def _create(layout: NetworkLayout, bins: Path, progress: Progress) -> None:
     for o in layout.orderers:
         lifecycle.orderer_join(layout, bins / "bin", o.name)
     progress("starting peers")
-    _start_peers(layout, bins)
+    start_peers(layout, bins)
     for org in layout.orgs:
-        lifecycle.peer_join(layout, bins / "bin", config, org)
+        lifecycle.peer_join(layout, bins / "bin", config, org, layout.genesis_block)
     progress("installing the fedspec chaincode as a service")
     package_ids = {}
     for org in layout.orgs:
         pkg, package_ids[org] = lifecycle.package(layout, org, layout.run_dir / "packages")
         lifecycle.install(layout, bins / "bin", config, org, pkg)
-    _start_chaincode(layout, package_ids)
+    start_chaincode(layout, package_ids)
     for org in layout.orgs:
         lifecycle.approve(layout, bins / "bin", config, org, package_ids[org])
     lifecycle.commit(layout, bins / "bin", config)
@@ -241,16 +241,16 @@ def start_process(layout: NetworkLayout, name: str) -> None:
     if name.startswith("orderer"):
         _start_orderers(layout, bins, only=name)
     elif name.startswith("peer0."):
-        _start_peers(layout, bins, only=name.removeprefix("peer0."))
+        start_peers(layout, bins, only=name.removeprefix("peer0."))
     elif name.startswith("chaincode."):
         org = name.removeprefix("chaincode.")
-        _start_chaincode(layout, {org: state["package_ids"][org]}, only=org)
+        start_chaincode(layout, {org: state["package_ids"][org]}, only=org)
     else:
         raise NetworkError(f"no process {name!r} in this network")
 
 
 def _start_orderers(layout: NetworkLayout, bins: Path, only: str = "") -> None:
-    config = layout.run_dir / "config"
+    config = layout.config_dir
     for o in layout.orderers:
         if only and o.name != only:
             continue
@@ -269,8 +269,7 @@ def _start_orderers(layout: NetworkLayout, bins: Path, only: str = "") -> None:
         )
 
 
-def _start_peers(layout: NetworkLayout, bins: Path, only: str = "") -> None:
-    config = layout.run_dir / "config"
+def start_peers(layout: AnyLayout, bins: Path, only: str = "") -> None:
     for p in layout.peers:
         if only and p.org != only:
             continue
@@ -279,23 +278,23 @@ def _start_peers(layout: NetworkLayout, bins: Path, only: str = "") -> None:
             layout.run_dir,
             name,
             [str(bins / "bin" / "peer"), "node", "start"],
-            {**peer_env(layout, p, bins / "builder"), "FABRIC_CFG_PATH": str(config)},
+            {**peer_env(layout, p, bins / "builder"), "FABRIC_CFG_PATH": str(layout.config_dir)},
         )
         processes.wait_for(
             name,
-            functools.partial(_peer_ready, p.operations_port, p.port),
+            functools.partial(_peer_ready, p),
             timeout=START_TIMEOUT_S,
             pid=pid,
             log=layout.logs / f"{name}.log",
         )
 
 
-def _peer_ready(operations_port: int, port: int) -> bool:
+def _peer_ready(p: Peer) -> bool:
     # /healthz answers before the peer's own gRPC port is open: wait for both.
-    return processes.healthy(operations_port) and processes.port_in_use(port)
+    return processes.healthy(p.operations_port, p.host) and processes.port_in_use(p.port, p.host)
 
 
-def _start_chaincode(layout: NetworkLayout, package_ids: dict[str, str], only: str = "") -> None:
+def start_chaincode(layout: AnyLayout, package_ids: dict[str, str], only: str = "") -> None:
     for p in layout.peers:
         if only and p.org != only:
             continue
@@ -308,7 +307,7 @@ def _start_chaincode(layout: NetworkLayout, package_ids: dict[str, str], only: s
         )
         processes.wait_for(
             name,
-            functools.partial(processes.port_in_use, p.chaincode_server_port),
+            functools.partial(processes.port_in_use, p.chaincode_server_port, p.host),
             timeout=START_TIMEOUT_S,
             pid=pid,
             log=layout.logs / f"{name}.log",
@@ -316,19 +315,23 @@ def _start_chaincode(layout: NetworkLayout, package_ids: dict[str, str], only: s
 
 
 def _wait_all(layout: NetworkLayout) -> None:
-    """Ready means every peer's Gateway can *endorse* a chaincode call: that needs the other
-    organizations' peers found through gossip (discovery), not just its own chaincode."""
+    wait_endorsable(layout, layout.orgs)
+
+
+def wait_endorsable(layout: AnyLayout, orgs: list[str], timeout: float = START_TIMEOUT_S) -> None:
+    """Ready means each of ``orgs``' peers' Gateway can *endorse* a chaincode call: that needs
+    the other organizations' peers found through gossip (discovery), not just its own
+    chaincode."""
 
     consortium = layout.consortium
-    deadline = time.monotonic() + START_TIMEOUT_S
-    peers = {p.org: p.address for p in layout.peers}
-    for org in layout.orgs:
+    deadline = time.monotonic() + timeout
+    for org in orgs:
         config = LedgerConfig(
             backend="fabric",
             consortium_dir=layout.consortium_dir,
             channel=layout.channel,
             chaincode=layout.chaincode,
-            fabric_peers={org: peers[org]},
+            fabric_peers={org: layout.peer(org).address},
         )
         contract = open_ledger(config, f"{org}/{consortium.org(org).admins[0]}").contract
         last: Exception | None = None

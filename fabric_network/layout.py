@@ -37,29 +37,147 @@ class Peer:
     chaincode_port: int  # the peer's own chaincode listener (unused by ccaas, but bound)
     operations_port: int
     chaincode_server_port: int  # this organization's fedspec chaincode server
+    host: str = HOST
 
     @property
     def address(self) -> str:
-        return f"{HOST}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def chaincode_address(self) -> str:
-        return f"{HOST}:{self.chaincode_server_port}"
+        return f"{self.host}:{self.chaincode_server_port}"
+
+    def ports(self) -> dict[str, int]:
+        """Every port this peer and its chaincode server bind, by what binds it."""
+        return {
+            f"{self.org} peer": self.port,
+            f"{self.org} peer chaincode": self.chaincode_port,
+            f"{self.org} peer operations": self.operations_port,
+            f"{self.org} chaincode server": self.chaincode_server_port,
+        }
+
+    @classmethod
+    def at(cls, org: str, endpoint: str, name: str = "peer0") -> Peer:
+        """``org``'s peer at ``host:port`` (what its bundle declares), its other ports next to
+        it as a network lays them out: chaincode listener +1, operations +2, chaincode
+        server +3."""
+        host, _, port_text = endpoint.rpartition(":")
+        port = int(port_text)
+        return cls(org, name, port, port + 1, port + 2, port + 3, host or HOST)
 
 
 @dataclass(frozen=True)
-class NetworkLayout:
-    """Paths and ports of one network, derived from its run directory and base port."""
+class Layout:
+    """What a network and one member's own part of it share: the consortium folder's
+    paths, and where the processes keep their files (``run_dir``)."""
 
     run_dir: Path
     consortium_dir: Path
+
+    @property
+    def consortium(self) -> Consortium:
+        return Consortium.load(self.consortium_dir)
+
+    @property
+    def peers(self) -> list[Peer]:
+        raise NotImplementedError
+
+    def peer(self, org: str) -> Peer:
+        return next(p for p in self.peers if p.org == org)
+
+    @property
+    def orderer_addresses(self) -> list[str]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ files
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.run_dir / "config"
+
+    def data(self, name: str) -> Path:
+        return self.run_dir / "data" / name
+
+    def org_dir(self, org: str) -> Path:
+        folder = (
+            "ordererOrganizations"
+            if org == self.consortium.orderer_org.name
+            else "peerOrganizations"
+        )
+        return self.consortium_dir / folder / org
+
+    def tls_ca(self, org: str) -> Path:
+        return self.org_dir(org) / "tlsca" / "tlsca-cert.pem"
+
+    @property
+    def orderer_org(self) -> str:
+        return self.consortium.orderer_org.name
+
+    def orderer_dir(self, name: str) -> Path:
+        return self.org_dir(self.orderer_org) / "orderers" / name
+
+    def peer_dir(self, org: str) -> Path:
+        return self.org_dir(org) / "peers" / "peer0"
+
+    def admin_dir(self, org: str) -> Path:
+        return self.org_dir(org) / "users" / "admin"
+
+
+@dataclass(frozen=True)
+class MemberLayout(Layout):
+    """One member organization's own processes, its peer and its chaincode server, run from
+    its own home (``fedspec node up``): its identities from its consortium folder, its peer
+    where its bundle says, the ordering service where the ordering organization's bundle
+    says."""
+
+    org: str
+    own_peer: Peer
+    orderer_endpoints: tuple[str, ...]
+    channel: str = "fedspec"
+    chaincode: str = "fedspec"
+
+    @property
+    def peers(self) -> list[Peer]:
+        return [self.own_peer]
+
+    @property
+    def orderer_addresses(self) -> list[str]:
+        return list(self.orderer_endpoints)
+
+    def ports(self) -> dict[str, int]:
+        return self.own_peer.ports()
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "node.json"
+
+
+@dataclass(frozen=True)
+class NetworkLayout(Layout):
+    """Paths and ports of one network, derived from its run directory and base port."""
+
     base_port: int = DEFAULT_BASE_PORT
     channel: str = "fedspec"
     chaincode: str = "fedspec"
 
     @property
-    def consortium(self) -> Consortium:
-        return Consortium.load(self.consortium_dir)
+    def orderer_addresses(self) -> list[str]:
+        return [o.address for o in self.orderers]
+
+    def member(self, org: str) -> MemberLayout:
+        """``org``'s own part of this network, in the network's run directory."""
+        return MemberLayout(
+            self.run_dir,
+            self.consortium_dir,
+            org,
+            self.peer(org),
+            tuple(self.orderer_addresses),
+            self.channel,
+            self.chaincode,
+        )
 
     @property
     def orgs(self) -> list[str]:
@@ -87,9 +205,6 @@ class NetworkLayout:
             for k, org in enumerate(self.orgs)
         ]
 
-    def peer(self, org: str) -> Peer:
-        return next(p for p in self.peers if p.org == org)
-
     def ports(self) -> dict[str, int]:
         """Every port the network binds, by what binds it."""
         out: dict[str, int] = {}
@@ -100,12 +215,7 @@ class NetworkLayout:
                 f"{o.name} operations": o.operations_port,
             }
         for p in self.peers:
-            out |= {
-                f"{p.org} peer": p.port,
-                f"{p.org} peer chaincode": p.chaincode_port,
-                f"{p.org} peer operations": p.operations_port,
-                f"{p.org} chaincode server": p.chaincode_server_port,
-            }
+            out |= p.ports()
         return out
 
     # ------------------------------------------------------------------ files
@@ -114,36 +224,10 @@ class NetworkLayout:
         return self.run_dir / "network.json"
 
     @property
-    def logs(self) -> Path:
-        return self.run_dir / "logs"
-
-    def data(self, name: str) -> Path:
-        return self.run_dir / "data" / name
-
-    @property
     def genesis_block(self) -> Path:
         return self.run_dir / f"{self.channel}.block"
 
-    def org_dir(self, org: str) -> Path:
-        folder = (
-            "ordererOrganizations"
-            if org == self.consortium.orderer_org.name
-            else "peerOrganizations"
-        )
-        return self.consortium_dir / folder / org
 
-    def tls_ca(self, org: str) -> Path:
-        return self.org_dir(org) / "tlsca" / "tlsca-cert.pem"
-
-    @property
-    def orderer_org(self) -> str:
-        return self.consortium.orderer_org.name
-
-    def orderer_dir(self, name: str) -> Path:
-        return self.org_dir(self.orderer_org) / "orderers" / name
-
-    def peer_dir(self, org: str) -> Path:
-        return self.org_dir(org) / "peers" / "peer0"
-
-    def admin_dir(self, org: str) -> Path:
-        return self.org_dir(org) / "users" / "admin"
+# The functions that run a member's steps take either: a network's (all members, from one
+# folder) or one member's own part (``fedspec node up``).
+AnyLayout = NetworkLayout | MemberLayout

@@ -13,9 +13,10 @@ import tarfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from fabric_network.configs import ENDORSEMENT_POLICY, PROFILE, admin_env
-from fabric_network.layout import NetworkLayout
+from fabric_network.layout import AnyLayout, NetworkLayout
 
 CHAINCODE_VERSION = "1.0"
 SEQUENCE = "1"
@@ -108,14 +109,49 @@ def orderer_join(layout: NetworkLayout, bin_dir: Path, name: str) -> None:
     _osnadmin(layout, bin_dir, name, "join", "--config-block", str(layout.genesis_block))
 
 
-def peer_join(layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str) -> None:
+def peer_join(layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str, block: Path) -> None:
+    """``org``'s peer joins the channel from ``block``: the genesis block the network created,
+    or the channel's first block a member voted in later fetched from the ordering service."""
     run_tool(
-        [str(bin_dir / "peer"), "channel", "join", "-b", str(layout.genesis_block)],
+        [str(bin_dir / "peer"), "channel", "join", "-b", str(block)],
         admin_env(layout, org, config_dir),
     )
 
 
-def package(layout: NetworkLayout, org: str, directory: Path) -> tuple[Path, str]:
+def fetch_block(
+    layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str, which: str, out: Path
+) -> Path:
+    """``peer channel fetch WHICH`` (``oldest``, ``newest``, ``config`` or a number) from the
+    ordering service, as ``org``'s admin (a channel reader): no peer needed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_tool(
+        [
+            str(bin_dir / "peer"),
+            "channel",
+            "fetch",
+            which,
+            str(out),
+            "-c",
+            layout.channel,
+            *_orderer_args(layout),
+        ],
+        admin_env(layout, org, config_dir),
+        timeout=60,
+    )
+    return out
+
+
+def _orderer_args(layout: AnyLayout) -> list[str]:
+    return [
+        "-o",
+        layout.orderer_addresses[0],
+        "--tls",
+        "--cafile",
+        str(layout.tls_ca(layout.orderer_org)),
+    ]
+
+
+def package(layout: AnyLayout, org: str, directory: Path) -> tuple[Path, str]:
     """A chaincode-as-a-service package pointing at ``org``'s chaincode server; its id."""
     label = f"{layout.chaincode}_{CHAINCODE_VERSION}"
     connection = json.dumps(
@@ -146,44 +182,50 @@ def _tar(files: Mapping[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def install(layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str, pkg: Path) -> None:
+def install(layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str, pkg: Path) -> None:
     run_tool(
         [str(bin_dir / "peer"), "lifecycle", "chaincode", "install", str(pkg)],
         admin_env(layout, org, config_dir),
     )
 
 
-def _definition(layout: NetworkLayout) -> list[str]:
-    orderer = layout.orderers[0]
+def _definition(
+    layout: AnyLayout, version: str = CHAINCODE_VERSION, sequence: str = SEQUENCE
+) -> list[str]:
     return [
-        "-o",
-        orderer.address,
-        "--tls",
-        "--cafile",
-        str(layout.tls_ca(layout.orderer_org)),
+        *_orderer_args(layout),
         "--channelID",
         layout.channel,
         "--name",
         layout.chaincode,
         "--version",
-        CHAINCODE_VERSION,
+        version,
         "--sequence",
-        SEQUENCE,
+        sequence,
         "--channel-config-policy",
         ENDORSEMENT_POLICY,
     ]
 
 
 def approve(
-    layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str, package_id: str
+    layout: AnyLayout,
+    bin_dir: Path,
+    config_dir: Path,
+    org: str,
+    package_id: str,
+    *,
+    version: str = CHAINCODE_VERSION,
+    sequence: str = SEQUENCE,
 ) -> None:
+    """``org`` approves the chaincode definition (the network's, or, for a member joining
+    later, the committed one's ``version`` and ``sequence``) with its own package."""
     run_tool(
         [
             str(bin_dir / "peer"),
             "lifecycle",
             "chaincode",
             "approveformyorg",
-            *_definition(layout),
+            *_definition(layout, version, sequence),
             "--package-id",
             package_id,
         ],
@@ -201,8 +243,32 @@ def commit(layout: NetworkLayout, bin_dir: Path, config_dir: Path) -> None:
     )
 
 
+def committed_definition(
+    layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str
+) -> dict[str, Any]:
+    """The channel's committed definition of the chaincode (``version``, ``sequence``,
+    ``validation_parameter``, ``approvals``, …) as ``org``'s peer holds it."""
+    out = run_tool(
+        [
+            str(bin_dir / "peer"),
+            "lifecycle",
+            "chaincode",
+            "querycommitted",
+            "-C",
+            layout.channel,
+            "-n",
+            layout.chaincode,
+            "-O",
+            "json",
+        ],
+        admin_env(layout, org, config_dir),
+    )
+    doc: dict[str, Any] = json.loads(out[out.index("{") : out.rindex("}") + 1])
+    return doc
+
+
 def chaincode_query(
-    layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str, function: str, *args: str
+    layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str, function: str, *args: str
 ) -> str:
     """``peer chaincode query`` as ``org``'s admin against its own peer: what an operator
     sees without fedspec's client."""
@@ -224,7 +290,7 @@ def chaincode_query(
     return out.strip().splitlines()[-1]
 
 
-def peer_height(layout: NetworkLayout, bin_dir: Path, config_dir: Path, org: str) -> int:
+def peer_height(layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str) -> int:
     out = run_tool(
         [str(bin_dir / "peer"), "channel", "getinfo", "-c", layout.channel],
         admin_env(layout, org, config_dir),

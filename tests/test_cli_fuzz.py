@@ -32,6 +32,7 @@ EXCLUDED = {
     ("demo",),
     ("network", "up"),
     ("network", "down"),
+    ("node", "up"),
     ("round", "run"),
     ("round", "node"),
     ("model", "predict"),

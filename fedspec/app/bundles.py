@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from chaincode.membership import bundle_fingerprint
-from fedspec.app.orgs import MEMBER, ORDERING, check_host, check_org_name, read_org
+from fedspec.app.orgs import MEMBER, ORDERING, OrgRecord, check_host, check_org_name, read_org
 from fedspec.app.pki import ROLE_FOLDER, SERVER_ROLES
 from fedspec.errors import ConsortiumError
 from fedspec.fileio import write_atomic
@@ -95,6 +95,12 @@ def export_bundle(consortium_dir: Path) -> Bundle:
         raise ConsortiumError(
             f"{consortium_dir} holds no organization of its own; run `fedspec org init ORG` first"
         )
+    return org_bundle(consortium_dir, record)
+
+
+def org_bundle(consortium_dir: Path, record: OrgRecord) -> Bundle:
+    """The bundle of ``record``'s organization, from its certificates in ``consortium_dir``
+    (its own home, or a folder that holds several, as the one-machine shortcut's does)."""
     org_dir = Path(consortium_dir) / record.folder / record.name
     try:
         identities = []

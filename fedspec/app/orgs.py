@@ -29,6 +29,8 @@ ORG_FILE = "org.json"
 ORG_FORMAT = "fedspec-org-v1"
 MEMBER, ORDERING = "member", "ordering"
 PEER_PORT, ORDERER_PORT = 7051, 7050
+# A peer binds its port and the next three; nine orderers bind up to port + 82.
+MIN_PORT, MAX_PORT = 1024, 65400
 
 
 @dataclass(frozen=True)
@@ -80,17 +82,23 @@ def init_org(
     nodes: int = 2,
     host: str = "127.0.0.1",
     orderers: int = 0,
+    port: int | None = None,
 ) -> OrgRecord:
     """Create organization ``name``'s CAs and identities under ``consortium_dir``.
 
     ``orderers > 0`` makes an ordering organization (orderers and an admin, no peer, no
-    nodes). Refuses a folder that already holds an organization or a founded consortium;
-    a refused or interrupted call leaves the folder as it was.
+    nodes). ``port`` is where its peer will listen (its chaincode listener, operations
+    endpoint and chaincode server on the next three ports), or its first orderer (the next
+    ones 10 apart); the bundle declares these endpoints. Refuses a folder that already holds
+    an organization or a founded consortium; a refused or interrupted call leaves the folder
+    as it was.
     """
     check_org_name(name)
     check_host(host)
     if not 0 <= orderers <= 9:
         raise ConsortiumError("--orderers must be between 0 and 9")
+    if port is not None and not MIN_PORT <= port <= MAX_PORT:
+        raise ConsortiumError(f"--port must be between {MIN_PORT} and {MAX_PORT}")
     if orderers == 0 and not 1 <= nodes <= 64:
         raise ConsortiumError("--nodes must be between 1 and 64")
     consortium_dir = Path(consortium_dir)
@@ -108,7 +116,7 @@ def init_org(
             ORDERING,
             host,
             {"admin": ["admin"], "orderer": [f"orderer{i}" for i in range(orderers)]},
-            {f"orderer{i}": f"{host}:{ORDERER_PORT + 10 * i}" for i in range(orderers)},
+            {f"orderer{i}": f"{host}:{(port or ORDERER_PORT) + 10 * i}" for i in range(orderers)},
         )
     else:
         record = OrgRecord(
@@ -116,7 +124,7 @@ def init_org(
             MEMBER,
             host,
             {"admin": ["admin"], "peer": ["peer0"], "client": [f"node{i}" for i in range(nodes)]},
-            {"peer0": f"{host}:{PEER_PORT}"},
+            {"peer0": f"{host}:{port or PEER_PORT}"},
         )
     org_dir = consortium_dir / record.folder / name
     if org_dir.exists():

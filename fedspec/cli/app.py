@@ -26,6 +26,7 @@ from fedspec.cli import data as data_cmd
 from fedspec.cli import ledger as ledger_cmd
 from fedspec.cli import model as model_cmd
 from fedspec.cli import network as network_cmd
+from fedspec.cli import node as node_cmd
 from fedspec.cli import org as org_cmd
 from fedspec.cli import profile as profile_cmd
 from fedspec.cli import round as round_cmd
@@ -49,6 +50,7 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(ledger_cmd.app, name="ledger")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(network_cmd.app, name="network")
+app.add_typer(node_cmd.app, name="node")
 app.add_typer(org_cmd.app, name="org")
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(round_cmd.app, name="round")

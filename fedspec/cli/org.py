@@ -37,6 +37,17 @@ def init(
             help="Make an ordering organization with this many orderers (no peer, no nodes)",
         ),
     ] = 0,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=1024,
+            max=65400,
+            help="Port its peer will listen on (its chaincode listener, operations endpoint and "
+            "chaincode server on the next three), or its first orderer (the others 10 apart)",
+            show_default="7051 for a peer, 7050 for orderers",
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Create ORG's CA, TLS CA, admin, peer and nodes in this home; keys never leave it."""
@@ -45,7 +56,7 @@ def init(
 
     state: State = ctx.obj
     folder = state.settings.ledger.consortium_dir
-    record = init_org(folder, org, nodes=nodes, host=host, orderers=orderers)
+    record = init_org(folder, org, nodes=nodes, host=host, orderers=orderers, port=port)
     if json_out:
         emit_json({"path": str(folder), **record.to_json()})
         return

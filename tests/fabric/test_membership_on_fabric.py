@@ -10,19 +10,35 @@ channel's configuration is read back with Fabric's own ``peer channel fetch conf
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fabric_protos.peer import policy_pb2
 
-from fabric_network import NetworkLayout, lifecycle, network_down, network_up
+from fabric_network import (
+    MemberLayout,
+    NetworkLayout,
+    lifecycle,
+    network_down,
+    network_status,
+    network_up,
+    node_down,
+    processes,
+)
 from fabric_network.configs import ENDORSEMENT_POLICY, admin_env
-from fedspec.app.bundles import export_bundle, write_bundle
-from fedspec.app.consortium import init_consortium
+from fedspec.app.bootstrap import join_ledger
+from fedspec.app.bundles import export_bundle, load_bundle, write_bundle
+from fedspec.app.consortium import create_consortium, init_consortium
 from fedspec.app.membership import (
     Voted,
     apply_change,
@@ -30,13 +46,21 @@ from fedspec.app.membership import (
     propose_removal,
     vote_member,
 )
+from fedspec.app.node import member_layout
 from fedspec.app.orgs import init_org
 from fedspec.app.settings import Settings
 from fedspec.errors import ErrorCode
 from ledger_client import LedgerError, close_services, open_ledger
 from ledger_client.channel_update import ORG_POLICY_ROLES, FabricChannelConfig, msp_of
 from ledger_client.errors import StaleChannelUpdateError
-from tests.fabric_support import fabric_binaries_or_skip, free_base_port, new_channel
+from ledger_client.inspect import describe_block
+from tests.fabric_support import (
+    fabric_binaries_or_skip,
+    free_base_port,
+    free_port_block,
+    network_bundles,
+    new_channel,
+)
 from tests.member_homes import private_key_files
 
 pytestmark = [pytest.mark.fabric, pytest.mark.integration, pytest.mark.slow]
@@ -49,6 +73,7 @@ class Network:
     layout: NetworkLayout
     bins: Path
     org5_bundle: Path
+    org5_keys: Path  # org5's consortium folder after `org init`: its keys, nothing else
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +82,16 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     root = tmp_path_factory.mktemp("fabric-membership")
     consortium = init_consortium(ORGS, root / "operator" / "consortium", nodes_per_org=1)
     # The fifth organization: its own keys in its own home, only its bundle leaves it.
+    # Its peer's port is in its bundle (the channel's anchor peer): a free one, for the test
+    # that starts that peer.
     org5 = root / "org5" / "consortium"
-    init_org(org5, "org5", nodes=1)
+    init_org(org5, "org5", nodes=1, port=free_port_block())
     write_bundle(export_bundle(org5), root / "org5.bundle")
     layout = NetworkLayout(root / "operator" / "network", consortium, base_port=free_base_port())
     close_services()
     try:
         network_up(layout)
-        yield Network(layout, bins, root / "org5.bundle")
+        yield Network(layout, bins, root / "org5.bundle", org5)
     finally:
         close_services()
         network_down(layout)
@@ -172,23 +199,10 @@ def test_a_fifth_organization_is_voted_into_the_channel_configuration(channel: C
         )
 
     # The chaincode's endorsement policy is the channel's: nothing to redefine for org5.
-    layout = channel.network.layout
-    out = lifecycle.run_tool(
-        [
-            str(channel.network.bins / "bin" / "peer"),
-            "lifecycle",
-            "chaincode",
-            "querycommitted",
-            "-C",
-            channel.name,
-            "-n",
-            layout.chaincode,
-            "-O",
-            "json",
-        ],
-        admin_env(layout, "org1", layout.run_dir / "config"),
+    layout = dataclasses.replace(channel.network.layout, channel=channel.name)
+    definition = lifecycle.committed_definition(
+        layout, channel.network.bins / "bin", layout.config_dir, "org1"
     )
-    definition = json.loads(out[out.index("{") : out.rindex("}") + 1])
     parameter = definition.get("validation_parameter") or definition["validationParameter"]
     policy = policy_pb2.ApplicationPolicy.FromString(base64.b64decode(parameter))
     assert policy.channel_config_policy_reference == ENDORSEMENT_POLICY
@@ -231,3 +245,139 @@ def test_a_removal_applies_and_a_proposal_it_made_stale_is_proposed_again(
     added = _vote(channel, "org1", "org5")  # 2 of the 3 remaining members
     assert added.vote.status == "approved" and added.config_block is not None
     assert sorted(channel.fetched_config("org2").organizations) == ["org1", "org2", "org3", "org5"]
+
+
+def _fedspec(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The `fedspec` command in ``home``, as the member would type it."""
+    env = {k: v for k, v in os.environ.items() if k not in HOME_SETTINGS}
+    return subprocess.run(
+        [sys.executable, "-m", "fedspec.cli", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+HOME_SETTINGS = (
+    "FEDSPEC_HOME",
+    "FEDSPEC_LEDGER",
+    "FEDSPEC_LEDGER_PATH",
+    "FEDSPEC_CONSORTIUM",
+    "FEDSPEC_FABRIC_PEERS",
+)
+
+
+def _org5_home(channel: Channel) -> Path:
+    """org5's own home: its keys (`org init`), and the consortium it founds from the members'
+    and the ordering organization's public bundles (`consortium create`), nothing else."""
+    net = channel.network
+    home = channel.homes / "org5"
+    shutil.copytree(net.org5_keys, home / "consortium")
+    bundles = network_bundles(net.layout)
+    create_consortium(
+        home / "consortium",
+        [
+            *(bundles[o] for o in ORGS),
+            load_bundle(net.org5_bundle),
+            bundles[net.layout.orderer_org],
+        ],
+    )
+    (home / "fedspec.toml").write_text(f'[ledger]\nchannel = "{channel.name}"\n')
+    assert {k.relative_to(home).parts[2] for k in private_key_files(home)} == {"org5"}
+    return home
+
+
+def _heights(channel: Channel, member: MemberLayout, wait_s: float = 30) -> tuple[int, int]:
+    """org5's peer's height and org1's, once they agree (or after ``wait_s``)."""
+    tools = channel.network.bins / "bin"
+    founders = dataclasses.replace(channel.network.layout, channel=channel.name)
+    deadline = time.monotonic() + wait_s
+    while True:
+        mine = lifecycle.peer_height(member, tools, member.config_dir, "org5")
+        theirs = lifecycle.peer_height(founders, tools, founders.config_dir, "org1")
+        if mine == theirs or time.monotonic() > deadline:
+            return mine, theirs
+        time.sleep(0.5)
+
+
+def _node_registers_itself(home: Path, member: MemberLayout) -> dict[str, Any]:
+    """org5's node registers itself (`ledger join`) through org5's own peer (the home's
+    settings find it in `<home>/node`); its committed transaction."""
+    settings = Settings.load(home, env={"FEDSPEC_LEDGER": "fabric"})
+    assert settings.ledger.fabric_peers == {"org5": member.own_peer.address}
+    joined = join_ledger(settings)
+    assert joined.nodes == ["org5/node0"]
+    reader = open_ledger(settings.ledger, "org5/admin")
+    (tx,) = describe_block(reader.block(joined.height - 1))["transactions"]
+    assert (tx["function"], tx["creator"], tx["code"]) == ("RegisterNode", "org5/node0", "VALID")
+    return dict(tx)
+
+
+def test_the_new_member_runs_its_own_peer_from_its_own_home(channel: Channel) -> None:
+    """After the vote, org5 starts its peer and chaincode server from its own home (its own
+    keys; the others' certificates and endpoints from their public bundles): the peer joins
+    and catches up, its chaincode answers, and org5's node registers itself through it with
+    org5's peer among the endorsers. `node down` stops exactly org5's processes; `node up`
+    again restarts them on their ledger, which catches up with what it missed."""
+    net = channel.network
+    home = _org5_home(channel)
+    node_dir = home / "node"
+
+    # Not voted in yet: one line, and nothing left running or half-made.
+    early = _fedspec(home, "node", "up")
+    assert early.returncode == 2, early.stderr
+    assert early.stderr.strip().count("\n") == 0, early.stderr
+    assert "NODE_NOT_IN_CHANNEL" in early.stderr and "vote" in early.stderr
+    assert not processes.recorded(node_dir) and not (node_dir / "data").exists()
+
+    propose_member(channel.settings("org1"), net.org5_bundle, None)
+    for org in ("org1", "org2", "org3"):
+        voted = _vote(channel, org, "org5")
+    assert voted.config_block is not None
+
+    member = member_layout(Settings.load(home, env={}))
+    try:
+        up = _fedspec(home, "node", "up", "--json")
+        assert up.returncode == 0, up.stderr
+        status = json.loads(up.stdout)
+        assert status["state"] == "ready" and status["peer"] == member.own_peer.address
+        assert status["processes"] == {"peer0.org5": True, "chaincode.org5": True}
+        pids = processes.recorded(node_dir)
+        assert sorted(pids) == ["chaincode.org5", "peer0.org5"]
+
+        # Caught up: org5's peer holds what a founder's peer holds.
+        tools = net.bins / "bin"
+        mine, theirs = _heights(channel, member)
+        assert mine == theirs
+
+        # The chaincode on org5's peer answers its admin.
+        answer = lifecycle.chaincode_query(
+            member, tools, member.config_dir, "org5", "GetMemberChange", "org5"
+        )
+        assert json.loads(answer)["status"] == "approved"
+
+        # The home's commands now go through org5's own peer.
+        tx = _node_registers_itself(home, member)
+        endorsers = {e.partition("/")[0] for e in tx["endorsers"]}
+        assert "org5" in endorsers and len(endorsers) >= 3, tx["endorsers"]
+
+        down = _fedspec(home, "node", "down", "--json")
+        assert down.returncode == 0, down.stderr
+        assert sorted(json.loads(down.stdout)["stopped"]) == ["chaincode.org5", "peer0.org5"]
+        assert not any(processes.alive(pid) for pid in pids.values())
+        assert network_status(net.layout).state == "ready"  # the founders' processes run on
+        assert json.loads(_fedspec(home, "node", "status", "--json").stdout)["state"] == "stopped"
+
+        # Up again: the same peer ledger and package, caught up with what it missed.
+        propose_removal(channel.settings("org2"), "org4", None)
+        again = _fedspec(home, "node", "up", "--json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["package_id"] == status["package_id"]
+        mine, theirs = _heights(channel, member)
+        assert mine == theirs
+        assert sorted(node_down(member)) == ["chaincode.org5", "peer0.org5"]
+    finally:
+        close_services()
+        node_down(member)

@@ -1,0 +1,145 @@
+"""`fedspec node`: a member's own peer and chaincode server, from its own home.
+
+What needs no Fabric network: where the peer listens comes from the home's `org init`
+(`--port`, in its bundle), the ordering service from the ordering organization's bundle; the
+refusals that come before anything starts are one line, exit 2, and leave nothing behind.
+Starting a peer and joining it to a channel is tested on a real network
+(tests/fabric/test_membership_on_fabric.py).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from fedspec.app.bundles import export_bundle, load_bundle, write_bundle
+from fedspec.app.consortium import create_consortium
+from fedspec.app.node import member_layout
+from fedspec.app.orgs import init_org
+from fedspec.app.settings import Settings
+from tests.fabric_support import free_port_block
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from fedspec.cli.app import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(list(argv))
+    out = capsys.readouterr()
+    return int(exited.value.code or 0), out.out, out.err
+
+
+def refused(result: tuple[int, str, str], code: str, fragment: str) -> None:
+    got, _, err = result
+    assert got == 2, (got, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"fedspec: error: {code}: "), err
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, int, int]:
+    """org1's home, founded with org2 and an ordering organization from their bundles; the
+    ports org1's peer and the orderers were given (nothing listens on either)."""
+    for name in ("FEDSPEC_HOME", "FEDSPEC_LEDGER", "FEDSPEC_CONSORTIUM", "FEDSPEC_FABRIC_PEERS"):
+        monkeypatch.delenv(name, raising=False)
+    peer_port, orderer_port = free_port_block(), free_port_block(30)
+    init_org(tmp_path / "org1" / "consortium", "org1", nodes=1, port=peer_port)
+    init_org(tmp_path / "org2" / "consortium", "org2", nodes=1)
+    init_org(tmp_path / "ordering" / "consortium", "ordering", orderers=2, port=orderer_port)
+    for org in ("org1", "org2", "ordering"):
+        write_bundle(export_bundle(tmp_path / org / "consortium"), tmp_path / f"{org}.bundle")
+    bundles = [load_bundle(tmp_path / f"{o}.bundle") for o in ("org1", "org2", "ordering")]
+    create_consortium(tmp_path / "org1" / "consortium", bundles)
+    return tmp_path / "org1", peer_port, orderer_port
+
+
+def test_the_member_layout_comes_from_the_home_and_the_bundles(
+    homes: tuple[Path, int, int],
+) -> None:
+    home, peer_port, orderer_port = homes
+    member = member_layout(Settings.load(home, env={}))
+    assert member.org == "org1" and member.run_dir == home / "node"
+    assert member.own_peer.address == f"127.0.0.1:{peer_port}"
+    assert member.ports() == {
+        "org1 peer": peer_port,
+        "org1 peer chaincode": peer_port + 1,
+        "org1 peer operations": peer_port + 2,
+        "org1 chaincode server": peer_port + 3,
+    }
+    assert member.orderer_addresses == [
+        f"127.0.0.1:{orderer_port}",
+        f"127.0.0.1:{orderer_port + 10}",
+    ]
+    # Its own keys, the ordering organization's TLS CA (a certificate only).
+    assert (member.admin_dir("org1") / "msp" / "keystore" / "priv_sk").exists()
+    assert b"PRIVATE KEY" not in member.tls_ca("ordering").read_bytes()
+
+
+def test_no_ordering_service_is_refused_before_anything_starts(
+    homes: tuple[Path, int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = homes[0]
+    refused(run(capsys, "--home", str(home), "node", "up"), "NODE_FAILED", "no orderer")
+    assert not (home / "node").exists()
+    code, out, _ = run(capsys, "--home", str(home), "node", "status", "--json")
+    assert code == 0 and json.loads(out)["state"] == "absent"
+
+
+def test_a_port_in_use_is_refused_naming_it(
+    homes: tuple[Path, int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, peer_port, _ = homes
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", peer_port + 2))
+        holder.listen()
+        refused(
+            run(capsys, "--home", str(home), "node", "up"),
+            "NODE_FAILED",
+            f"port {peer_port + 2} (org1 peer operations) is already in use",
+        )
+    assert not (home / "node").exists()
+
+
+def test_down_with_nothing_started_stops_nothing(
+    homes: tuple[Path, int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--home", str(homes[0]), "node", "down", "--json")
+    assert code == 0 and json.loads(out) == {"stopped": [], "wiped": False}
+
+
+def test_a_home_without_its_own_organization_or_consortium_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refused(
+        run(capsys, "--home", str(tmp_path / "empty"), "node", "up"),
+        "CONSORTIUM_INVALID",
+        "org init",
+    )
+    init_org(tmp_path / "lone" / "consortium", "org9", nodes=1)
+    refused(
+        run(capsys, "--home", str(tmp_path / "lone"), "node", "status"),
+        "CONSORTIUM_INVALID",
+        "consortium create",
+    )
+    init_org(tmp_path / "ord" / "consortium", "ordering", orderers=1)
+    refused(
+        run(capsys, "--home", str(tmp_path / "ord"), "node", "up"),
+        "CONSORTIUM_INVALID",
+        "ordering organization",
+    )
+
+
+def test_org_init_port_is_the_bundles_endpoint(tmp_path: Path) -> None:
+    peer = init_org(tmp_path / "a", "org1", nodes=1, port=31000)
+    assert peer.endpoints == {"peer0": "127.0.0.1:31000"}
+    orderers = init_org(tmp_path / "b", "ordering", orderers=3, port=32000)
+    assert orderers.endpoints == {
+        "orderer0": "127.0.0.1:32000",
+        "orderer1": "127.0.0.1:32010",
+        "orderer2": "127.0.0.1:32020",
+    }
+    assert export_bundle(tmp_path / "a").endpoints == {"peer0": "127.0.0.1:31000"}
