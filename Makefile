@@ -72,6 +72,8 @@ bench: install
 	$(BIN)/python -m benchmarks.specialization
 	$(BIN)/python -m benchmarks.read_paths
 	$(BIN)/python -m benchmarks.secagg
+	$(BIN)/python -m benchmarks.bagging
+	$(BIN)/python -m benchmarks.examples
 	scripts/fabric-binaries && $(BIN)/python -m benchmarks.ledger_fabric
 
 # Regenerate the lock after changing a pin in pyproject.toml.

@@ -250,7 +250,9 @@ def run_simulation(
     ``FederatedError`` becomes its ``FitFailure``), applies ``attacks`` to the chosen
     nodes' results, aggregates with :func:`aggregate_round`, and evaluates on
     ``evaluation``. A round that raises ``QuorumNotMetError`` is recorded and ends the run;
-    so does reaching ``target_accuracy``. Seeds derive from ``seed``, round and node.
+    so does reaching ``target_accuracy``. A model that cannot be evaluated (e.g.
+    ``PredictionError``: its probabilities are not finite) is kept, and its round recorded
+    with that ``error`` code and no evaluation. Seeds derive from ``seed``, round and node.
     """
     history = SimulationHistory(
         model=initial or initial_model(family, hyperparameters, seed=seed),
@@ -294,11 +296,15 @@ def run_simulation(
             )  # fmt: skip
             break
         evaluated: dict[str, float] = {}
+        evaluation_error: str | None = None
         model = aggregation.model
         if model is not None:
             history.model = model
             if evaluation is not None:
-                evaluated = evaluate_model(model, *evaluation, hyperparameters=hyperparameters)
+                try:
+                    evaluated = evaluate_model(model, *evaluation, hyperparameters=hyperparameters)
+                except FederatedError as error:  # e.g. PredictionError: NaN probabilities
+                    evaluation_error = error.code
         history.rounds.append(
             RoundRecord(
                 server_round,
@@ -307,6 +313,7 @@ def run_simulation(
                 list(aggregation.failures),
                 spends,
                 train_seconds,
+                error=evaluation_error,
                 included=aggregation.included,
             )
         )

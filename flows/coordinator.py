@@ -22,7 +22,12 @@ from federated.contribution import (
     contribution_scores,
     shapley_values,
 )
-from federated.errors import ContributionError, FederatedError, QuorumNotMetError
+from federated.errors import (
+    ContributionError,
+    FederatedError,
+    PredictionError,
+    QuorumNotMetError,
+)
 from federated.exchange import decode_update, encode_global_model, sha256_hex
 from federated.models.metrics import classification_metrics, regression_metrics
 from federated.plan import TrainingPlan
@@ -143,7 +148,11 @@ class Coordinator:
         for failure in _left_out(aggregation):
             left_out.setdefault(failure.node_id, failure)
         evaluation = self.env.evaluation_data(dict(self.plan.characteristics))
-        metrics = self._timed("evaluate", lambda: self._evaluate(model, evaluation))
+        try:
+            metrics = self._timed("evaluate", lambda: self._evaluate(model, evaluation))
+        except PredictionError as exc:  # e.g. NaN probabilities: the round has no usable model
+            self._fail(rnd, "EVALUATION_FAILED", f"{exc.code}: {exc.message}")
+            return self.report
         data = encode_global_model(model)
         digest = sha256_hex(data)
         # Registering the version (MLflow I/O) overlaps scoring contributions (CPU): neither
@@ -396,7 +405,12 @@ class Coordinator:
             if candidate.parameters == b"":  # round 0 of trees: no ensemble yet
                 metrics = _constant_predictor_metrics(self.plan, evaluation.y)
             else:
-                metrics = ProfileModel.of(self.plan, candidate).metrics(evaluation.X, evaluation.y)
+                try:
+                    metrics = ProfileModel.of(self.plan, candidate).metrics(
+                        evaluation.X, evaluation.y
+                    )
+                except PredictionError:  # a subset whose model cannot predict: no better
+                    metrics = _constant_predictor_metrics(self.plan, evaluation.y)
             value = float(metrics.get(self.plan.objective_metric, metrics.get("accuracy", 0.0)))
             return value if self.plan.objective_direction == "maximize" else -value
 

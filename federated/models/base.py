@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from federated.errors import InvalidUpdateError, NotFittedError
+from federated.errors import InvalidUpdateError, NotFittedError, PredictionError
 from federated.models.inputs import check_classes, check_labels, check_target, encode_labels
 from federated.models.metrics import classification_metrics, regression_metrics
 from federated.types import NDArray, NDArrays
@@ -160,6 +160,22 @@ class ParametricClassifier(ClassifierAdapter):
 
         Raises ``InvalidUpdateError`` for a wrong count, shape or non-finite value.
         """
+
+
+def normalized_probabilities(proba: NDArray, family: str) -> NDArray:
+    """``proba`` as float64 rows that are finite, in [0, 1] and sum to one.
+
+    Rows are clipped to [0, 1] and renormalized (rounding can leave a sum a few ulps off);
+    a row with NaN or inf, or with nothing left to normalize, raises ``PredictionError``.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or not np.isfinite(proba).all():
+        raise PredictionError(f"{family}: the model's probabilities are not finite (NaN or inf)")
+    proba = np.clip(proba, 0.0, 1.0)
+    totals = proba.sum(axis=1, keepdims=True)
+    if proba.shape[0] and not (totals > 0).all():
+        raise PredictionError(f"{family}: a row's probabilities are all zero")
+    return np.asarray(proba / totals)
 
 
 def check_parameters(

@@ -12,10 +12,21 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
+from scipy.special import log_expit, logsumexp
 from sklearn.linear_model import SGDClassifier
 
-from federated.errors import IncompatibleModelError, InvalidInputError, NotFittedError
-from federated.models.base import ParametricClassifier, check_parameters
+from federated.errors import (
+    IncompatibleModelError,
+    InvalidInputError,
+    NotFittedError,
+    PredictionError,
+    TrainingError,
+)
+from federated.models.base import (
+    ParametricClassifier,
+    check_parameters,
+    normalized_probabilities,
+)
 from federated.models.inputs import check_features, check_labels, encode_labels
 from federated.models.serialization import pack, unpack
 from federated.types import NDArray, NDArrays
@@ -98,11 +109,30 @@ class LinearModel(ParametricClassifier):
         return self
 
     def predict_proba(self, X: NDArray) -> NDArray:
-        """One-vs-rest logistic probabilities, normalized per row (scikit-learn's rule)."""
+        """One-vs-rest logistic probabilities, normalized per row (scikit-learn's rule),
+        computed in log space so large weights cannot produce NaN rows.
+
+        scikit-learn computes ``expit(z)`` per class and divides by the row's sum: once
+        every ``|z|`` is large, each ``expit`` underflows to 0 and the row becomes 0/0.
+        Here ``log expit(z)`` is normalized with log-sum-exp, which is exact for any finite
+        ``z``. Scores that are NaN (a product of infinities) raise ``PredictionError``.
+        """
         self._require_fitted("coef_")
         features = check_features(X, n_features=self.n_features_in_, family=self.family)
-        estimator = ovr_estimator(self.coef_, self.intercept_, self.classes_)
-        return np.asarray(estimator.predict_proba(features), dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = features @ self.coef_.T + self.intercept_
+        if np.isnan(scores).any():
+            raise PredictionError(
+                f"{self.family}: the decision scores are NaN (weights too large or not finite)"
+            )
+        if self.classes_.size == 2:
+            # Binary: P(class 1) = expit(z), P(class 0) = expit(-z), in log space.
+            logs = np.column_stack([log_expit(-scores[:, 0]), log_expit(scores[:, 0])])
+        else:
+            logs = log_expit(scores)
+        with np.errstate(invalid="ignore"):
+            proba = np.exp(logs - logsumexp(logs, axis=1, keepdims=True))
+        return normalized_probabilities(proba, self.family)
 
     def get_parameters(self) -> NDArrays:
         """``[coef, intercept]`` copies (float64); zeros when only declared so far."""
@@ -208,7 +238,10 @@ class LinearClassifier(LinearModel):
             order = rng.permutation(n_rows)
             for begin in range(0, n_rows, chunk):
                 rows = order[begin : begin + chunk]
-                estimator.partial_fit(features[rows], labels[rows], classes=classes)
+                try:
+                    estimator.partial_fit(features[rows], labels[rows], classes=classes)
+                except ValueError as exc:  # "Floating-point under-/overflow occurred …"
+                    raise TrainingError(f"{self.family}: SGD diverged: {exc}") from exc
                 if self.proximal_mu > 0:
                     shrink = self.learning_rate * rows.size * self.proximal_mu
                     estimator.coef_ = (estimator.coef_ + shrink * anchor[0]) / (1 + shrink)

@@ -16,7 +16,11 @@ import torch
 from torch import nn
 
 from federated.errors import IncompatibleModelError, InvalidInputError, NotFittedError
-from federated.models.base import ParametricClassifier, check_parameters
+from federated.models.base import (
+    ParametricClassifier,
+    check_parameters,
+    normalized_probabilities,
+)
 from federated.models.inputs import check_features, check_labels, encode_labels
 from federated.models.serialization import pack, unpack
 from federated.models.torch_nets import (
@@ -157,7 +161,9 @@ class TorchClassifier(ParametricClassifier):
                 torch.softmax(self.module_(features[i : i + _PREDICT_CHUNK]).double(), dim=1)
                 for i in range(0, features.shape[0], _PREDICT_CHUNK)
             ]
-        return torch.cat(chunks).numpy()
+        # softmax subtracts the row's maximum (log-sum-exp), so large finite logits give
+        # finite rows; NaN or inf logits (diverged weights) raise PredictionError.
+        return normalized_probabilities(torch.cat(chunks).numpy(), self.family)
 
     def get_parameters(self) -> NDArrays:
         """The ``state_dict`` arrays (float32), seeded initial weights if not fitted yet."""

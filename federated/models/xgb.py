@@ -22,7 +22,12 @@ import numpy as np
 import xgboost as xgb
 
 from federated.errors import IncompatibleModelError, InvalidInputError
-from federated.models.base import BaseAdapter, ClassifierAdapter, RegressorAdapter
+from federated.models.base import (
+    BaseAdapter,
+    ClassifierAdapter,
+    RegressorAdapter,
+    normalized_probabilities,
+)
 from federated.models.inputs import check_features, check_labels, check_target, encode_labels
 from federated.models.serialization import family_in, to_json_value
 from federated.types import NDArray
@@ -260,7 +265,7 @@ class XGBoostClassifier(XGBoostModel, ClassifierAdapter):
         """Class probabilities, one column per declared class."""
         raw = self._raw_predict(X)
         proba = np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else raw
-        return np.asarray(proba / proba.sum(axis=1, keepdims=True))
+        return normalized_probabilities(proba, self.family)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:

@@ -4,15 +4,17 @@ averaged.
 Each node boosts a few iterations on its own rows starting from the current global model
 and sends back only those new iterations (:func:`bagging_local_update`). The coordinator
 appends every node's iterations to the global model, in node-id order so the result does
-not depend on arrival order (:class:`XGBBagging`). The model is the only state, so a
-different coordinator next round needs nothing else.
+not depend on arrival order (:class:`XGBBagging`), with their leaf values scaled by
+1/(number of contributing nodes) so the round moves the model by the *average* of the
+nodes' steps rather than their sum. The model is the only state, so a different
+coordinator next round needs nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from federated.errors import IncompatibleModelError, InvalidInputError, InvalidUpdateError
 from federated.trees.booster_json import (
@@ -21,6 +23,7 @@ from federated.trees.booster_json import (
     load_booster,
     num_iterations,
     num_trees,
+    scale_leaves,
     signature,
     to_document,
 )
@@ -96,16 +99,45 @@ def _updates(results: Sequence[FitResult]) -> list[tuple[str, bytes]]:
     return updates
 
 
+TreeWeights = Literal["nodes", "none"]
+
+
 @dataclass(frozen=True)
 class XGBBagging:
     """Append every node's new boosting iterations to the global model.
 
     ``max_iterations_per_update`` bounds what one node can add in a round, so one node
     cannot flood the ensemble; ``accept_failures=False`` skips a round with any failure.
+
+    ``tree_weights="nodes"`` (the default) multiplies the leaf values of every tree a node
+    contributes by 1/n, n being the number of nodes aggregated this round; ``"none"``
+    appends them as they are (each node's trees at the full learning rate, which diverges
+    as nodes are added: 131 flight-destination nodes fall far below centralized training,
+    see docs/benchmarks.md).
+
+    Why scale on the coordinator rather than have nodes train at ``eta / n``: XGBoost's
+    model is additive, ``F = base + Σ_trees f_t``, and every node's trees are boosted from
+    the same global ``F`` on its own rows, so each node's trees are its own estimate
+    ``Δ_k`` of one boosting step. Appending all of them moves ``F`` by ``Σ_k Δ_k``, n steps
+    in the same direction at once (the overshoot that diverges); scaling each node's
+    leaves by 1/n moves it by the mean ``(1/n) Σ_k Δ_k``, a single step of the size the
+    learning rate intends: FedAvg of function-space updates, with trees kept whole, never
+    averaged. Dividing ``eta`` on the nodes would shrink the first tree alike but change a
+    node's later local iterations (each would refit residuals a nearly-unchanged model
+    leaves, so a node's ``local_rounds`` trees would stop being a boosting trajectory), and
+    nodes cannot know in advance how many of them will contribute (a node may fail or
+    time out): only the coordinator counts the updates it appends.
     """
 
     max_iterations_per_update: int = 64
     accept_failures: bool = True
+    tree_weights: TreeWeights = "nodes"
+
+    def __post_init__(self) -> None:
+        if self.tree_weights not in ("nodes", "none"):
+            raise InvalidInputError(
+                f"tree_weights must be 'nodes' or 'none', not {self.tree_weights!r}"
+            )
 
     def node_config(self, server_round: int) -> dict[str, Scalar]:
         """Hyper-parameters every node must train with this round (none)."""
@@ -137,7 +169,9 @@ class XGBBagging:
         # model, so every setting must match exactly.
         first_round = document is None
         appended = 0
-        for node_id, data in _updates(results):
+        updates = _updates(results)
+        weight = 1.0 / len(updates) if self.tree_weights == "nodes" else 1.0
+        for node_id, data in updates:
             update = to_document(data, node_id=node_id)
             iterations = num_iterations(update)
             if not 1 <= iterations <= self.max_iterations_per_update:
@@ -145,6 +179,8 @@ class XGBBagging:
                     f"{iterations} iterations, expected 1..{self.max_iterations_per_update}",
                     node_id=node_id,
                 )
+            if weight != 1.0:
+                scale_leaves(update, weight)
             if document is None:
                 document, appended = update, num_trees(update)
                 continue
@@ -164,6 +200,7 @@ class XGBBagging:
             "failures": len(failures),
             "trees_appended": appended,
             "num_trees": num_trees(document),
+            "tree_weight": weight,
         }
         model = GlobalModel(
             family=current.family,

@@ -97,3 +97,19 @@ def append_iterations(target: dict[str, Any], source: dict[str, Any]) -> int:
         into["iteration_indptr"].append(into["iteration_indptr"][-1] + (stop - start))
     into["gbtree_model_param"]["num_trees"] = str(len(into["trees"]))
     return int(indptr[-1])
+
+
+def scale_leaves(document: dict[str, Any], factor: float) -> None:
+    """Multiply every leaf value of every tree by ``factor`` (in place).
+
+    A leaf's output is ``split_conditions`` at a node without children (XGBoost keeps the
+    leaf value there); ``base_weights`` (every node's weight, which prediction does not read
+    for a scalar leaf but a vector leaf does) are scaled alike so the document stays
+    consistent.
+    """
+    for tree in _model(document)["trees"]:
+        tree["base_weights"] = [float(w) * factor for w in tree["base_weights"]]
+        tree["split_conditions"] = [
+            float(value) * factor if left == -1 else value
+            for value, left in zip(tree["split_conditions"], tree["left_children"], strict=True)
+        ]

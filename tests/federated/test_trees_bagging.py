@@ -59,12 +59,22 @@ def test_appended_trees_add_their_margins_to_the_global_model(toy) -> None:
         "failures": 0,
         "trees_appended": 3,
         "num_trees": 6,
+        "tree_weight": 0.5,
     }
     assert out.included == ("a", "b") and out.failures == ()
     assert _booster(merged.parameters).num_boosted_rounds() == 6
-    # base_score 0.5 is margin 0: each part's margin is the sum of its trees.
-    expected = _margin(start, X) + _margin(a, X) + _margin(b, X)
+    # base_score 0.5 is margin 0: each part's margin is the sum of its trees, and the
+    # round's trees count 1/n each (n = 2 contributing nodes): the mean of their steps.
+    expected = _margin(start, X) + (_margin(a, X) + _margin(b, X)) / 2
     np.testing.assert_allclose(_margin(merged.parameters, X), expected, rtol=1e-5, atol=1e-5)
+    plain = XGBBagging(tree_weights="none").aggregate_fit(
+        2, current, [FitResult("a", a, 300), FitResult("b", b, 300)], []
+    )
+    assert plain.model is not None and plain.metrics["tree_weight"] == 1.0
+    expected = _margin(start, X) + _margin(a, X) + _margin(b, X)
+    np.testing.assert_allclose(_margin(plain.model.parameters, X), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="tree_weights"):
+        XGBBagging(tree_weights="sum")  # type: ignore[arg-type]
 
 
 def test_multiclass_iterations_keep_one_tree_per_class(toy) -> None:
@@ -271,3 +281,49 @@ def test_bagging_on_flights_improves_over_rounds_and_beats_local_models() -> Non
     }
     assert aucs[-1] > aucs[0] + 0.01
     assert aucs[-1] > max(local.values()) + 0.01
+
+
+def _bagged(parts, X, y, params, *, rounds: int, tree_weights: str) -> bytes:
+    strategy = XGBBagging(tree_weights=tree_weights)  # type: ignore[arg-type]
+    current = GlobalModel("xgboost-classifier", b"")
+    for server_round in range(1, rounds + 1):
+        start = current.parameters
+        assert isinstance(start, bytes)
+        results = [
+            FitResult(
+                node, bagging_local_update(start, X[rows], y[rows], params, local_rounds=1), 1
+            )
+            for node, rows in parts.items()
+        ]
+        merged = strategy.aggregate_fit(server_round, current, results, []).model
+        assert merged is not None
+        current = merged
+    assert isinstance(current.parameters, bytes)
+    return current.parameters
+
+
+def test_scaled_bagging_with_many_nodes_stays_near_centralized() -> None:
+    """~90 nodes, one per destination airport: each node's trees count 1/n, so the bagged
+    model stays close to centralized training; appended at full weight, the n steps add up
+    and overshoot (probabilities saturate at 0 or 1). Figures: docs/benchmarks.md."""
+    from sklearn.metrics import log_loss
+
+    data = load_flights(sample_size=4_000, seed=0, at_departure=True)
+    pool_rows, test_rows = holdout_split(data, test_fraction=0.25, seed=0)
+    X, y = data.X[pool_rows], data.y[pool_rows]
+    parts = partition_natural(data.keys["dest"][pool_rows])
+    assert len(parts) >= 80
+    params = {**PARAMS, "max_depth": 2, "base_score": 0.5}
+    rounds = 3
+    dtest = xgb.DMatrix(data.X[test_rows])
+    y_test = data.y[test_rows]
+
+    def scores(booster: xgb.Booster) -> tuple[float, float]:
+        proba = booster.predict(dtest).astype(np.float64)
+        return roc_auc_score(y_test, proba), log_loss(y_test, proba, labels=[0, 1])
+
+    central = scores(xgb.train(params, xgb.DMatrix(X, y), num_boost_round=rounds))
+    scaled = scores(_booster(_bagged(parts, X, y, params, rounds=rounds, tree_weights="nodes")))
+    unscaled = scores(_booster(_bagged(parts, X, y, params, rounds=rounds, tree_weights="none")))
+    assert scaled[0] > central[0] - 0.03
+    assert unscaled[1] > scaled[1] + 0.5  # far worse: saturated, confidently wrong

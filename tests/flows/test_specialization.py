@@ -119,7 +119,11 @@ def test_prefect_artifact_keys_accept_any_profile_id() -> None:
 
 # ---------------------------------------------------------------- real rounds (integration)
 HOLDERS = {"org1": "digits-8x8", "org2": "digits-8x8", "org3": "mnist-8x8", "org4": "mnist-8x8"}
-SCHEDULE = {"join_window_s": 90, "reveal_window_s": 60, "coordinator_window_s": 90}  # as conftest.py
+SCHEDULE = {
+    "join_window_s": 90,
+    "reveal_window_s": 60,
+    "coordinator_window_s": 90,
+}  # as conftest.py
 # Without differential privacy (the demo's profiles run without it: docs/privacy.md), what
 # separates two models' accuracies on one held-out set, beyond a real difference, is the
 # sampling error of that set: ±2.5 points at 90 % accuracy on the 160 MNIST rows (1σ).

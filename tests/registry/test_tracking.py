@@ -67,7 +67,10 @@ def test_round_and_node_runs_nest_and_carry_params_metrics_tags(
 def test_round_params_of_a_profile(
     store: registry.TrackingConfig, base_profile: dict[str, Any]
 ) -> None:
-    params = registry.round_params(base_profile, ["org2-n1", "org1-n1"])
+    # The example profile trains without DP; a private variant shows privacy's flattening.
+    private = {**base_profile, "privacy": {"mode": "client-dp", "epsilon_per_round": 2.0,
+                                           "clip_norm": 5.0}}  # fmt: skip
+    params = registry.round_params(private, ["org2-n1", "org1-n1"])
     with registry.round_run("track-p", 1, params=params) as rid:
         pass
     logged = _client(store).get_run(rid).data.params
