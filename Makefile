@@ -70,6 +70,7 @@ bench: install
 	$(BIN)/python -m benchmarks.convergence
 	$(BIN)/python -m benchmarks.round_time
 	$(BIN)/python -m benchmarks.specialization
+	$(BIN)/python -m benchmarks.specialization_budget
 	$(BIN)/python -m benchmarks.read_paths
 	$(BIN)/python -m benchmarks.secagg
 	$(BIN)/python -m benchmarks.bagging

@@ -20,37 +20,9 @@ from typing import Any
 import numpy as np
 
 from federated.datasets import holdout_split, load_flights, partition_natural
-from federated.trees import XGBBagging, bagging_local_update
+from federated.trees import XGBBagging, bagging_rounds
 from federated.trees.booster_json import load_booster
-from federated.types import FitResult, GlobalModel, NDArray
-
-
-def bagged_model(
-    parts: dict[str, NDArray],
-    X: NDArray,
-    y: NDArray,
-    params: dict[str, Any],
-    *,
-    rounds: int,
-    local_rounds: int,
-    tree_weights: str,
-) -> bytes:
-    """The global model after ``rounds`` rounds of bagging over ``parts`` (node → rows)."""
-    strategy = XGBBagging(tree_weights=tree_weights)  # type: ignore[arg-type]
-    current = GlobalModel("xgboost-classifier", b"")
-    for server_round in range(1, rounds + 1):
-        start = current.parameters if isinstance(current.parameters, bytes) else b""
-        results = [
-            FitResult(node, bagging_local_update(
-                start, X[rows], y[rows], params, local_rounds=local_rounds
-            ), len(rows))
-            for node, rows in parts.items()
-        ]  # fmt: skip
-        model = strategy.aggregate_fit(server_round, current, results, []).model
-        assert model is not None
-        current = model
-    assert isinstance(current.parameters, bytes)
-    return current.parameters
+from federated.types import NDArray
 
 
 def quality(booster: Any, X: NDArray, y: NDArray) -> tuple[float, float]:
@@ -109,11 +81,13 @@ def main(argv: list[str] | None = None) -> None:
         parts = partition_natural(keys[key])
         for weights in ("nodes", "none"):
             started = time.perf_counter()
-            model = bagged_model(
-                parts, X, y, params, rounds=args.rounds,
-                local_rounds=args.local_rounds, tree_weights=weights,
+            model = bagging_rounds(
+                {node: (X[rows], y[rows]) for node, rows in parts.items()}, params,
+                rounds=args.rounds, local_rounds=args.local_rounds,
+                strategy=XGBBagging(tree_weights=weights),
             )  # fmt: skip
-            auc, loss = quality(load_booster(model), X_test, y_test)
+            assert isinstance(model.parameters, bytes)
+            auc, loss = quality(load_booster(model.parameters), X_test, y_test)
             print(
                 f"{key:<10}{len(parts):>6}{weights:>9}{auc:>8.4f}{auc / central_auc:>10.3f}"
                 f"{loss:>10.4f}{loss / central_loss:>10.3f}"

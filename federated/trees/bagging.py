@@ -27,7 +27,15 @@ from federated.trees.booster_json import (
     signature,
     to_document,
 )
-from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel, NDArray, Scalar
+from federated.types import (
+    AggregateResult,
+    FitFailure,
+    FitResult,
+    GlobalModel,
+    NDArray,
+    Scalar,
+    Strategy,
+)
 
 TREE_FAMILIES = ("xgboost-classifier", "xgboost-regressor")
 # Objectives whose link makes base_score 0.5 the neutral margin (logit 0).
@@ -74,6 +82,40 @@ def bagging_local_update(
     before = start.num_boosted_rounds() if start is not None else 0
     booster = xgb.train(train_params, dtrain, num_boost_round=local_rounds, xgb_model=start)
     return bytes(booster[before:].save_raw(raw_format="ubj"))
+
+
+def bagging_rounds(
+    partitions: Mapping[str, tuple[NDArray, NDArray]],
+    params: Mapping[str, Any],
+    *,
+    rounds: int,
+    local_rounds: int,
+    strategy: Strategy | None = None,
+    initial: GlobalModel | None = None,
+) -> GlobalModel:
+    """In-process bagging rounds over ``partitions`` (node → (X, y)), as the flows' tree
+    round runs them: every node boosts ``local_rounds`` iterations from the global model
+    (XGBoost's ``seed`` is the params' seed plus the round), then ``strategy`` (default
+    :class:`XGBBagging`) appends. For simulations and benchmarks; the flows run the same
+    two functions across processes.
+    """
+    strategy = strategy or XGBBagging()
+    current = initial or GlobalModel("xgboost-classifier", b"")
+    base_seed = int(params.get("seed", 0))
+    for server_round in range(1, rounds + 1):
+        start = current.parameters if isinstance(current.parameters, bytes) else b""
+        round_params = {**params, "seed": base_seed + server_round}
+        results = [
+            FitResult(node, bagging_local_update(
+                start, X, y, round_params, local_rounds=local_rounds
+            ), len(y))
+            for node, (X, y) in partitions.items()
+        ]  # fmt: skip
+        model = strategy.aggregate_fit(server_round, current, results, []).model
+        if model is None:
+            raise InvalidUpdateError(f"round {server_round} produced no model")
+        current = model
+    return current
 
 
 def _current_bytes(current: GlobalModel) -> bytes:

@@ -162,7 +162,7 @@ def _report(
     settings: Settings, profile_ids: list[str], results: dict[str, list[dict[str, Any]]]
 ) -> dict[str, Any]:
     # Deferred: loads numpy, pandas, safetensors, scipy, sklearn only when used.
-    from fedspec.demo.compare import family_vs_global
+    from fedspec.demo.compare import compare_family
     from fedspec.demo.ledger_tour import print_verification
     from ledger_client import from_fixed, open_ledger
 
@@ -204,12 +204,22 @@ def _report(
         table(pid, columns, rows)
     balances = reader.balances()
     table("rewards per organization", ["organization", "tokens"], sorted(balances.orgs.items()))
-    comparison = family_vs_global(settings, profile_ids, accuracy)
+    specs = {pid: reader.get_profile(pid).spec for pid in profile_ids}
+    rounds = max((len(r) for r in results.values()), default=0)
+    comparison = compare_family(settings, specs, accuracy, rounds=rounds)
     table(
-        "family of specialized models vs one global model (held-out accuracy)",
-        ["profile", "specialized", "global", "difference"],
-        [(p, f"{f:.3f}", f"{g:.3f}", f"{f - g:+.3f}") for p, (f, g) in comparison.items()],
-    )
+        f"held-out accuracy: federated champion vs the same model trained centrally on the "
+        f"profile's rows, and vs a generic model of the same family trained centrally on its "
+        f"group's pooled data (budgets of {rounds} rounds)",
+        ["profile", "family", "federated", "centralized", "generic", "fed-central",
+         "central-generic"],
+        [
+            (c.profile, c.family, f"{c.federated:.3f}", f"{c.centralized:.3f}",
+             f"{c.generic:.3f}", f"{c.federated - c.centralized:+.3f}",
+             f"{c.centralized - c.generic:+.3f}")
+            for c in comparison
+        ],
+    )  # fmt: skip
     if settings.ledger.backend == "fabric":
         # Deferred: the command line starts without it.
         from fedspec.console.network import print_agreement
@@ -220,6 +230,6 @@ def _report(
     return {
         "results": results,
         "balances": balances.to_json(),
-        "comparison": comparison,
+        "comparison": {c.profile: c.to_json() for c in comparison},
         "verified": verified,
     }

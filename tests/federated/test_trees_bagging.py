@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from federated.datasets import holdout_split, load_flights, partition_natural
 from federated.errors import IncompatibleModelError, InvalidInputError, InvalidUpdateError
-from federated.trees import XGBBagging, XGBHistogram, bagging_local_update
+from federated.trees import XGBBagging, XGBHistogram, bagging_local_update, bagging_rounds
 from federated.types import FitFailure, FitResult, GlobalModel
 
 PARAMS = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.3, "nthread": 1, "seed": 0}
@@ -284,22 +284,15 @@ def test_bagging_on_flights_improves_over_rounds_and_beats_local_models() -> Non
 
 
 def _bagged(parts, X, y, params, *, rounds: int, tree_weights: str) -> bytes:
-    strategy = XGBBagging(tree_weights=tree_weights)  # type: ignore[arg-type]
-    current = GlobalModel("xgboost-classifier", b"")
-    for server_round in range(1, rounds + 1):
-        start = current.parameters
-        assert isinstance(start, bytes)
-        results = [
-            FitResult(
-                node, bagging_local_update(start, X[rows], y[rows], params, local_rounds=1), 1
-            )
-            for node, rows in parts.items()
-        ]
-        merged = strategy.aggregate_fit(server_round, current, results, []).model
-        assert merged is not None
-        current = merged
-    assert isinstance(current.parameters, bytes)
-    return current.parameters
+    model = bagging_rounds(
+        {node: (X[rows], y[rows]) for node, rows in parts.items()},
+        params,
+        rounds=rounds,
+        local_rounds=1,
+        strategy=XGBBagging(tree_weights=tree_weights),  # type: ignore[arg-type]
+    )
+    assert isinstance(model.parameters, bytes)
+    return model.parameters
 
 
 def test_scaled_bagging_with_many_nodes_stays_near_centralized() -> None:
