@@ -17,8 +17,9 @@ does not pay for scikit-learn, pandas and SciPy (3 s) through :mod:`registry.eva
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fedspec.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from registry.artifacts import fetch_bytes, log_bytes, log_json
@@ -121,18 +122,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'registry' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 __all__ = [
     "AliasDecision",
