@@ -1,11 +1,13 @@
-"""A Hyperledger Fabric network of native processes on 127.0.0.1, for fedspec's ledger.
+"""A Hyperledger Fabric network of native processes, for fedspec's ledger.
 
-``fedspec network up`` builds it from the consortium's MSP folders (the same identities sign
-on the embedded ledger and on Fabric): three raft orderers, one peer per organization, the
-``fedspec`` channel, the chaincode as a service (one chaincode server per organization, as
-each member would run its own). ``down`` stops exactly the processes ``up`` started.
-``fedspec node up`` runs one member's own part of a running network from its own home
-(:mod:`fabric_network.member`).
+Each organization runs its own part from its own home, on its own host (``fedspec node up``,
+:mod:`fabric_network.member`): the ordering organization its raft orderers, each member its
+peer and its chaincode server. The founders' channel starts from a genesis block one founder
+makes from the bundles (:mod:`fabric_network.founding`). ``fedspec network up`` runs the
+same steps (:mod:`fabric_network.steps`) for every part on 127.0.0.1 from one consortium
+folder (the same identities sign on the embedded ledger and on Fabric): three raft orderers,
+one peer per organization, the ``fedspec`` channel, the chaincode as a service. ``down``
+stops exactly the processes ``up`` started. See docs/deploy.md.
 """
 
 from fabric_network.control import (
@@ -15,25 +17,37 @@ from fabric_network.control import (
     network_status,
     network_up,
 )
-from fabric_network.layout import MemberLayout, NetworkLayout, Peer
+from fabric_network.layout import MemberLayout, NetworkLayout, Orderer, OrderingLayout, Peer
 from fabric_network.member import (
+    GenesisMissingError,
     NodeError,
+    NodeLayout,
     NodeStatus,
+    NoRaftMajorityError,
     NotInChannelError,
+    PortInUseError,
+    make_genesis,
     node_down,
     node_status,
     node_up,
 )
 
 __all__ = [
+    "GenesisMissingError",
     "MemberLayout",
     "NetworkError",
     "NetworkLayout",
     "NetworkStatus",
+    "NoRaftMajorityError",
     "NodeError",
+    "NodeLayout",
     "NodeStatus",
     "NotInChannelError",
+    "Orderer",
+    "OrderingLayout",
     "Peer",
+    "PortInUseError",
+    "make_genesis",
     "network_down",
     "network_status",
     "network_up",

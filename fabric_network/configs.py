@@ -1,7 +1,8 @@
 """The channel's configuration and each process's settings.
 
-``configtx.yaml`` is generated here from the consortium (it is fedspec's own: three raft
-orderers, the member organizations with NodeOU-based policies, a majority for lifecycle
+``configtx.yaml`` is generated here from the consortium (it is fedspec's own: the ordering
+organization's raft orderers and the members' anchor peers where their bundles declare them,
+the member organizations with NodeOU-based policies, a majority for lifecycle
 and endorsement; the chaincode's endorsement policy is the channel's own, so it follows the
 member set a vote changes). The peers and orderers start from Fabric's sample ``core.yaml`` /
 ``orderer.yaml`` shipped with the binaries and get every per-process value from the
@@ -10,12 +11,13 @@ environment, as Fabric's own test networks do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from fabric_network.layout import HOST, Layout, NetworkLayout, Orderer, Peer
+from fabric_network.layout import Layout, Orderer, Peer
 from ledger_client.channel_update import ORG_POLICY_ROLES
 
 # Short batches for local use: a ledger phase waits up to this long for its block.
@@ -40,22 +42,30 @@ def _any_of(org: str, roles: tuple[str, ...]) -> str:
     return "OR(" + ", ".join(f"'{org}.{role}'" for role in roles) + ")"
 
 
-def configtx(layout: NetworkLayout) -> dict[str, Any]:
-    orderer_org = layout.orderer_org
-    orgs: list[dict[str, Any]] = [
+def configtx(layout: Layout, orderers: Sequence[Orderer], peers: Sequence[Peer]) -> dict[str, Any]:
+    """The founding channel's configuration: ``orderers`` as its raft consenters (each with
+    its own TLS certificate, from the consortium folder), ``peers``' organizations as its
+    members with those peers as anchors."""
+    # The orderer group: the ordering organization, and each member that runs raft orderers
+    # of its own (in both groups, with the orderer group's policies there: its orderers sign
+    # blocks, BlockValidation's ANY Writers).
+    runs = list(dict.fromkeys([layout.orderer_org, *(layout.orderer_org_of(o) for o in orderers)]))
+    ordering: list[dict[str, Any]] = [
         {
-            "Name": orderer_org,
-            "ID": orderer_org,
-            "MSPDir": str(layout.org_dir(orderer_org) / "msp"),
+            "Name": org,
+            "ID": org,
+            "MSPDir": str(layout.org_dir(org) / "msp"),
             "Policies": {
-                "Readers": _signature(f"OR('{orderer_org}.member')"),
-                "Writers": _signature(f"OR('{orderer_org}.member')"),
-                "Admins": _signature(f"OR('{orderer_org}.admin')"),
+                "Readers": _signature(f"OR('{org}.member')"),
+                "Writers": _signature(f"OR('{org}.member')"),
+                "Admins": _signature(f"OR('{org}.admin')"),
             },
-            "OrdererEndpoints": [o.address for o in layout.orderers],
+            "OrdererEndpoints": [o.address for o in orderers if layout.orderer_org_of(o) == org],
         }
+        for org in runs
     ]
-    for peer in layout.peers:
+    orgs: list[dict[str, Any]] = []
+    for peer in peers:
         o = peer.org
         orgs.append(
             {
@@ -68,17 +78,17 @@ def configtx(layout: NetworkLayout) -> dict[str, Any]:
                 },
                 # Gossip finds the other organizations' peers through these (for the
                 # Gateway's endorsement plans).
-                "AnchorPeers": [{"Host": HOST, "Port": peer.port}],
+                "AnchorPeers": [{"Host": peer.host, "Port": peer.port}],
             }
         )
     consenters = [
         {
-            "Host": HOST,
+            "Host": o.host,
             "Port": o.port,
-            "ClientTLSCert": str(layout.orderer_dir(o.name) / "tls" / "server.crt"),
-            "ServerTLSCert": str(layout.orderer_dir(o.name) / "tls" / "server.crt"),
+            "ClientTLSCert": str(layout.orderer_dir(o.name, o.org) / "tls" / "server.crt"),
+            "ServerTLSCert": str(layout.orderer_dir(o.name, o.org) / "tls" / "server.crt"),
         }
-        for o in layout.orderers
+        for o in orderers
     ]
     meta = {
         "Readers": _implicit("ANY Readers"),
@@ -97,12 +107,12 @@ def configtx(layout: NetworkLayout) -> dict[str, Any]:
                 "AbsoluteMaxBytes": "64 MB",
                 "PreferredMaxBytes": "4 MB",
             },
-            "Organizations": [orgs[0]],
+            "Organizations": ordering,
             "Policies": {**meta, "BlockValidation": _implicit("ANY Writers")},
             "Capabilities": {"V2_0": True},
         },
         "Application": {
-            "Organizations": orgs[1:],
+            "Organizations": orgs,
             "Policies": {
                 **meta,
                 "LifecycleEndorsement": _implicit("MAJORITY Endorsement"),
@@ -111,39 +121,45 @@ def configtx(layout: NetworkLayout) -> dict[str, Any]:
             "Capabilities": {"V2_5": True},
         },
     }
-    return {"Organizations": orgs, "Profiles": {PROFILE: profile}}
+    return {"Organizations": [*ordering, *orgs], "Profiles": {PROFILE: profile}}
 
 
-def write_configtx(layout: NetworkLayout, directory: Path) -> None:
+def write_configtx(
+    layout: Layout, directory: Path, orderers: Sequence[Orderer], peers: Sequence[Peer]
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "configtx.yaml").write_text(yaml.safe_dump(configtx(layout), sort_keys=False))
+    doc = configtx(layout, orderers, peers)
+    (directory / "configtx.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def orderer_env(layout: NetworkLayout, o: Orderer) -> dict[str, str]:
-    tls = layout.orderer_dir(o.name) / "tls"
+def orderer_env(layout: Layout, o: Orderer) -> dict[str, str]:
+    tls = layout.orderer_dir(o.name, o.org) / "tls"
     ca = str(tls / "ca.crt")
+    # The other consenters' organizations' TLS CAs too: raft traffic crosses organizations
+    # where members run orderers of their own.
+    cas = f"[{ca}, {layout.orderer_tls_cas()}]"
     return {
-        "ORDERER_GENERAL_LISTENADDRESS": HOST,
+        "ORDERER_GENERAL_LISTENADDRESS": o.host,
         "ORDERER_GENERAL_LISTENPORT": str(o.port),
-        "ORDERER_GENERAL_LOCALMSPID": layout.orderer_org,
-        "ORDERER_GENERAL_LOCALMSPDIR": str(layout.orderer_dir(o.name) / "msp"),
+        "ORDERER_GENERAL_LOCALMSPID": layout.orderer_org_of(o),
+        "ORDERER_GENERAL_LOCALMSPDIR": str(layout.orderer_dir(o.name, o.org) / "msp"),
         "ORDERER_GENERAL_TLS_ENABLED": "true",
         "ORDERER_GENERAL_TLS_PRIVATEKEY": str(tls / "server.key"),
         "ORDERER_GENERAL_TLS_CERTIFICATE": str(tls / "server.crt"),
-        "ORDERER_GENERAL_TLS_ROOTCAS": f"[{ca}]",
+        "ORDERER_GENERAL_TLS_ROOTCAS": cas,
         "ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE": str(tls / "server.crt"),
         "ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY": str(tls / "server.key"),
-        "ORDERER_GENERAL_CLUSTER_ROOTCAS": f"[{ca}]",
+        "ORDERER_GENERAL_CLUSTER_ROOTCAS": cas,
         "ORDERER_GENERAL_BOOTSTRAPMETHOD": "none",
         "ORDERER_CHANNELPARTICIPATION_ENABLED": "true",
-        "ORDERER_ADMIN_LISTENADDRESS": f"{HOST}:{o.admin_port}",
+        "ORDERER_ADMIN_LISTENADDRESS": o.admin_address,
         "ORDERER_ADMIN_TLS_ENABLED": "true",
         "ORDERER_ADMIN_TLS_PRIVATEKEY": str(tls / "server.key"),
         "ORDERER_ADMIN_TLS_CERTIFICATE": str(tls / "server.crt"),
         "ORDERER_ADMIN_TLS_ROOTCAS": f"[{ca}]",
         "ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED": "true",
         "ORDERER_ADMIN_TLS_CLIENTROOTCAS": f"[{ca}]",
-        "ORDERER_OPERATIONS_LISTENADDRESS": f"{HOST}:{o.operations_port}",
+        "ORDERER_OPERATIONS_LISTENADDRESS": f"{o.host}:{o.operations_port}",
         "ORDERER_METRICS_PROVIDER": "disabled",
         "ORDERER_FILELEDGER_LOCATION": str(layout.data(o.name) / "ledger"),
         "ORDERER_CONSENSUS_WALDIR": str(layout.data(o.name) / "etcdraft" / "wal"),

@@ -1,5 +1,12 @@
 """``up``, ``down`` and ``status`` of the local Fabric network.
 
+The one-host network is the founders' steps run for every part from one folder, in the
+order the founders run them on their own hosts (docs/deploy.md): the channel's genesis block
+from the consortium, the ordering organization's orderers joined to it, each member's peer
+joined, its chaincode installed, served and approved for its organization, and committed by
+the member whose approval makes a majority (:mod:`fabric_network.steps`, which
+``fedspec node up`` runs for one part).
+
 ``up`` on a network that was created and stopped restarts its processes on their existing
 ledgers (they catch up from the orderers); on an empty run directory it creates everything.
 Any failure during ``up`` stops every process it started before the error is raised, so
@@ -9,31 +16,19 @@ Any failure during ``up`` stops every process it started before the error is rai
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import shutil
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fabric_network import lifecycle, processes
-from fabric_network.configs import orderer_env, peer_env, write_configtx
-from fabric_network.layout import AnyLayout, NetworkLayout, Peer
-from fedspec.errors import ErrorCode, FedspecError
+from fabric_network import lifecycle, processes, steps
+from fabric_network.configs import write_configtx
+from fabric_network.layout import NetworkLayout
+from fabric_network.steps import SCRIPT, NetworkError, Progress, binaries
 from fedspec.fileio import write_atomic
-from ledger_client.backends import LedgerConfig, open_ledger
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fabric-binaries"
-START_TIMEOUT_S = 60.0
-Progress = Callable[[str], None]
-
-
-class NetworkError(FedspecError):
-    code = ErrorCode.NETWORK_FAILED
+__all__ = ["SCRIPT", "NetworkError", "NetworkStatus", "binaries", "network_status", "network_up"]
 
 
 @dataclass(frozen=True)
@@ -54,17 +49,6 @@ class NetworkStatus:
             "orderers": self.orderers,
             "fabric_version": self.version,
         }
-
-
-def binaries() -> Path:
-    """The Fabric binaries' directory, provided by ``scripts/fabric-binaries``."""
-    done = subprocess.run([str(SCRIPT), "--quiet"], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-        raise NetworkError(
-            lines[-1].removeprefix("fabric-binaries: ") if lines else "no Fabric binaries"
-        )
-    return Path(done.stdout.strip().splitlines()[-1])
 
 
 def _read_state(layout: NetworkLayout) -> dict[str, Any]:
@@ -144,9 +128,11 @@ def network_up(layout: NetworkLayout, *, progress: Progress = lambda _: None) ->
             _create(layout, bins, progress)
         else:
             progress("restarting the network's processes on their existing ledgers")
-            _start_orderers(layout, bins)
-            start_peers(layout, bins)
-            start_chaincode(layout, _read_state(layout)["package_ids"])
+            steps.start_orderers(layout.ordering(), bins)
+            package_ids = _read_state(layout)["package_ids"]
+            for org in layout.orgs:
+                steps.start_peers(layout.member(org), bins)
+                steps.start_chaincode(layout.member(org), package_ids)
             _wait_all(layout)
     except BaseException as exc:
         processes.stop_all(layout.run_dir)
@@ -168,50 +154,47 @@ def create_channel(layout: NetworkLayout, channel: str) -> None:
         raise NetworkError(f"no running network in {layout.run_dir}: run `fedspec network up`")
     bins = binaries()
     ch = dataclasses.replace(layout, channel=channel)
-    config = layout.run_dir / "config"
     try:
-        lifecycle.genesis_block(ch, bins / "bin", config)
-        for o in ch.orderers:
-            lifecycle.orderer_join(ch, bins / "bin", o.name)
+        lifecycle.genesis_block(bins / "bin", layout.config_dir, channel, ch.genesis_block)
+        steps.join_orderers(ch.ordering(), bins, ch.genesis_block)
         for org in ch.orgs:
-            lifecycle.peer_join(ch, bins / "bin", config, org, ch.genesis_block)
+            member = ch.member(org)
+            lifecycle.peer_join(member, bins / "bin", ch.config_dir, org, ch.genesis_block)
         for org in ch.orgs:
-            lifecycle.approve(ch, bins / "bin", config, org, state["package_ids"][org])
-        lifecycle.commit(ch, bins / "bin", config)
+            steps.approve_chaincode(ch.member(org), bins, state["package_ids"][org], _quiet)
     except lifecycle.ToolError as exc:
         raise NetworkError(f"channel {channel}: {exc}") from exc
     _wait_all(ch)
 
 
+def _quiet(_: str) -> None:
+    pass
+
+
 def _create(layout: NetworkLayout, bins: Path, progress: Progress) -> None:
-    config = layout.run_dir / "config"
-    config.mkdir(exist_ok=True)
-    for name in ("core.yaml", "orderer.yaml"):
-        shutil.copy(bins / "config" / name, config / name)
-    write_configtx(layout, config)
-    version = (bins / "VERSION").read_text().strip() if (bins / "VERSION").exists() else ""
+    config = steps.copy_configs(layout, bins, "core.yaml", "orderer.yaml")
+    write_configtx(layout, config, layout.orderers, layout.peers)
+    version = steps.fabric_version(bins)
     _write_state(layout, {"status": "starting", "fabric_version": version})
     progress(
         f"channel configuration ({len(layout.orgs)} organizations, {len(layout.orderers)} raft orderers)"
     )
-    lifecycle.genesis_block(layout, bins / "bin", config)
+    lifecycle.genesis_block(bins / "bin", config, layout.channel, layout.genesis_block)
+    # The founders' steps, each part in turn (fedspec node up runs one of them).
     progress("starting orderers")
-    _start_orderers(layout, bins)
-    for o in layout.orderers:
-        lifecycle.orderer_join(layout, bins / "bin", o.name)
-    progress("starting peers")
-    start_peers(layout, bins)
-    for org in layout.orgs:
-        lifecycle.peer_join(layout, bins / "bin", config, org, layout.genesis_block)
-    progress("installing the fedspec chaincode as a service")
+    ordering = layout.ordering()
+    steps.start_orderers(ordering, bins)
+    steps.join_orderers(ordering, bins, layout.genesis_block)
     package_ids = {}
     for org in layout.orgs:
-        pkg, package_ids[org] = lifecycle.package(layout, org, layout.run_dir / "packages")
-        lifecycle.install(layout, bins / "bin", config, org, pkg)
-    start_chaincode(layout, package_ids)
+        member = layout.member(org)
+        steps.join_peer(member, bins, layout.genesis_block, progress)
+        package_ids[org] = steps.install_chaincode(member, bins, progress)
+    committed = False
     for org in layout.orgs:
-        lifecycle.approve(layout, bins / "bin", config, org, package_ids[org])
-    lifecycle.commit(layout, bins / "bin", config)
+        committed = steps.approve_chaincode(layout.member(org), bins, package_ids[org], progress)
+    if not committed:
+        raise NetworkError("the chaincode definition was approved but not committed")
     _write_state(
         layout,
         {
@@ -239,111 +222,18 @@ def start_process(layout: NetworkLayout, name: str) -> None:
         return
     bins = binaries()
     if name.startswith("orderer"):
-        _start_orderers(layout, bins, only=name)
+        steps.start_orderers(layout.ordering(), bins, only=name)
     elif name.startswith("peer0."):
-        start_peers(layout, bins, only=name.removeprefix("peer0."))
+        steps.start_peers(layout, bins, only=name.removeprefix("peer0."))
     elif name.startswith("chaincode."):
         org = name.removeprefix("chaincode.")
-        start_chaincode(layout, {org: state["package_ids"][org]}, only=org)
+        steps.start_chaincode(layout, {org: state["package_ids"][org]}, only=org)
     else:
         raise NetworkError(f"no process {name!r} in this network")
 
 
-def _start_orderers(layout: NetworkLayout, bins: Path, only: str = "") -> None:
-    config = layout.config_dir
-    for o in layout.orderers:
-        if only and o.name != only:
-            continue
-        pid = processes.start(
-            layout.run_dir,
-            o.name,
-            [str(bins / "bin" / "orderer")],
-            {**orderer_env(layout, o), "FABRIC_CFG_PATH": str(config)},
-        )
-        processes.wait_for(
-            o.name,
-            functools.partial(processes.healthy, o.operations_port),
-            timeout=START_TIMEOUT_S,
-            pid=pid,
-            log=layout.logs / f"{o.name}.log",
-        )
-
-
-def start_peers(layout: AnyLayout, bins: Path, only: str = "") -> None:
-    for p in layout.peers:
-        if only and p.org != only:
-            continue
-        name = f"peer0.{p.org}"
-        pid = processes.start(
-            layout.run_dir,
-            name,
-            [str(bins / "bin" / "peer"), "node", "start"],
-            {**peer_env(layout, p, bins / "builder"), "FABRIC_CFG_PATH": str(layout.config_dir)},
-        )
-        processes.wait_for(
-            name,
-            functools.partial(_peer_ready, p),
-            timeout=START_TIMEOUT_S,
-            pid=pid,
-            log=layout.logs / f"{name}.log",
-        )
-
-
-def _peer_ready(p: Peer) -> bool:
-    # /healthz answers before the peer's own gRPC port is open: wait for both.
-    return processes.healthy(p.operations_port, p.host) and processes.port_in_use(p.port, p.host)
-
-
-def start_chaincode(layout: AnyLayout, package_ids: dict[str, str], only: str = "") -> None:
-    for p in layout.peers:
-        if only and p.org != only:
-            continue
-        name = f"chaincode.{p.org}"
-        pid = processes.start(
-            layout.run_dir,
-            name,
-            [sys.executable, "-m", "chaincode.server"],
-            {"CHAINCODE_ID": package_ids[p.org], "CHAINCODE_SERVER_ADDRESS": p.chaincode_address},
-        )
-        processes.wait_for(
-            name,
-            functools.partial(processes.port_in_use, p.chaincode_server_port, p.host),
-            timeout=START_TIMEOUT_S,
-            pid=pid,
-            log=layout.logs / f"{name}.log",
-        )
-
-
 def _wait_all(layout: NetworkLayout) -> None:
-    wait_endorsable(layout, layout.orgs)
-
-
-def wait_endorsable(layout: AnyLayout, orgs: list[str], timeout: float = START_TIMEOUT_S) -> None:
-    """Ready means each of ``orgs``' peers' Gateway can *endorse* a chaincode call: that needs
-    the other organizations' peers found through gossip (discovery), not just its own
-    chaincode."""
-
-    consortium = layout.consortium
-    deadline = time.monotonic() + timeout
-    for org in orgs:
-        config = LedgerConfig(
-            backend="fabric",
-            consortium_dir=layout.consortium_dir,
-            channel=layout.channel,
-            chaincode=layout.chaincode,
-            fabric_peers={org: layout.peer(org).address},
-        )
-        contract = open_ledger(config, f"{org}/{consortium.org(org).admins[0]}").contract
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                contract.new_proposal("ListProfiles", [""]).endorse()
-                break
-            except Exception as exc:
-                last = exc
-                time.sleep(0.25)
-        else:
-            raise TimeoutError(f"{org}'s peer cannot get the fedspec chaincode endorsed: {last}")
+    steps.wait_endorsable(layout, layout.orgs)
 
 
 def network_down(layout: NetworkLayout, *, wipe: bool = False) -> list[str]:

@@ -1,8 +1,11 @@
 """Where every process of the network listens and keeps its files.
 
-Every process gets its own ports on 127.0.0.1 (Fabric's defaults clash: the orderer's admin
-and the peer's operations endpoint are both 9443), laid out from one base port so that two
-networks (a test's and a demo's) can run side by side with different bases.
+Every process gets its own ports (Fabric's defaults clash: the orderer's admin and the peer's
+operations endpoint are both 9443). A member's own part (:class:`MemberLayout`, its peer, or
+:class:`OrderingLayout`, the ordering organization's orderers) listens where its bundle
+declares, on its own host; the one-host network (:class:`NetworkLayout`) lays every part out
+on 127.0.0.1 from one base port, so that two networks (a test's and a demo's) can run side
+by side with different bases, and runs each part with the same steps.
 """
 
 from __future__ import annotations
@@ -23,10 +26,31 @@ class Orderer:
     port: int  # broadcast / deliver and the raft cluster
     admin_port: int  # channel participation API (osnadmin)
     operations_port: int  # /healthz
+    host: str = HOST
+    org: str = ""  # its organization: the ordering organization's where empty
 
     @property
     def address(self) -> str:
-        return f"{HOST}:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def admin_address(self) -> str:
+        return f"{self.host}:{self.admin_port}"
+
+    def ports(self) -> dict[str, int]:
+        return {
+            self.name: self.port,
+            f"{self.name} admin": self.admin_port,
+            f"{self.name} operations": self.operations_port,
+        }
+
+    @classmethod
+    def at(cls, name: str, endpoint: str, org: str = "") -> Orderer:
+        """Orderer ``name`` at ``host:port`` (what its organization's bundle declares), its
+        admin endpoint on the next port and its operations endpoint on the one after."""
+        host, _, port_text = endpoint.rpartition(":")
+        port = int(port_text)
+        return cls(name, port, port + 1, port + 2, host or HOST, org)
 
 
 @dataclass(frozen=True)
@@ -116,8 +140,22 @@ class Layout:
     def orderer_org(self) -> str:
         return self.consortium.orderer_org.name
 
-    def orderer_dir(self, name: str) -> Path:
-        return self.org_dir(self.orderer_org) / "orderers" / name
+    def orderer_org_of(self, o: Orderer) -> str:
+        return o.org or self.orderer_org
+
+    def orderer_dir(self, name: str, org: str = "") -> Path:
+        return self.org_dir(org or self.orderer_org) / "orderers" / name
+
+    def orderer_tls_cas(self) -> Path:
+        """One PEM file with the TLS CA of every organization that runs orderers (the
+        ordering organization's, and those of members that run raft orderers of their own):
+        what a client verifies whichever orderer it reaches."""
+        consortium = self.consortium
+        orgs = [consortium.orderer_org.name] + [o.name for o in consortium.members if o.orderers]
+        path = self.config_dir / "orderer-tls-cas.pem"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"".join(self.tls_ca(org).read_bytes() for org in orgs))
+        return path
 
     def peer_dir(self, org: str) -> Path:
         return self.org_dir(org) / "peers" / "peer0"
@@ -138,21 +176,72 @@ class MemberLayout(Layout):
     orderer_endpoints: tuple[str, ...]
     channel: str = "fedspec"
     chaincode: str = "fedspec"
+    # The founders' peers as their bundles declare them: where this member sends the
+    # chaincode definition's commit once a majority approved it.
+    channel_peers: tuple[Peer, ...] = ()
+    # The raft orderers this member runs itself (`org init --raft`), if any.
+    orderers: tuple[Orderer, ...] = ()
 
     @property
     def peers(self) -> list[Peer]:
         return [self.own_peer]
+
+    def known_peer(self, org: str) -> Peer | None:
+        if org == self.org:
+            return self.own_peer
+        return next((p for p in self.channel_peers if p.org == org), None)
 
     @property
     def orderer_addresses(self) -> list[str]:
         return list(self.orderer_endpoints)
 
     def ports(self) -> dict[str, int]:
-        return self.own_peer.ports()
+        out = self.own_peer.ports()
+        for o in self.orderers:
+            out |= o.ports()
+        return out
 
     @property
     def state_file(self) -> Path:
         return self.run_dir / "node.json"
+
+    @property
+    def genesis_block(self) -> Path:
+        """This home's copy of the channel's genesis block, as the founders distributed it."""
+        return self.run_dir / f"{self.channel}.block"
+
+
+@dataclass(frozen=True)
+class OrderingLayout(Layout):
+    """The ordering organization's own part: its raft orderers, where its bundle declares
+    them, run from its own home (``fedspec node up`` in the ordering organization's home)."""
+
+    org: str
+    orderers: tuple[Orderer, ...]
+    channel: str = "fedspec"
+
+    @property
+    def peers(self) -> list[Peer]:
+        return []
+
+    @property
+    def orderer_addresses(self) -> list[str]:
+        return [o.address for o in self.orderers]
+
+    def ports(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for o in self.orderers:
+            out |= o.ports()
+        return out
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "node.json"
+
+    @property
+    def genesis_block(self) -> Path:
+        """This home's copy of the channel's genesis block, as the founders distributed it."""
+        return self.run_dir / f"{self.channel}.block"
 
 
 @dataclass(frozen=True)
@@ -177,6 +266,13 @@ class NetworkLayout(Layout):
             tuple(self.orderer_addresses),
             self.channel,
             self.chaincode,
+            tuple(self.peers),
+        )
+
+    def ordering(self) -> OrderingLayout:
+        """The ordering organization's part of this network, in the network's run directory."""
+        return OrderingLayout(
+            self.run_dir, self.consortium_dir, self.orderer_org, tuple(self.orderers), self.channel
         )
 
     @property
@@ -209,11 +305,7 @@ class NetworkLayout(Layout):
         """Every port the network binds, by what binds it."""
         out: dict[str, int] = {}
         for o in self.orderers:
-            out |= {
-                f"{o.name}": o.port,
-                f"{o.name} admin": o.admin_port,
-                f"{o.name} operations": o.operations_port,
-            }
+            out |= o.ports()
         for p in self.peers:
             out |= p.ports()
         return out
@@ -231,3 +323,6 @@ class NetworkLayout(Layout):
 # The functions that run a member's steps take either: a network's (all members, from one
 # folder) or one member's own part (``fedspec node up``).
 AnyLayout = NetworkLayout | MemberLayout
+# Where orderers run: the network's, the ordering organization's own part, or a member's
+# that runs raft orderers of its own.
+OrderersLayout = NetworkLayout | OrderingLayout | MemberLayout

@@ -11,12 +11,12 @@ import os
 import subprocess
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fabric_network.configs import ENDORSEMENT_POLICY, PROFILE, admin_env
-from fabric_network.layout import AnyLayout, NetworkLayout
+from fabric_network.layout import AnyLayout, OrderersLayout, Peer
 
 CHAINCODE_VERSION = "1.0"
 SEQUENCE = "1"
@@ -26,10 +26,11 @@ class ToolError(RuntimeError):
     """A Fabric tool exited non-zero; the message carries its last meaningful line."""
 
 
-# A channel just joined elects its raft leader within a few ticks; ordering before that is
-# refused with these, and simply retried.
+# A channel just joined elects its raft leader within a few ticks of a majority of its
+# consenters joining (founders that run orderers join at about the same time); ordering
+# before that is refused with these, and simply retried.
 TRANSIENT = ("no Raft leader", "SERVICE_UNAVAILABLE")
-TRANSIENT_WAIT_S = 30.0
+TRANSIENT_WAIT_S = 60.0
 
 
 def run_tool(argv: list[str], env: Mapping[str, str], *, timeout: float = 120) -> str:
@@ -63,28 +64,33 @@ def _run_once(argv: list[str], env: Mapping[str, str], timeout: float) -> str:
     return done.stdout + done.stderr
 
 
-def genesis_block(layout: NetworkLayout, bin_dir: Path, config_dir: Path) -> None:
+def genesis_block(bin_dir: Path, config_dir: Path, channel: str, out: Path) -> Path:
+    """Channel ``channel``'s genesis block from ``config_dir/configtx.yaml``
+    (:func:`fabric_network.configs.write_configtx`), written to ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     run_tool(
         [
             str(bin_dir / "configtxgen"),
             "-profile",
             PROFILE,
             "-channelID",
-            layout.channel,
+            channel,
             "-outputBlock",
-            str(layout.genesis_block),
+            str(out),
             "-configPath",
             str(config_dir),
         ],
         {},
     )
+    return out
 
 
-def _osnadmin(layout: NetworkLayout, bin_dir: Path, name: str, *args: str) -> str:
+def _osnadmin(layout: OrderersLayout, bin_dir: Path, name: str, *args: str) -> str:
     """``osnadmin channel ARGS`` against orderer ``name``'s admin endpoint, over mutual TLS
     as the orderer organization's admin."""
     o = next(x for x in layout.orderers if x.name == name)
-    admin = layout.admin_dir(layout.orderer_org) / "tls"
+    org = layout.orderer_org_of(o)
+    admin = layout.admin_dir(org) / "tls"
     return run_tool(
         [
             str(bin_dir / "osnadmin"),
@@ -93,9 +99,9 @@ def _osnadmin(layout: NetworkLayout, bin_dir: Path, name: str, *args: str) -> st
             "--channelID",
             layout.channel,
             "-o",
-            f"127.0.0.1:{o.admin_port}",
+            o.admin_address,
             "--ca-file",
-            str(layout.tls_ca(layout.orderer_org)),
+            str(layout.tls_ca(org)),
             "--client-cert",
             str(admin / "client.crt"),
             "--client-key",
@@ -105,8 +111,10 @@ def _osnadmin(layout: NetworkLayout, bin_dir: Path, name: str, *args: str) -> st
     )
 
 
-def orderer_join(layout: NetworkLayout, bin_dir: Path, name: str) -> None:
-    _osnadmin(layout, bin_dir, name, "join", "--config-block", str(layout.genesis_block))
+def orderer_join(layout: OrderersLayout, bin_dir: Path, name: str, block: Path) -> None:
+    """Orderer ``name`` joins the channel from its genesis ``block``, through its own admin
+    endpoint (the channel participation API)."""
+    _osnadmin(layout, bin_dir, name, "join", "--config-block", str(block))
 
 
 def peer_join(layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str, block: Path) -> None:
@@ -147,7 +155,7 @@ def _orderer_args(layout: AnyLayout) -> list[str]:
         layout.orderer_addresses[0],
         "--tls",
         "--cafile",
-        str(layout.tls_ca(layout.orderer_org)),
+        str(layout.orderer_tls_cas()),
     ]
 
 
@@ -233,22 +241,59 @@ def approve(
     )
 
 
-def commit(layout: NetworkLayout, bin_dir: Path, config_dir: Path) -> None:
+def commit_readiness(
+    layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str
+) -> dict[str, bool]:
+    """Which organizations of the channel approved the first chaincode definition
+    (``peer lifecycle chaincode checkcommitreadiness``), as ``org``'s peer sees it."""
+    out = run_tool(
+        [
+            str(bin_dir / "peer"),
+            "lifecycle",
+            "chaincode",
+            "checkcommitreadiness",
+            *_definition(layout),
+            "--output",
+            "json",
+        ],
+        admin_env(layout, org, config_dir),
+    )
+    doc = json.loads(out[out.index("{") : out.rindex("}") + 1])
+    return {str(k): bool(v) for k, v in doc.get("approvals", {}).items()}
+
+
+def commit(
+    layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str, peers: Sequence[Peer]
+) -> None:
+    """``org``'s admin commits the first chaincode definition, endorsed by ``peers`` (those of
+    the organizations that approved it: a majority of the channel's)."""
     targets: list[str] = []
-    for p in layout.peers:
+    for p in peers:
         targets += ["--peerAddresses", p.address, "--tlsRootCertFiles", str(layout.tls_ca(p.org))]
     run_tool(
         [str(bin_dir / "peer"), "lifecycle", "chaincode", "commit", *_definition(layout), *targets],
-        admin_env(layout, layout.orgs[0], config_dir),
+        admin_env(layout, org, config_dir),
     )
 
 
 def committed_definition(
     layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """The channel's committed definition of the chaincode (``version``, ``sequence``,
-    ``validation_parameter``, ``approvals``, …) as ``org``'s peer holds it."""
-    out = run_tool(
+    ``validation_parameter``, ``approvals``, …) as ``org``'s peer holds it; None while none
+    is committed (a founding channel before a majority approved)."""
+    try:
+        out = _query_committed(layout, bin_dir, config_dir, org)
+    except ToolError as exc:
+        if "not defined" in str(exc) or "404" in str(exc):
+            return None
+        raise
+    doc: dict[str, Any] = json.loads(out[out.index("{") : out.rindex("}") + 1])
+    return doc
+
+
+def _query_committed(layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str) -> str:
+    return run_tool(
         [
             str(bin_dir / "peer"),
             "lifecycle",
@@ -263,8 +308,6 @@ def committed_definition(
         ],
         admin_env(layout, org, config_dir),
     )
-    doc: dict[str, Any] = json.loads(out[out.index("{") : out.rindex("}") + 1])
-    return doc
 
 
 def chaincode_query(
@@ -299,6 +342,6 @@ def peer_height(layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str) ->
     return int(info["height"])
 
 
-def orderer_height(layout: NetworkLayout, bin_dir: Path, name: str) -> int:
+def orderer_height(layout: OrderersLayout, bin_dir: Path, name: str) -> int:
     out = _osnadmin(layout, bin_dir, name, "list")
     return int(json.loads(out[out.index("{") : out.rindex("}") + 1])["height"])

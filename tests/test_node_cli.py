@@ -14,7 +14,9 @@ import socket
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
+from fabric_network import MemberLayout, OrderingLayout
 from fedspec.app.bundles import export_bundle, load_bundle, write_bundle
 from fedspec.app.consortium import create_consortium
 from fedspec.app.node import member_layout
@@ -83,7 +85,7 @@ def test_no_ordering_service_is_refused_before_anything_starts(
     homes: tuple[Path, int, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = homes[0]
-    refused(run(capsys, "--home", str(home), "node", "up"), "NODE_FAILED", "no orderer")
+    refused(run(capsys, "--home", str(home), "node", "up"), "NODE_NO_RAFT_MAJORITY", "no orderer")
     assert not (home / "node").exists()
     code, out, _ = run(capsys, "--home", str(home), "node", "status", "--json")
     assert code == 0 and json.loads(out)["state"] == "absent"
@@ -98,10 +100,58 @@ def test_a_port_in_use_is_refused_naming_it(
         holder.listen()
         refused(
             run(capsys, "--home", str(home), "node", "up"),
-            "NODE_FAILED",
+            "NODE_PORT_IN_USE",
             f"port {peer_port + 2} (org1 peer operations) is already in use",
         )
     assert not (home / "node").exists()
+
+
+def test_a_minority_of_orderers_up_is_refused_as_no_raft_majority(
+    homes: tuple[Path, int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, _, orderer_port = homes
+    with socket.socket() as one:  # one of the ordering service's two orderers answers
+        one.bind(("127.0.0.1", orderer_port))
+        one.listen()
+        refused(
+            run(capsys, "--home", str(home), "node", "up"),
+            "NODE_NO_RAFT_MAJORITY",
+            "only 1 of the ordering service's 2 orderers answer",
+        )
+    assert not (home / "node").exists()
+
+
+def test_the_ordering_organization_needs_the_founders_genesis_block(
+    homes: tuple[Path, int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = homes[0].parent
+    ordering = root / "ordering"
+    bundles = [load_bundle(root / f"{o}.bundle") for o in ("org1", "org2", "ordering")]
+    create_consortium(ordering / "consortium", bundles)
+    layout = member_layout(Settings.load(ordering, env={}))
+    assert isinstance(layout, OrderingLayout)
+    assert [o.address for o in layout.orderers] == [
+        f"127.0.0.1:{homes[2]}",
+        f"127.0.0.1:{homes[2] + 10}",
+    ]
+    assert layout.ports()["orderer1 admin"] == homes[2] + 11
+    refused(
+        run(capsys, "--home", str(ordering), "node", "up"),
+        "NODE_GENESIS_MISSING",
+        "fedspec node genesis --out FILE",
+    )
+    (root / "not-a-block").write_bytes(b"\x00garbage")
+    refused(
+        run(capsys, "--home", str(ordering), "node", "up", "--genesis", str(root / "not-a-block")),
+        "NODE_GENESIS_MISSING",
+        "is not a Fabric block",
+    )
+    refused(
+        run(capsys, "--home", str(ordering), "node", "up", "--genesis", str(root / "none")),
+        "NODE_GENESIS_MISSING",
+        "cannot read the genesis block",
+    )
+    assert not (ordering / "node").exists()
 
 
 def test_down_with_nothing_started_stops_nothing(
@@ -129,7 +179,7 @@ def test_a_home_without_its_own_organization_or_consortium_is_refused(
     refused(
         run(capsys, "--home", str(tmp_path / "ord"), "node", "up"),
         "CONSORTIUM_INVALID",
-        "ordering organization",
+        "consortium create",
     )
 
 
@@ -143,3 +193,39 @@ def test_org_init_port_is_the_bundles_endpoint(tmp_path: Path) -> None:
         "orderer2": "127.0.0.1:32020",
     }
     assert export_bundle(tmp_path / "a").endpoints == {"peer0": "127.0.0.1:31000"}
+
+
+def test_a_member_that_runs_a_raft_orderer_of_its_own(tmp_path: Path) -> None:
+    """`org init --raft`: the member's bundle declares its own orderer beside its peer, with a
+    TLS certificate for its own host; every founder's consortium counts it as a consenter."""
+    port = free_port_block(13)
+    init_org(
+        tmp_path / "org1" / "consortium", "org1", nodes=1, host="127.0.0.3", port=port, raft=True
+    )
+    init_org(
+        tmp_path / "ordering" / "consortium", "ordering", orderers=1, host="127.0.0.2", port=port
+    )
+    for org in ("org1", "ordering"):
+        write_bundle(export_bundle(tmp_path / org / "consortium"), tmp_path / f"{org}.bundle")
+    bundles = [load_bundle(tmp_path / f"{o}.bundle") for o in ("org1", "ordering")]
+    assert bundles[0].endpoints == {
+        "peer0": f"127.0.0.3:{port}",
+        "orderer0": f"127.0.0.3:{port + 10}",
+    }
+    create_consortium(tmp_path / "org1" / "consortium", bundles)
+    member = member_layout(Settings.load(tmp_path / "org1", env={}))
+    assert isinstance(member, MemberLayout)
+    assert [(o.name, o.org, o.address) for o in member.orderers] == [
+        ("orderer0", "org1", f"127.0.0.3:{port + 10}")
+    ]
+    assert member.orderer_addresses == [f"127.0.0.2:{port}", f"127.0.0.3:{port + 10}"]
+    assert member.ports()["orderer0 admin"] == port + 11
+    tls = x509.load_pem_x509_certificate(
+        (member.orderer_dir("orderer0", "org1") / "tls" / "server.crt").read_bytes()
+    )
+    names = tls.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "127.0.0.3" in {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    # The CA file a client verifies every orderer with: both organizations' TLS CAs.
+    cas = member.orderer_tls_cas().read_bytes()
+    assert member.tls_ca("org1").read_bytes() in cas
+    assert member.tls_ca("ordering").read_bytes() in cas

@@ -290,11 +290,9 @@ def _check_shape(bundle: Bundle, where: str) -> None:
     servers = "orderer" if bundle.kind == ORDERING else "peer"
     if not bundle.names(servers):
         raise ConsortiumError(f"{where}: a {bundle.kind} organization needs a {servers}")
-    wrong = "peer" if bundle.kind == ORDERING else "orderer"
-    if bundle.names(wrong) or (bundle.kind == ORDERING and bundle.names("client")):
-        raise ConsortiumError(
-            f"{where}: a {bundle.kind} organization cannot hold {wrong}s or nodes"
-        )
-    unknown = set(bundle.endpoints) - set(bundle.names(servers))
+    if bundle.kind == ORDERING and (bundle.names("peer") or bundle.names("client")):
+        raise ConsortiumError(f"{where}: a {bundle.kind} organization cannot hold peers or nodes")
+    # A member may run raft orderers of its own (`org init --raft`) beside its peer.
+    unknown = set(bundle.endpoints) - set(bundle.names(servers)) - set(bundle.names("orderer"))
     if unknown:
         raise ConsortiumError(f"{where}: endpoints name unknown servers {sorted(unknown)}")

@@ -182,13 +182,16 @@ def _entry(b: Bundle) -> dict[str, object]:
             "orderers": b.names("orderer"),
             "admins": b.names("admin"),
         }
-    return {
+    entry: dict[str, object] = {
         "name": b.name,
         "msp_id": b.msp_id,
         "peers": b.names("peer"),
         "admins": b.names("admin"),
         "nodes": sorted(b.names("client"), key=_natural),
     }
+    if b.names("orderer"):  # a member that runs raft orderers of its own
+        entry["orderers"] = b.names("orderer")
+    return entry
 
 
 def _natural(name: str) -> tuple[str, int]:

@@ -29,7 +29,9 @@ ORG_FILE = "org.json"
 ORG_FORMAT = "fedspec-org-v1"
 MEMBER, ORDERING = "member", "ordering"
 PEER_PORT, ORDERER_PORT = 7051, 7050
-# A peer binds its port and the next three; nine orderers bind up to port + 82.
+# A peer binds its port and the next three; nine orderers bind up to port + 82; a member's
+# own orderer binds port + 10 and the next two.
+MEMBER_ORDERER_OFFSET = 10
 MIN_PORT, MAX_PORT = 1024, 65400
 
 
@@ -83,15 +85,18 @@ def init_org(
     host: str = "127.0.0.1",
     orderers: int = 0,
     port: int | None = None,
+    raft: bool = False,
 ) -> OrgRecord:
     """Create organization ``name``'s CAs and identities under ``consortium_dir``.
 
     ``orderers > 0`` makes an ordering organization (orderers and an admin, no peer, no
     nodes). ``port`` is where its peer will listen (its chaincode listener, operations
     endpoint and chaincode server on the next three ports), or its first orderer (the next
-    ones 10 apart); the bundle declares these endpoints. Refuses a folder that already holds
-    an organization or a founded consortium; a refused or interrupted call leaves the folder
-    as it was.
+    ones 10 apart); the bundle declares these endpoints. ``raft`` gives a member an orderer
+    of its own too (``orderer0``, at ``port + 10``): a consenter of the channel's raft
+    cluster beside the ordering organization's. Refuses a folder that already holds an
+    organization or a founded consortium; a refused or interrupted call leaves the folder as
+    it was.
     """
     check_org_name(name)
     check_host(host)
@@ -119,13 +124,16 @@ def init_org(
             {f"orderer{i}": f"{host}:{(port or ORDERER_PORT) + 10 * i}" for i in range(orderers)},
         )
     else:
-        record = OrgRecord(
-            name,
-            MEMBER,
-            host,
-            {"admin": ["admin"], "peer": ["peer0"], "client": [f"node{i}" for i in range(nodes)]},
-            {"peer0": f"{host}:{port or PEER_PORT}"},
-        )
+        identities = {
+            "admin": ["admin"],
+            "peer": ["peer0"],
+            "client": [f"node{i}" for i in range(nodes)],
+        }
+        endpoints = {"peer0": f"{host}:{port or PEER_PORT}"}
+        if raft:
+            identities["orderer"] = ["orderer0"]
+            endpoints["orderer0"] = f"{host}:{(port or PEER_PORT) + MEMBER_ORDERER_OFFSET}"
+        record = OrgRecord(name, MEMBER, host, identities, endpoints)
     org_dir = consortium_dir / record.folder / name
     if org_dir.exists():
         raise ConsortiumError(f"{org_dir} already exists")

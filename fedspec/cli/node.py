@@ -1,8 +1,10 @@
-"""``fedspec node``: this member's own processes (its peer, its chaincode server) on a
-running Hyperledger Fabric network, from its own home with its own keys."""
+"""``fedspec node``: this organization's own processes on a Hyperledger Fabric network, from
+its own home with its own keys: a member's peer and chaincode server, or the ordering
+organization's orderers; and the founders' genesis block (docs/deploy.md)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,16 +14,16 @@ from fedspec.cli.options import JsonOption
 from fedspec.console.output import console, emit_json, table
 
 if TYPE_CHECKING:
-    from fabric_network import MemberLayout, NodeStatus
+    from fabric_network import NodeLayout, NodeStatus
 
 app = typer.Typer(
-    help="This member's own processes on a running Fabric network: its peer (joined to the "
-    "channel) and its chaincode server.",
+    help="This organization's own processes on a Fabric network: a member's peer (joined to "
+    "the channel) and chaincode server, or the ordering organization's orderers.",
     no_args_is_help=True,
 )
 
 
-def _member(state: State) -> MemberLayout:
+def _member(state: State) -> NodeLayout:
     # Deferred: the command line starts without it.
     from fedspec.app.node import member_layout
 
@@ -29,23 +31,65 @@ def _member(state: State) -> MemberLayout:
 
 
 @app.command("up")
-def up(ctx: typer.Context, json_out: JsonOption = False) -> None:
-    """Start this member's peer and chaincode server; return once its peer endorses.
+def up(
+    ctx: typer.Context,
+    genesis: Annotated[
+        Path | None,
+        typer.Option(
+            "--genesis",
+            help="The channel's genesis block a founder made (`fedspec node genesis`): the "
+            "ordering organization's orderers join the channel from it the first time; a "
+            "member's peer too where given (else from the ordering service's block 0)",
+        ),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Start this organization's own peer, chaincode server or orderers.
 
-    The first time, its peer joins the channel and its admin approves the chaincode for the
-    organization."""
+    A member's peer and chaincode server (returning once its peer endorses), or the
+    ordering organization's orderers. The first time, a member's peer joins the channel and its admin approves the chaincode
+    for the organization (committing it when that approval makes a majority); the orderers
+    join the channel from the founders' genesis block."""
     # Deferred: the command line starts without it.
     from fabric_network import node_up
 
     member = _member(ctx.obj)
-    status = node_up(member, progress=(lambda _: None) if json_out else _say)
+    status = node_up(member, genesis=genesis, progress=(lambda _: None) if json_out else _say)
     if json_out:
         emit_json(status.to_json())
         return
     _print(status)
+    if status.peer:
+        console.print(
+            "use it: [bold]export FEDSPEC_LEDGER=fabric[/] (this home's commands then go "
+            f"through its own peer, {status.peer})"
+        )
+
+
+@app.command("genesis")
+def genesis(
+    ctx: typer.Context,
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Where to write the channel's genesis block"),
+    ] = Path("fedspec.block"),
+    json_out: JsonOption = False,
+) -> None:
+    """Make the founders' channel genesis block from this home's consortium.
+
+    From the bundles it was founded from: the ordering organization's orderers, each
+    member's peer. One founder makes it and hands the file to the others, like a bundle."""
+    # Deferred: the command line starts without it.
+    from fabric_network import make_genesis
+
+    member = _member(ctx.obj)
+    path = make_genesis(member, out.absolute())
+    if json_out:
+        emit_json({"genesis": str(path), "channel": member.channel})
+        return
     console.print(
-        "use it: [bold]export FEDSPEC_LEDGER=fabric[/] (this home's commands then go through "
-        f"its own peer, {status.peer})"
+        f"wrote channel {member.channel}'s genesis block to {path}: hand it to the other "
+        "founders (`fedspec node up --genesis FILE`)"
     )
 
 
@@ -92,9 +136,10 @@ def _say(message: str) -> None:
 
 
 def _print(status: NodeStatus) -> None:
+    what = f"peer {status.peer}" if status.peer else "orderers"
     console.print(
         f"{status.org}'s node [bold]{status.state}[/] in {status.run_dir} "
-        f"(peer {status.peer}, channel {status.channel})"
+        f"({what}, channel {status.channel})"
     )
     if status.processes:
         table(

@@ -48,6 +48,14 @@ def init(
             show_default="7051 for a peer, 7050 for orderers",
         ),
     ] = None,
+    raft: Annotated[
+        bool,
+        typer.Option(
+            "--raft",
+            help="A member that also runs a raft orderer of the channel (orderer0, at "
+            "--port + 10), beside the ordering organization's",
+        ),
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Create ORG's CA, TLS CA, admin, peer and nodes in this home; keys never leave it."""
@@ -56,7 +64,7 @@ def init(
 
     state: State = ctx.obj
     folder = state.settings.ledger.consortium_dir
-    record = init_org(folder, org, nodes=nodes, host=host, orderers=orderers, port=port)
+    record = init_org(folder, org, nodes=nodes, host=host, orderers=orderers, port=port, raft=raft)
     if json_out:
         emit_json({"path": str(folder), **record.to_json()})
         return

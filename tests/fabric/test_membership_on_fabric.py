@@ -203,6 +203,7 @@ def test_a_fifth_organization_is_voted_into_the_channel_configuration(channel: C
     definition = lifecycle.committed_definition(
         layout, channel.network.bins / "bin", layout.config_dir, "org1"
     )
+    assert definition is not None
     parameter = definition.get("validation_parameter") or definition["validationParameter"]
     policy = policy_pb2.ApplicationPolicy.FromString(base64.b64decode(parameter))
     assert policy.channel_config_policy_reference == ENDORSEMENT_POLICY
