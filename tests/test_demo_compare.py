@@ -33,11 +33,9 @@ def test_baselines_keep_each_profiles_model_family(watch_home) -> None:
         # Same family on both sides: the comparison isolates specialization, not model class.
         assert row.family == specs[profile_id]["model"]["family"]
         assert row.federated == 0.5
-        assert 0.0 <= row.centralized <= 1.0 and 0.0 <= row.generic <= 1.0
-    # Seven exercises: the trees (insensitive to feature scaling) are real models, well
-    # above chance (1/7), on the profile's rows and on the pooled inertial rows alike.
-    assert rows["watch-gyroscope"].centralized > 0.3
-    assert rows["watch-gyroscope"].generic > 0.3
+        # Seven exercises: both baselines are real models, well above chance (1/7), on the
+        # profile's rows and on the pooled inertial rows alike.
+        assert row.centralized > 0.3 and row.generic > 0.3
 
 
 def test_profiles_absent_from_the_results_are_left_out(watch_home) -> None:

@@ -67,18 +67,19 @@ def test_mnist_subset_is_28x28_with_labels_from_the_last_column() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sensor", "channels"),
+    ("sensor", "channels", "magnitudes"),
     [
-        ("accelerometer", ["ax", "ay", "az"]),
-        ("gyroscope", ["wx", "wy", "wz"]),
-        ("both", ["ax", "ay", "az", "wx", "wy", "wz"]),
+        ("accelerometer", ["ax", "ay", "az"], ["amag"]),
+        ("gyroscope", ["wx", "wy", "wz"], ["wmag"]),
+        ("both", ["ax", "ay", "az", "wx", "wy", "wz"], ["amag", "wmag"]),
     ],
 )
-def test_watch_windows_select_channels_by_sensor(sensor, channels) -> None:
+def test_watch_windows_select_channels_by_sensor(sensor, channels, magnitudes) -> None:
     data = load_watch_windows(sensor)
-    assert data.X.shape[1] == 6 * len(channels)
+    # Per axis and per magnitude: 6 statistics and 6 frequency-band shares.
+    assert data.X.shape[1] == 12 * (len(channels) + len(magnitudes))
     assert data.info.characteristics["channels"] == channels
-    assert {name.split("_")[0] for name in data.info.feature_names} == set(channels)
+    assert {name.split("_")[0] for name in data.info.feature_names} == {*channels, *magnitudes}
     assert len(np.unique(data.keys["subject"])) == 10
     assert len(np.unique(data.keys["series"])) == 140
     assert set(np.unique(data.y)) == set(range(7))
