@@ -71,10 +71,13 @@ bench: install
 	$(BIN)/python -m benchmarks.round_time
 	$(BIN)/python -m benchmarks.specialization
 	$(BIN)/python -m benchmarks.specialization_budget
+	$(BIN)/python -m benchmarks.simulate
 	$(BIN)/python -m benchmarks.read_paths
 	$(BIN)/python -m benchmarks.secagg
 	$(BIN)/python -m benchmarks.bagging
 	$(BIN)/python -m benchmarks.examples
+	$(BIN)/python -m benchmarks.sensor
+	$(BIN)/python -m benchmarks.dp_sgd
 	scripts/fabric-binaries && $(BIN)/python -m benchmarks.ledger_fabric
 
 # Regenerate the lock after changing a pin in pyproject.toml.

@@ -11,7 +11,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaincode import demand, membership, models, nodes, profiles, rewards, rounds, updates
+from chaincode import (
+    demand,
+    membership,
+    models,
+    nodes,
+    profiles,
+    rewards,
+    rounds,
+    secagg,
+    updates,
+)
 from chaincode.context import Stub, Tx, canonical
 from chaincode.errors import ChaincodeError, InvalidArgument
 
@@ -92,6 +102,14 @@ TRANSACTIONS: dict[str, Transaction] = {
         ),
         _t("OpenRound", rounds.open_round, "profile_id"),
         _t("JoinRound", rounds.join_round, "profile_id", "round", "commitment"),
+        _t(
+            "JoinRoundWithKeys",
+            secagg.join_round_with_keys,
+            "profile_id",
+            "round",
+            "commitment",
+            "keys_json",
+        ),
         _t("RevealSeed", rounds.reveal_seed, "profile_id", "round", "secret"),
         _t("ElectCoordinator", rounds.elect_coordinator, "profile_id", "round"),
         _t("ReplaceCoordinator", rounds.replace_coordinator, "profile_id", "round"),
@@ -103,6 +121,18 @@ TRANSACTIONS: dict[str, Transaction] = {
         _t("GetUpdate", updates.get_update, "profile_id", "round", "node_id", evaluate=True),
         _t("ListUpdates", updates.list_updates, "profile_id", "round", evaluate=True),
         _t("GetBudget", updates.get_budget, "node_id", "profile_id", evaluate=True),
+        _t("SubmitShares", secagg.submit_shares, "profile_id", "round", "shares_json"),
+        _t("CloseSharing", secagg.close_sharing, "profile_id", "round"),
+        _t("RequestUnmask", secagg.request_unmask, "profile_id", "round", "survivors_json"),
+        _t(
+            "SubmitUnmaskShares",
+            secagg.submit_unmask_shares,
+            "profile_id",
+            "round",
+            "answer_json",
+        ),
+        _t("RecordUnmasked", secagg.record_unmasked, "profile_id", "round", "result_json"),
+        _t("GetSecureAggregation", secagg.get_secagg, "profile_id", "round", evaluate=True),
         _t("CommitModel", models.commit_model, "profile_id", "round", "model_json"),
         _t("GetModel", models.get_model, "profile_id", "round", evaluate=True),
         _t("GetLatestModel", models.get_latest_model, "profile_id", evaluate=True),

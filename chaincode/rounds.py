@@ -105,12 +105,32 @@ async def _joining_closed(tx: Tx, record: dict[str, Any]) -> bool:
 
 async def join_round(tx: Tx, profile_id: str, round_text: str, commitment: str) -> dict[str, Any]:
     """A node joins a round with the sha256 commitment of its election secret."""
+    return await join_with(tx, profile_id, round_text, commitment, None)
+
+
+async def join_with(
+    tx: Tx,
+    profile_id: str,
+    round_text: str,
+    commitment: str,
+    public_keys: dict[str, str] | None,
+) -> dict[str, Any]:
+    """The join itself; ``public_keys`` (secure aggregation's, :mod:`chaincode.secagg`) are
+    part of the signed entry, so a second join with other keys is a ``Conflict``."""
     node = await require_node(tx)
     n = parse_int(round_text, "round", minimum=1)
     record = await load_round(tx, profile_id, n)
     check_sha256(commitment, "seed commitment")
+    profile = await load_profile(tx, profile_id)
+    if "secure" in profile["spec"]["aggregation"] and public_keys is None:
+        raise FailedPrecondition(
+            f"profile {profile_id} uses secure aggregation: join with JoinRoundWithKeys and "
+            "this round's public keys"
+        )
     key = keys.join(profile_id, n, node["id"])
-    entry = {"node": node["id"], "commitment": commitment}
+    entry: dict[str, Any] = {"node": node["id"], "commitment": commitment}
+    if public_keys is not None:
+        entry["secagg_keys"] = public_keys
     if await tx.get(key) is not None:
         await tx.put_once(key, entry, f"{node['id']}'s commitment for round {n}")
         return entry  # retried join: same commitment, nothing written
@@ -186,10 +206,23 @@ async def elect_coordinator(tx: Tx, profile_id: str, round_text: str) -> dict[st
             "QUORUM_NOT_MET",
             f"{len(participants)} revealed, the profile needs {record['min_nodes']}",
         )
+    profile = await load_profile(tx, profile_id)
+    secure = profile["spec"]["aggregation"].get("secure")
+    if secure is not None:
+        # The cohort is known now: a threshold past it, or not a majority of it, is refused
+        # (federated.secagg.check_threshold says why a majority).
+        t, cohort = int(secure["threshold"]), len(participants)
+        if t > cohort or 2 * t <= cohort:
+            return await _fail(
+                tx,
+                record,
+                "SECAGG_THRESHOLD_INVALID",
+                f"secure aggregation threshold {t} must be a majority of the cohort of "
+                f"{cohort} and at most {cohort}",
+            )
     weights = {node_id: await reputation(tx, node_id) for node_id in participants}
     seed = election.seed_from_reveals(reveals)
     coordinator = election.draw(seed, weights)
-    profile = await load_profile(tx, profile_id)
     window = int(profile["spec"]["schedule"]["coordinator_window_s"])
     record = {
         **record,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
@@ -17,6 +18,7 @@ from typing import Any
 
 import fastjsonschema
 
+from chaincode import rdp
 from chaincode.errors import InvalidArgument
 
 MAX_DOCUMENT_BYTES = 64 * 1024
@@ -30,13 +32,25 @@ MAX_DOCUMENT_DEPTH = 32
 MAX_EPSILON_PER_ROUND = Fraction(100)
 MAX_EPSILON_BUDGET = Fraction(10_000)
 MAX_CLIP_NORM = Fraction(10**6)
+# DP-SGD's mechanism: below σ = 0.3 a step leaks nearly everything (and exp((k²−k)/2σ²) at
+# order 256 outgrows any context); a round of more than 100 000 steps is no federated round.
+MIN_NOISE_MULTIPLIER = Fraction(3, 10)
+MAX_NOISE_MULTIPLIER = Fraction(1000)
+MAX_STEPS_PER_ROUND = 100_000
 PRIVACY_NUMBERS = (
     "epsilon_per_round",
     "delta_per_round",
     "epsilon_budget",
     "delta_budget",
     "clip_norm",
+    "noise_multiplier",
+    "sample_rate",
+    "epochs_per_round",
 )
+# Client-level DP (Gaussian noise on each node's whole update) under its clear name and the
+# name ledgers written before record-level DP-SGD use; both mean the same thing.
+CLIENT_LEVEL_MODES = ("client-level-dp", "client-dp")
+DP_SGD_ONLY = ("noise_multiplier", "sample_rate", "epochs_per_round")
 
 
 @lru_cache(maxsize=1)
@@ -66,6 +80,7 @@ def validate_profile(document: Any) -> None:
     if document.get("parent") == document["id"]:
         raise InvalidArgument("profile parent: a profile cannot be its own parent", field="parent")
     validate_privacy(document["privacy"])
+    validate_secure_aggregation(document["aggregation"])
 
 
 def _privacy_number(privacy: dict[str, Any], key: str) -> Fraction:
@@ -82,29 +97,33 @@ def validate_privacy(privacy: dict[str, Any]) -> None:
     """The privacy numbers of a schema-valid profile, checked exactly (Fractions, no floats).
 
     - ``none``: spends nothing, so it carries no ε, δ, budget or clip norm.
-    - ``client-dp`` (Gaussian mechanism on each update): 0 < ε per round ≤ 100,
-      0 < δ per round < 1, ε per round ≤ ε budget ≤ 10 000, δ per round ≤ δ budget < 1,
-      0 < clip norm ≤ 10⁶.
+    - ``client-level-dp`` (or its old name ``client-dp``; Gaussian mechanism on each node's
+      whole update): 0 < ε per round ≤ 100, 0 < δ per round < 1, ε per round ≤ ε budget
+      ≤ 10 000, δ per round ≤ δ budget < 1, 0 < clip norm ≤ 10⁶.
     - ``dp-model`` (an ε-DP estimator): 0 < ε per round ≤ 100, δ per round = 0,
       ε per round ≤ ε budget ≤ 10 000, 0 ≤ δ budget < 1, a clip norm (if given) as above.
+    - ``dp-sgd`` (record-level DP-SGD, Rényi-DP accounted, :mod:`chaincode.rdp`):
+      0.3 ≤ noise multiplier ≤ 1000, 0 < sample rate ≤ 1, 0 < epochs per round with at
+      most 100 000 steps (⌈epochs / sample rate⌉) per round, 0 < clip norm (per sample)
+      ≤ 10⁶, 0 < ε budget ≤ 10 000 and 0 < δ budget < 1 (the δ at which ε is accounted),
+      and no per-round ε or δ: the ledger derives them from the mechanism.
     """
     mode = privacy["mode"]
     if mode == "none":
-        for key in PRIVACY_NUMBERS:
-            if key in privacy:
-                raise InvalidArgument(
-                    f"profile privacy.{key}: privacy mode none spends no budget; remove it",
-                    field=f"privacy.{key}",
-                )
+        _refuse_present(privacy, PRIVACY_NUMBERS, "privacy mode none spends no budget")
         return
+    if mode == "dp-sgd":
+        _validate_dp_sgd(privacy)
+        return
+    _refuse_present(privacy, DP_SGD_ONLY, "only privacy mode dp-sgd takes it")
     eps = _privacy_number(privacy, "epsilon_per_round")
     delta = _privacy_number(privacy, "delta_per_round")
     eps_budget = _privacy_number(privacy, "epsilon_budget")
     delta_budget = _privacy_number(privacy, "delta_budget")
     if not 0 < eps <= MAX_EPSILON_PER_ROUND:
         raise _refuse("epsilon_per_round", f"> 0 and ≤ {MAX_EPSILON_PER_ROUND}", eps)
-    if mode == "client-dp" and not 0 < delta < 1:
-        raise _refuse("delta_per_round", "> 0 and < 1 (client-dp is (ε, δ)-DP)", delta)
+    if mode in CLIENT_LEVEL_MODES and not 0 < delta < 1:
+        raise _refuse("delta_per_round", f"> 0 and < 1 ({mode} is (ε, δ)-DP)", delta)
     if mode == "dp-model" and delta != 0:
         raise _refuse("delta_per_round", "0 (dp-model trains an ε-DP estimator)", delta)
     if not eps <= eps_budget <= MAX_EPSILON_BUDGET:
@@ -123,11 +142,85 @@ def validate_privacy(privacy: dict[str, Any]) -> None:
             raise _refuse("clip_norm", f"> 0 and ≤ {MAX_CLIP_NORM}", clip)
 
 
+def _refuse_present(privacy: dict[str, Any], names: tuple[str, ...], why: str) -> None:
+    for key in names:
+        if key in privacy:
+            raise InvalidArgument(
+                f"profile privacy.{key}: {why}; remove it", field=f"privacy.{key}"
+            )
+
+
+def _validate_dp_sgd(privacy: dict[str, Any]) -> None:
+    _refuse_present(
+        privacy,
+        ("epsilon_per_round", "delta_per_round"),
+        "dp-sgd derives each round's spend from its mechanism (noise_multiplier, …)",
+    )
+    sigma = _privacy_number(privacy, "noise_multiplier")
+    rate = _privacy_number(privacy, "sample_rate")
+    epochs = _privacy_number(privacy, "epochs_per_round")
+    clip = _privacy_number(privacy, "clip_norm")
+    eps_budget = _privacy_number(privacy, "epsilon_budget")
+    delta_budget = _privacy_number(privacy, "delta_budget")
+    if not MIN_NOISE_MULTIPLIER <= sigma <= MAX_NOISE_MULTIPLIER:
+        raise _refuse(
+            "noise_multiplier",
+            f"≥ {decimal_text(MIN_NOISE_MULTIPLIER)} and ≤ {MAX_NOISE_MULTIPLIER}",
+            sigma,
+        )
+    if not 0 < rate <= 1:
+        raise _refuse("sample_rate", "> 0 and ≤ 1", rate)
+    if not (epochs > 0 and epochs / rate <= MAX_STEPS_PER_ROUND):
+        raise _refuse(
+            "epochs_per_round",
+            f"> 0 with at most {MAX_STEPS_PER_ROUND} steps (epochs / sample_rate) per round",
+            epochs,
+        )
+    if not 0 < clip <= MAX_CLIP_NORM:
+        raise _refuse("clip_norm", f"> 0 and ≤ {MAX_CLIP_NORM}", clip)
+    if not 0 < eps_budget <= MAX_EPSILON_BUDGET:
+        raise _refuse("epsilon_budget", f"> 0 and ≤ {MAX_EPSILON_BUDGET}", eps_budget)
+    if not 0 < delta_budget < 1:
+        raise _refuse("delta_budget", "> 0 and < 1 (dp-sgd states ε at this δ)", delta_budget)
+
+
+# Aggregators that need each node's update: under secure aggregation the coordinator has
+# only the sum (chaincode.secagg, docs/privacy.md "Secure aggregation").
+NEEDS_INDIVIDUAL_UPDATES = ("median", "trimmed-mean", "multi-krum", "xgb-histogram", "xgb-bagging")
+
+
+def validate_secure_aggregation(aggregation: dict[str, Any]) -> None:
+    """``aggregation.secure`` only with an aggregator that needs the sum alone (FedAvg,
+    FedProx, FedAdam, FedYogi). The threshold is checked against the cohort when the cohort
+    is known, at the election (:mod:`chaincode.secagg`)."""
+    strategy = aggregation["strategy"]
+    if "secure" in aggregation and strategy in NEEDS_INDIVIDUAL_UPDATES:
+        raise InvalidArgument(
+            f"profile aggregation.secure: strategy {strategy} needs each node's update, and "
+            "secure aggregation gives the coordinator only their sum; use fedavg, fedprox, "
+            "fedadam or fedyogi",
+            field="aggregation.secure",
+        )
+
+
+def dp_sgd_round_rdp(privacy: dict[str, Any]) -> tuple[Decimal, ...]:
+    """The Rényi-DP curve (:data:`chaincode.rdp.ORDERS`) of one round of a ``dp-sgd``
+    profile: ⌈epochs_per_round / sample_rate⌉ Poisson-subsampled Gaussian steps."""
+    rate = decimal(privacy["sample_rate"], "sample_rate")
+    steps = rdp.steps_per_round(rate, decimal(privacy["epochs_per_round"], "epochs_per_round"))
+    return rdp.round_rdp(decimal(privacy["noise_multiplier"], "noise_multiplier"), rate, steps)
+
+
 def per_round_spend(privacy: dict[str, Any]) -> tuple[Fraction, Fraction]:
     """The (ε, δ) a profile prescribes for every update trained in a round: its per-round
-    spend under a DP mode, (0, 0) under ``none``."""
+    spend under a DP mode (under ``dp-sgd``: the round's own ε at the profile's δ budget),
+    (0, 0) under ``none``."""
     if privacy["mode"] == "none":
         return Fraction(0), Fraction(0)
+    if privacy["mode"] == "dp-sgd":
+        # What the round alone costs at the profile's δ; the budget composes RDP curves.
+        delta = decimal(privacy["delta_budget"], "delta_budget")
+        return Fraction(rdp.epsilon(dp_sgd_round_rdp(privacy), delta)), delta
     return (
         decimal(privacy["epsilon_per_round"], "epsilon_per_round"),
         decimal(privacy["delta_per_round"], "delta_per_round"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from chaincode import keys
+from chaincode import keys, rdp
 from chaincode.common import (
     check_int_map,
     check_node_id,
@@ -27,6 +27,7 @@ from chaincode.rounds import load_round
 from chaincode.schema import (
     decimal,
     decimal_text,
+    dp_sgd_round_rdp,
     parse_json_argument,
     per_round_spend,
     validate_characteristics,
@@ -142,7 +143,10 @@ async def submit_update(
     spend_delta = Fraction(update["privacy"]["delta"])
     privacy = profile["spec"]["privacy"]
     _check_spend(profile_id, privacy, update, spend_eps, spend_delta)
-    if privacy["mode"] != "none":
+    if privacy["mode"] == "dp-sgd":
+        if update["validation"]["passed"]:
+            await _spend_rdp(tx, node["id"], profile_id, privacy, n)
+    elif privacy["mode"] != "none":
         budget_key = keys.budget(node["id"], profile_id)
         spent = await tx.get(budget_key) or {"epsilon": "0", "delta": "0", "rounds": 0}
         total_eps = Fraction(spent["epsilon"]) + spend_eps
@@ -212,6 +216,8 @@ async def get_budget(tx: Tx, node_id: str, profile_id: str) -> dict[str, Any]:
         "spent": {"epsilon": spent["epsilon"], "delta": spent["delta"]},
         "rounds": spent["rounds"],
     }
+    if privacy["mode"] == "dp-sgd":
+        return {**out, **await _rdp_view(tx, check_node_id(node_id), profile_id, privacy)}
     if privacy["mode"] != "none":
         cap_eps = decimal(privacy["epsilon_budget"], "epsilon_budget")
         cap_delta = decimal(privacy["delta_budget"], "delta_budget")
@@ -221,3 +227,106 @@ async def get_budget(tx: Tx, node_id: str, profile_id: str) -> dict[str, Any]:
             "delta": decimal_text(max(Fraction(0), cap_delta - Fraction(spent["delta"]))),
         }
     return out
+
+
+# ---------------------------------------------------------------- record-level (dp-sgd)
+async def rdp_standing(
+    tx: Tx, node_id: str, profile_id: str, privacy: dict[str, Any]
+) -> rdp.Standing:
+    """The node's spends as the RDP accountant composes them for a dp-sgd profile: this
+    profile's curve, the sum of its curves in every dp-sgd profile, and its (ε, δ) spends
+    in the older modes (one budget record per profile the node trained in: a short scan)."""
+    profile_curve = family_curve = rdp.zero()
+    other_eps = other_delta = Fraction(0)
+    for attrs, record in await tx.scan("budget", node_id):
+        if "rdp" in record:
+            curve = rdp.from_text(record["rdp"])
+            family_curve = rdp.add(family_curve, curve)
+            if attrs[-1] == profile_id:
+                profile_curve = curve
+        else:
+            other_eps += Fraction(record["epsilon"])
+            other_delta += Fraction(record["delta"])
+    return rdp.Standing(
+        profile_curve,
+        family_curve,
+        other_eps,
+        other_delta,
+        delta=decimal(privacy["delta_budget"], "delta_budget"),
+        epsilon_budget=decimal(privacy["epsilon_budget"], "epsilon_budget"),
+    )
+
+
+async def _spend_rdp(
+    tx: Tx, node_id: str, profile_id: str, privacy: dict[str, Any], n: int
+) -> None:
+    """Compose one round's RDP curve into the node's record; refuse (nothing written) when
+    the family total would pass the profile's budget at its δ."""
+    standing = await rdp_standing(tx, node_id, profile_id, privacy)
+    curve = dp_sgd_round_rdp(privacy)
+    refusal = standing.refusal(curve)
+    if refusal is not None:
+        raise BudgetExceeded(
+            f"{node_id} on {profile_id}: {refusal}",
+            spent_epsilon=str(standing.profile_epsilon),
+            family_epsilon=str(standing.family_epsilon),
+        )
+    after = standing.with_round(curve)
+    key = keys.budget(node_id, profile_id)
+    previous = await tx.get(key) or {"rounds": 0}
+    await tx.put(
+        key,
+        {
+            "accountant": "rdp",
+            "rdp": rdp.to_text(after.profile_curve),
+            "epsilon": decimal_text(Fraction(after.profile_epsilon)),
+            "delta": decimal_text(standing.delta),
+            "rounds": int(previous["rounds"]) + 1,
+            "last_round": n,
+        },
+    )
+
+
+async def _rdp_view(
+    tx: Tx, node_id: str, profile_id: str, privacy: dict[str, Any]
+) -> dict[str, Any]:
+    """GetBudget's fields for a dp-sgd profile: ε at the profile's δ, spent in the profile
+    and over the family, what is left, how many more rounds fit, and the curves themselves
+    (so that a node checks a round with this very arithmetic before training)."""
+    standing = await rdp_standing(tx, node_id, profile_id, privacy)
+    curve = dp_sgd_round_rdp(privacy)
+    family = standing.family_epsilon
+    delta = decimal_text(standing.delta)
+    spent_any = any(standing.profile_curve)
+    left = (
+        Fraction(0)
+        if family is None
+        else max(Fraction(0), standing.epsilon_budget - Fraction(family))
+    )
+    return {
+        "accountant": "rdp",
+        "spent": {
+            "epsilon": decimal_text(Fraction(standing.profile_epsilon)),
+            "delta": delta if spent_any else "0",
+        },
+        "budget": {"epsilon": privacy["epsilon_budget"], "delta": privacy["delta_budget"]},
+        "family": {
+            "epsilon": "inf" if family is None else decimal_text(Fraction(family)),
+            "delta": delta,
+        },
+        "remaining": {"epsilon": decimal_text(left), "delta": delta if family is not None else "0"},
+        "round": {
+            "epsilon": decimal_text(Fraction(rdp.epsilon(curve, standing.delta))),
+            "delta": delta,
+        },
+        "rounds_left": standing.rounds_left(curve),
+        "rdp": {
+            "orders": list(rdp.ORDERS),
+            "profile": rdp.to_text(standing.profile_curve),
+            "family": rdp.to_text(standing.family_curve),
+            "other": {
+                "epsilon": decimal_text(standing.other_epsilon),
+                "delta": decimal_text(standing.other_delta),
+            },
+        },
+    }

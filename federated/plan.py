@@ -7,6 +7,7 @@ node's data, so every node and every coordinator builds the same model.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Mapping
@@ -100,7 +101,7 @@ class TrainingPlan:
             strategy_params={
                 k: v for k, v in (aggregation.get("params") or {}).items() if k != "local_rounds"
             },
-            privacy=PrivacyConfig.from_profile(spec["privacy"]),
+            privacy=_privacy(spec),
             min_nodes=int(spec["min_nodes"]),
             task_type=task_type,
             objective_metric=str(objective["metric"]),
@@ -135,6 +136,17 @@ class TrainingPlan:
         from federated.simulation import initial_model
 
         return initial_model(self.family, self.hyperparameters, seed=self.seed("initial"))
+
+
+def _privacy(spec: Mapping[str, Any]) -> PrivacyConfig | None:
+    """The profile's privacy; under secure aggregation, client-level noise is shared out:
+    each node adds σ²/t, so the sum of the t or more survivors the protocol unmasks carries
+    σ² once (docs/privacy.md, "Distributed noise")."""
+    privacy = PrivacyConfig.from_profile(spec["privacy"])
+    secure = spec["aggregation"].get("secure")
+    if privacy is not None and secure is not None and privacy.mechanism == "gaussian-update":
+        privacy = dataclasses.replace(privacy, noise_shares=int(secure["threshold"]))
+    return privacy
 
 
 def _xgb_params(family: str, hp: Mapping[str, Any]) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def train_node(
     if privacy is not None:
         params = _private_hyperparameters(privacy, family, params, node_id)
         # Before anything touches X or y: a refused round trains nothing.
-        privacy.budget(spent, node_id=node_id).check(privacy.round_spend)
+        privacy.check_round(spent, node_id=node_id)
     if len(y) == 0:
         raise EmptyPartitionError("no rows to train on", node_id=node_id)
 
@@ -113,7 +113,10 @@ def train_node(
         raise IncompatibleModelError("global model parameters are bytes", node_id=node_id)
     if global_model.parameters:
         model.set_parameters(list(global_model.parameters))
-    model.fit(X, y)
+    if privacy is not None and privacy.mechanism == "dp-sgd":
+        _fit_dp_sgd(model, X, y, privacy, noise_seed, node_id)
+    else:
+        model.fit(X, y)
     released = model.get_parameters()
 
     metrics: dict[str, Scalar] = {"family": family}
@@ -125,20 +128,48 @@ def train_node(
             global_model.parameters,
             released,
             clip_norm=privacy.clip_norm,
-            sigma=privacy.noise_sigma(),
+            sigma=privacy.node_noise_sigma(),
             rng=np.random.default_rng(noise_seed),
         ).parameters
         spend = privacy.round_spend
-    else:
+    else:  # a DP estimator reports its own spend; DP-SGD spends the profile's round
         spend = PrivacySpend(
             float(getattr(model, "epsilon_spent_", privacy.epsilon)),
-            float(getattr(model, "delta_spent_", 0.0)),
+            float(getattr(model, "delta_spent_", privacy.delta)),
         )
     if privacy is not None and spend is not None:
         metrics["dp_mechanism"] = privacy.mechanism
         metrics["dp_epsilon"] = spend.epsilon
         metrics["dp_delta"] = spend.delta
     return FitResult(node_id, released, len(y), metrics), spend
+
+
+def _fit_dp_sgd(
+    model: ParametricClassifier,
+    X: NDArray,
+    y: NDArray,
+    privacy: PrivacyConfig,
+    noise_seed: int | None,
+    node_id: str,
+) -> None:
+    """Record-level DP-SGD: only torch families have per-sample gradients to clip."""
+    fit = getattr(model, "fit_dp_sgd", None)
+    if fit is None:
+        raise IncompatibleModelError(
+            f"{model.family} cannot train by DP-SGD; use a torch family", node_id=node_id
+        )
+    assert privacy.noise_multiplier is not None
+    assert privacy.sample_rate is not None
+    assert privacy.clip_norm is not None
+    fit(
+        X,
+        y,
+        noise_multiplier=privacy.noise_multiplier,
+        max_grad_norm=privacy.clip_norm,
+        sample_rate=privacy.sample_rate,
+        steps=privacy.steps,
+        noise_seed=noise_seed,
+    )
 
 
 def aggregate_round(

@@ -13,8 +13,11 @@ Hierarchy::
     ├── ledger_client.errors.LedgerError    the ledger client, typed by the phase that failed
     ├── registry.errors.RegistryError       MLflow tracking, the model registry, model access
     ├── fabric_network.NetworkError         NETWORK_FAILED: a local Fabric network
-    │   └── fabric_network.NodeError        NODE_FAILED, NODE_NOT_IN_CHANNEL: a member's own
-    │                                       peer and chaincode server (`fedspec node up`)
+    │   └── fabric_network.NodeError        NODE_FAILED, NODE_NOT_IN_CHANNEL, NODE_PORT_IN_USE,
+    │                                       NODE_GENESIS_MISSING, NODE_NO_RAFT_MAJORITY: a
+    │                                       member's own processes (`fedspec node up`)
+    ├── flows.virtual_nodes.SimulationError SIMULATION_INVALID; EngineUnavailableError
+    │                                       SIMULATION_ENGINE_UNAVAILABLE (`fedspec simulate`)
     ├── ConsortiumError                     CONSORTIUM_INVALID: MSP folders, identities
     ├── ProfileFileError                    PROFILE_INVALID: a profile file
     └── ConfigError                         CONFIG_INVALID: settings, backends, paths
@@ -51,6 +54,12 @@ class ErrorCode(StrEnum):
     # A member's own processes on a running network (`fedspec node up`, fabric_network.member).
     NODE_FAILED = "NODE_FAILED"
     NODE_NOT_IN_CHANNEL = "NODE_NOT_IN_CHANNEL"
+    NODE_PORT_IN_USE = "NODE_PORT_IN_USE"
+    NODE_GENESIS_MISSING = "NODE_GENESIS_MISSING"
+    NODE_NO_RAFT_MAJORITY = "NODE_NO_RAFT_MAJORITY"
+    # `fedspec simulate`: virtual nodes that cannot be made, an engine that cannot be had.
+    SIMULATION_INVALID = "SIMULATION_INVALID"
+    SIMULATION_ENGINE_UNAVAILABLE = "SIMULATION_ENGINE_UNAVAILABLE"
     # Ledger client, by phase.
     LEDGER_ERROR = "LEDGER_ERROR"
     IDENTITY_INVALID = "IDENTITY_INVALID"

@@ -33,10 +33,11 @@ from federated.models.metrics import classification_metrics, regression_metrics
 from federated.plan import TrainingPlan
 from federated.types import AggregateResult, FitFailure, FitResult, GlobalModel, Strategy
 from federated.validation import ValidationSummary
-from fedspec.errors import ErrorCode
+from fedspec.errors import ErrorCode, FedspecError
 from flows import timing, tracking
 from flows.environment import NodeEnvironment
 from flows.models import ProfileModel, adapter_for
+from flows.secure import SecureAggregation, secure_threshold
 from flows.updates import base_model, prefetch, staleness
 from ledger_client import (
     Committed,
@@ -49,6 +50,7 @@ from ledger_client import (
 from registry import (
     ArtifactIntegrityError,
     ArtifactMissingError,
+    EvaluationError,
     champion,
     decide_alias,
     evaluate_global_model,
@@ -116,6 +118,7 @@ class Coordinator:
         self.report = CoordinatorReport()
         self.profile = {**plan.spec, "id": plan.profile_id}
         self.run_id = parent_run_id or ""
+        self._update_bytes: dict[str, bytes] = {}  # accepted updates (masked ones, if secure)
 
     def _start(self, rnd: Round) -> None:
         if not self.run_id:
@@ -136,9 +139,15 @@ class Coordinator:
         self.progress("coordinating")
         tracking.log_params(self.run_id, round_params(self.profile, rnd.participants))
         records = self._timed("await_updates", lambda: self._await_updates(rnd))
-        results, failures, reports = self._timed("verify", lambda: self._verified(rnd, records))
+        secure = self._secure_aggregation(rnd)
+        strategy: Strategy
+        if secure is None:
+            results, failures, reports = self._timed("verify", lambda: self._verified(rnd, records))
+            strategy = self.plan.strategy()
+        else:  # masked vectors only: the strategy runs on their unmasked mean (flows.secure)
+            results, failures = self._timed("verify", lambda: secure.verified(records))
+            reports, self._update_bytes, strategy = [], secure.masked_bytes, secure
         current = self._timed("fetch_base", lambda: self._current(rnd))
-        strategy = self.plan.strategy()
         aggregation = self._aggregated(rnd, strategy, current, results, failures)
         if aggregation is None or aggregation.model is None:
             return self.report
@@ -150,8 +159,11 @@ class Coordinator:
         evaluation = self.env.evaluation_data(dict(self.plan.characteristics))
         try:
             metrics = self._timed("evaluate", lambda: self._evaluate(model, evaluation))
-        except PredictionError as exc:  # e.g. NaN probabilities: the round has no usable model
-            self._fail(rnd, "EVALUATION_FAILED", f"{exc.code}: {exc.message}")
+        except (PredictionError, EvaluationError) as exc:  # the round has no usable model
+            # e.g. NaN probabilities, which the registry's evaluation reports as its own
+            # EvaluationError: name the root cause, the reason readers need.
+            cause = exc.__cause__ if isinstance(exc.__cause__, FedspecError) else exc
+            self._fail(rnd, "EVALUATION_FAILED", f"{cause.code}: {cause.message}")
             return self.report
         data = encode_global_model(model)
         digest = sha256_hex(data)
@@ -164,13 +176,17 @@ class Coordinator:
             kept = {i.node_id for i in included}
             tokens = self._timed(
                 "contribution",
-                lambda: self._contributions(
-                    strategy,
-                    rnd,
-                    current,
-                    included,
-                    [r for r in reports if r.node_id in kept],
-                    evaluation,
+                lambda: (
+                    secure.tokens(included)
+                    if secure is not None
+                    else self._contributions(
+                        strategy,
+                        rnd,
+                        current,
+                        included,
+                        [r for r in reports if r.node_id in kept],
+                        evaluation,
+                    )
                 ),
             )
             registered: ModelVersionInfo = registering.result()
@@ -309,6 +325,13 @@ class Coordinator:
                 return records
             time.sleep(self.poll_s)
 
+    def _secure_aggregation(self, rnd: Round) -> SecureAggregation | None:
+        """The coordinator's side of secure aggregation, for a profile that has it."""
+        if secure_threshold(self.plan) is None:
+            return None
+        window = max(2.0, rnd.coordinator_deadline - time.time() - self._margin())
+        return SecureAggregation(self.env, self.plan, rnd, self.run_id, answer_window_s=window)
+
     def _margin(self) -> float:
         window = float(self.plan.spec["schedule"]["coordinator_window_s"])
         return max(MIN_UPDATE_MARGIN_S, UPDATE_MARGIN * window)
@@ -321,7 +344,7 @@ class Coordinator:
         results: list[FitResult] = []
         failures: list[FitFailure] = []
         reports: list[NodeReport] = []
-        self._update_bytes: dict[str, bytes] = {}
+        self._update_bytes = {}
         fetched = prefetch(
             [
                 wanted

@@ -43,6 +43,7 @@ from flows import timing, tracking
 from flows.coordinator import Coordinator
 from flows.environment import NodeEnvironment
 from flows.models import ProfileModel
+from flows.secure import SecureNode, secure_threshold
 from flows.updates import TRAINED_FROM, TRAINED_ROUND
 from ledger_client import (
     Budget,
@@ -108,6 +109,11 @@ class NodeAgent:
     def run(self) -> NodeOutcome:
         profile = self.ledger.get_profile(self.profile_id)
         self.plan = TrainingPlan.from_profile(self.profile_id, profile.spec)
+        self._secure = (
+            SecureNode(self.env, self.plan, self.round_no)
+            if secure_threshold(self.plan) is not None
+            else None
+        )
         # Paid once per process, before joining: never inside the round's later deadlines.
         self._timed("prepare", warm_up)
         try:
@@ -152,7 +158,10 @@ class NodeAgent:
         if rnd.status != "joining" or rnd.phase != "joining":
             raise RoundAborted(f"joining round {self.round_no} had closed ({rnd.status})")
         try:
-            self.ledger.join_round(self.profile_id, self.round_no, commitment)
+            if self._secure is not None:  # with this round's public keys (flows.secure)
+                self._secure.join(commitment)
+            else:
+                self.ledger.join_round(self.profile_id, self.round_no, commitment)
         except EndorseError as exc:
             if exc.code != ErrorCode.FAILED_PRECONDITION:
                 raise
@@ -249,6 +258,11 @@ class NodeAgent:
         )
 
     def _update(self, rnd: Round, run_id: str) -> UpdateCommitment:
+        if self._secure is not None:
+            try:  # deal the shares first: sharing closes once every participant has dealt
+                self._secure.deal(rnd, run_id)
+            except FederatedError as exc:
+                return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
         if (
             self.plan.privacy is not None
             and self.env.read_state(self.profile_id, self.round_no, "update") is None
@@ -292,8 +306,14 @@ class NodeAgent:
             .decode()
             .split()
         )
-        digest = sha256_hex(stored)
-        uri = tracking.log_bytes(run_id, "update.safetensors", self._upload_bytes(stored))
+        published = stored
+        if self._secure is not None:  # only the masked vector leaves the node
+            try:
+                published = self._secure.mask(rnd, stored)
+            except FederatedError as exc:
+                return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
+        digest = sha256_hex(published)
+        uri = tracking.log_bytes(run_id, "update.safetensors", self._upload_bytes(published))
 
         result, _ = decode_update(stored)
         metrics = {
@@ -307,8 +327,8 @@ class NodeAgent:
             sha256=digest,
             num_samples=result.num_examples,
             validation_sha256=summary.sha256,
-            epsilon=_decimal(eps_text),
-            delta=_decimal(delta_text),
+            epsilon=_declared_spend(self.plan, eps_text, delta_text)[0],
+            delta=_declared_spend(self.plan, eps_text, delta_text)[1],
             metrics={k: to_fixed(v) for k, v in metrics.items() if abs(v) < 1e9},
             uri=uri,
             characteristics=advertised_characteristics(data.info.characteristics),
@@ -372,6 +392,8 @@ class NodeAgent:
             assert budget is not None
             # The local accountant composes this (the ledger's total) with the round's spend.
             spent = [PrivacySpend(float(budget.spent.epsilon), float(budget.spent.delta))]
+            if self.plan.privacy.mechanism == "dp-sgd":
+                spent = []  # composed by RDP, family-wide: _check_ledger_budget checked it
         # FedProx's proximal_mu and the like: what the strategy needs every node to train with.
         hp = {**self.plan.hyperparameters, **self.plan.strategy().node_config(self.round_no)}
         return train_node(
@@ -415,6 +437,8 @@ class NodeAgent:
                 return
             if rnd.status == "failed":
                 raise RoundAborted(f"round failed: {rnd.failure}")
+            if self._secure is not None:
+                self._secure.answer_if_asked(rnd, self.run_id or self.parent_run_id or "")
             if rnd.coordinator == self.env.node:
                 self.outcome.role = "coordinator"
                 Coordinator(self.env, self.plan, self.parent_run_id, progress=self.progress).run(
@@ -503,6 +527,9 @@ def _check_ledger_budget(budget: Budget, plan: TrainingPlan) -> None:
     remaining = budget.remaining
     if remaining is None or plan.privacy is None:
         return
+    if plan.privacy.mechanism == "dp-sgd":
+        _check_rdp_budget(budget, plan)
+        return
     spend = plan.privacy.round_spend
     if Fraction(_decimal(repr(spend.epsilon))) > Fraction(remaining.epsilon) or Fraction(
         _decimal(repr(spend.delta))
@@ -511,3 +538,35 @@ def _check_ledger_budget(budget: Budget, plan: TrainingPlan) -> None:
             f"the ledger has ε={remaining.epsilon}, δ={remaining.delta} left for this profile; "
             f"a round spends ε={spend.epsilon}, δ={spend.delta}",
         )
+
+
+def _check_rdp_budget(budget: Budget, plan: TrainingPlan) -> None:
+    """DP-SGD: the ledger's own exact RDP accountant (chaincode.rdp), run here on the curves
+    GetBudget returned, refuses the round exactly when SubmitUpdate would."""
+    from chaincode import rdp
+    from chaincode.schema import decimal, dp_sgd_round_rdp
+
+    privacy = dict(plan.spec["privacy"])
+    view = budget.raw["rdp"]
+    standing = rdp.Standing(
+        rdp.from_text(view["profile"]),
+        rdp.from_text(view["family"]),
+        Fraction(view["other"]["epsilon"]),
+        Fraction(view["other"]["delta"]),
+        delta=decimal(privacy["delta_budget"], "delta_budget"),
+        epsilon_budget=decimal(privacy["epsilon_budget"], "epsilon_budget"),
+    )
+    refusal = standing.refusal(dp_sgd_round_rdp(privacy))
+    if refusal is not None:
+        raise PrivacyBudgetError(refusal)
+
+
+def _declared_spend(plan: TrainingPlan, eps_text: str, delta_text: str) -> tuple[str, str]:
+    """The (ε, δ) the update declares: what training spent, or under DP-SGD (when it spent
+    anything) the round's ε at the profile's δ in the ledger's exact digits."""
+    if plan.privacy is None or plan.privacy.mechanism != "dp-sgd" or float(eps_text) == 0:
+        return _decimal(eps_text), _decimal(delta_text)
+    from chaincode.schema import decimal_text, per_round_spend
+
+    eps, delta = per_round_spend(dict(plan.spec["privacy"]))
+    return decimal_text(eps), decimal_text(delta)

@@ -197,3 +197,34 @@ def test_both_commands_in_a_real_process(home: Path) -> None:
     assert "org4/node0" in budget.stdout and "none" in budget.stdout
     bad = real(home, "budget", "--profile", "no-such")
     refused(bad.returncode, bad.stderr, "NOT_FOUND")
+
+
+def test_budget_shows_the_rdp_accountant_for_dp_sgd(
+    home: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from fractions import Fraction
+
+    from chaincode import rdp
+    from chaincode.schema import decimal_text, dp_sgd_round_rdp
+
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    settings = _settings(copy)
+    privacy = {"mode": "dp-sgd", "noise_multiplier": "1", "sample_rate": "0.1",
+               "epochs_per_round": "1", "clip_norm": "1", "epsilon_budget": "8",
+               "delta_budget": "1e-5"}  # fmt: skip
+    curve = dp_sgd_round_rdp(privacy)
+    one = decimal_text(Fraction(rdp.epsilon(curve, Fraction("1e-5"))))
+    activate(settings, {**profile_doc("sgd"), "privacy": privacy}, DIGITS[:2])
+    run_round(settings, "sgd", DIGITS[:2], spend=(one, "0.00001"))
+    code, out, err = run(copy, capsys, "budget", "--node", DIGITS[0], "--profile", "sgd", "--json")
+    assert code == 0, err
+    (entry,) = json.loads(out)["budgets"]
+    assert entry["accountant"] == "rdp" and entry["mode"] == "dp-sgd" and entry["rounds"] == 1
+    assert entry["spent"] == {"epsilon": one, "delta": "0.00001"}
+    assert entry["round"] == {"epsilon": one, "delta": "0.00001"}
+    # The node's other profiles are client-level DP: their ε and δ count towards the family.
+    assert Fraction(entry["family"]["epsilon"]) > Fraction(one)
+    assert entry["rounds_left"] >= 1 and not entry["exhausted"]
+    code, out, _ = run(copy, capsys, "budget", "--profile", "sgd")
+    assert code == 0 and "dp-sgd" in out and "family" in out

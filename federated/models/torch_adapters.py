@@ -7,6 +7,7 @@ average. Serialized as safetensors (float32, exact) plus the hyper-parameters as
 from __future__ import annotations
 
 import math
+import secrets
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, Self
@@ -29,6 +30,7 @@ from federated.models.torch_nets import (
     reset_parameters,
     torch_threads,
     train_classifier,
+    train_classifier_dp_sgd,
 )
 from federated.types import NDArray, NDArrays
 
@@ -149,6 +151,54 @@ class TorchClassifier(ParametricClassifier):
                 weight_decay=self.weight_decay,
                 proximal_mu=self.proximal_mu,
                 generator=generator,
+            )
+        return self
+
+    def fit_dp_sgd(
+        self,
+        X: NDArray,
+        y: NDArray,
+        *,
+        noise_multiplier: float,
+        max_grad_norm: float,
+        sample_rate: float,
+        steps: int,
+        noise_seed: int | None = None,
+    ) -> Self:
+        """Train by DP-SGD (:func:`train_classifier_dp_sgd`) instead of ``epochs`` passes:
+        ``steps`` Poisson-sampled steps with per-sample clipping and Gaussian noise, from the
+        current parameters. ``batch_size``, ``epochs`` and ``proximal_mu`` do not apply.
+
+        ``noise_seed`` seeds the batches and the noise and must stay ``None`` (OS entropy)
+        outside tests. ``train_loss_`` is not set: it would be a data-dependent release."""
+        self._check_hyperparameters()
+        features = self._check_X(X, fitting=True)
+        labels = check_labels(y, n_rows=features.shape[0], family=self.family)
+        classes = self._resolve_classes(labels)
+        targets = encode_labels(labels, classes, family=self.family)
+        reuse = (
+            self.warm_start
+            and hasattr(self, "module_")
+            and np.array_equal(self.classes_, classes)
+            and self.n_features_in_ == features.shape[1]
+        )
+        if not reuse:
+            self._initialize(features.shape[1], classes, self._generator())
+        secret = torch.Generator()
+        secret.manual_seed(secrets.randbits(63) if noise_seed is None else noise_seed)
+        with torch_threads(self.num_threads):
+            train_classifier_dp_sgd(
+                self.module_,
+                torch.from_numpy(features.astype(np.float32)),
+                torch.from_numpy(targets),
+                noise_multiplier=noise_multiplier,
+                max_grad_norm=max_grad_norm,
+                sample_rate=sample_rate,
+                steps=steps,
+                optimizer=self.optimizer,
+                learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay,
+                generator=secret,
             )
         return self
 

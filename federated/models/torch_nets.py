@@ -8,6 +8,7 @@ global ``torch.manual_seed`` in one task would reseed every other task's model.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -120,3 +121,80 @@ def train_classifier(
         epoch_loss = total / n_rows
     module.eval()
     return epoch_loss
+
+
+def train_classifier_dp_sgd(
+    module: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    sample_rate: float,
+    steps: int,
+    optimizer: str,
+    learning_rate: float,
+    weight_decay: float,
+    generator: torch.Generator,
+) -> None:
+    """``steps`` steps of DP-SGD (Abadi et al. 2016) with opacus: Poisson sampling at rate
+    ``sample_rate`` (each row in each step independently), each row's gradient clipped to
+    L2 norm ``max_grad_norm``, ``N(0, (noise_multiplier·max_grad_norm)²)`` added to the sum,
+    divided by the expected batch ``sample_rate·n`` (n is public: the ledger records it).
+
+    That is the Poisson-subsampled Gaussian mechanism the ledger's RDP accountant composes.
+    ``generator`` draws both the batches and the noise: it must be secret (seeded from OS
+    entropy outside tests), since whoever can replay it can remove the noise. An empty batch
+    still takes a (noise-only) step: skipping it would reveal that it was empty.
+    """
+    # Deferred: opacus loads only on nodes that train under DP-SGD.
+    import copy
+
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    # A copy carries opacus's hooks; the caller's module only receives the trained weights.
+    work = copy.deepcopy(module)
+    wrapped = GradSampleModule(work, batch_first=True, loss_reduction="sum")
+    params = list(wrapped.parameters())
+    inner: torch.optim.Optimizer
+    if optimizer == "adam":
+        inner = torch.optim.Adam(params, lr=learning_rate, weight_decay=weight_decay)
+    else:
+        inner = torch.optim.SGD(params, lr=learning_rate, weight_decay=weight_decay)
+    n_rows = X.shape[0]
+    opt = DPOptimizer(
+        inner,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        expected_batch_size=max(1, round(sample_rate * n_rows)),
+        loss_reduction="mean",
+        generator=generator,
+    )
+    wrapped.train()
+    with warnings.catch_warnings():
+        # Inputs never require gradients here; torch warns that the hook fires anyway.
+        warnings.filterwarnings("ignore", "Full backward hook", UserWarning)
+        _dp_steps(wrapped, opt, X, y, sample_rate=sample_rate, steps=steps, generator=generator)
+    module.load_state_dict(work.state_dict())
+    module.eval()
+
+
+def _dp_steps(
+    wrapped: nn.Module,
+    opt: torch.optim.Optimizer,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    sample_rate: float,
+    steps: int,
+    generator: torch.Generator,
+) -> None:
+    n_rows = X.shape[0]
+    for _ in range(steps):
+        chosen = torch.rand(n_rows, generator=generator) < sample_rate
+        opt.zero_grad(set_to_none=True)
+        # Summed per-row losses: opacus's per-sample gradients are then each row's own.
+        loss = functional.cross_entropy(wrapped(X[chosen]), y[chosen], reduction="sum")
+        torch.autograd.backward(loss)
+        opt.step()

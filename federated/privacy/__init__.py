@@ -1,5 +1,7 @@
 """Differential privacy for fedspec's nodes: update clipping and Gaussian noise calibrated
-with diffprivlib, and a per-node, per-profile budget accountant rebuilt from the ledger.
+with diffprivlib (client level), record-level DP-SGD's float RDP accounting (``rdp``, on
+opacus; the ledger's exact accountant is ``chaincode.rdp``), and a per-node, per-profile
+budget accountant rebuilt from the ledger.
 
 See ``docs/privacy.md`` for exactly which guarantee each mode gives, and which it does not.
 """

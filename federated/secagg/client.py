@@ -177,6 +177,10 @@ class SecAggClient:
         }
         return UnmaskResponse(me, seeds, keys)
 
+    def holds(self, dealer: str) -> bool:
+        """Whether this node holds shares dealt by ``dealer`` (its own included)."""
+        return dealer in self._held
+
     def _peers(self) -> list[str]:
         return sorted(u for u in self._held if u != self.node_id)
 

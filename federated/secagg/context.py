@@ -12,6 +12,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
 from federated.errors import SecAggParameterError
 
 # A source of random bytes: ``os.urandom`` in production. Tests and benchmarks may pass a
@@ -30,6 +32,22 @@ def seeded_entropy(seed: int) -> Entropy:
     """A reproducible byte source for tests and benchmarks only: anyone who knows ``seed``
     knows every key and mask derived from it."""
     return random.Random(seed).randbytes
+
+
+def derived_entropy(secret: bytes) -> Entropy:
+    """A deterministic byte source keyed by a 32-byte ``secret`` (the ChaCha20 keystream):
+    secure as long as the secret stays on the node. A node keeps the secret in its private
+    state so that a retried agent re-derives the same keys, seed, shares and nonces and
+    re-publishes byte-identical messages (which the ledger accepts as retries), rather than
+    a second, different set."""
+    if len(secret) != 32:
+        raise SecAggParameterError(f"the entropy secret must be 32 bytes, got {len(secret)}")
+    stream = Cipher(algorithms.ChaCha20(secret, b"\x00" * 16), mode=None).encryptor()
+
+    def draw(size: int) -> bytes:
+        return stream.update(b"\x00" * size)
+
+    return draw
 
 
 @dataclass(frozen=True)

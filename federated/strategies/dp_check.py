@@ -45,7 +45,8 @@ class PrivacyCheck:
         """The check for a profile whose nodes use ``gaussian-update``."""
         if config.mechanism != "gaussian-update" or config.clip_norm is None:
             raise ValueError("PrivacyCheck applies to the gaussian-update mechanism")
-        return cls(strategy, clip_norm=config.clip_norm, sigma=config.noise_sigma())
+        # What each release carries: under secure aggregation, its share of the noise.
+        return cls(strategy, clip_norm=config.clip_norm, sigma=config.node_noise_sigma())
 
     def node_config(self, server_round: int) -> dict[str, Scalar]:
         """The inner strategy's node configuration (the DP settings reach the nodes through

@@ -35,6 +35,7 @@ from fedspec.cli.budget import budget as budget_cmd
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption
 from fedspec.cli.rewards import rewards as rewards_cmd
+from fedspec.cli.simulate import simulate as simulate_cmd
 from fedspec.console.output import emit_json, fail, one_line
 from fedspec.errors import FedspecError
 
@@ -57,6 +58,7 @@ app.add_typer(round_cmd.app, name="round")
 app.add_typer(specialize_cmd.app, name="specialize")
 app.command("rewards")(rewards_cmd)
 app.command("budget")(budget_cmd)
+app.command("simulate")(simulate_cmd)
 
 
 @app.callback()
@@ -103,6 +105,10 @@ def demo(
             "commit every round on it",
         ),
     ] = "embedded",
+    secure: Annotated[
+        bool,
+        typer.Option("--secure", help="Train digits-8x8 with secure aggregation (threshold 3)"),
+    ] = False,
 ) -> None:
     """Run the end-to-end demo on embedded defaults: a consortium trains a family of models."""
     state: State = ctx.obj
@@ -118,7 +124,7 @@ def demo(
 
     if ledger not in ("embedded", "fabric"):
         raise typer.BadParameter("choose embedded or fabric", param_hint="--ledger")
-    report = run_demo(home, rounds=rounds, fresh=fresh, ledger=ledger)
+    report = run_demo(home, rounds=rounds, fresh=fresh, ledger=ledger, secure=secure)
     if not report["verified"]:
         raise typer.Exit(1)
 

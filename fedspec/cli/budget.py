@@ -1,5 +1,11 @@
 """``fedspec budget``: each node's privacy budget per profile, spent and left, from the ledger.
 
+Modes are shown by what they protect: ``client-level DP`` (the whole update of a node;
+needs hundreds of nodes to train anything useful), ``dp-model`` and ``dp-sgd`` (each record).
+Under ``dp-sgd`` the ledger's RDP accountant states ε at the profile's δ: spent in this
+profile, spent over the family (every profile the node trains in: the same records may
+train several), what is left of the budget and how many more rounds fit.
+
 ``GetBudget`` does the arithmetic on the ledger with exact decimals (the same numbers that
 ``SubmitUpdate`` refuses against): this command only lists them. Decimals stay strings in
 ``--json`` (``"1e-5"`` is not a float's ``1e-05``, and ``0.1 + 0.2`` must stay ``0.3``).
@@ -20,6 +26,12 @@ if TYPE_CHECKING:
 
 # Profiles whose rounds may have spent budget: a proposed or rejected one never ran.
 _RAN = ("active", "retired")
+_MODE_LABELS = {
+    "client-dp": "client-level DP (needs many clients)",
+    "client-level-dp": "client-level DP (needs many clients)",
+    "dp-model": "dp-model (record-level, ε-DP)",
+    "dp-sgd": "dp-sgd (record-level, RDP)",
+}
 
 
 def budget(
@@ -49,18 +61,22 @@ def budget(
             "budget ε, δ",
             "left ε",
             "left δ",
+            "family ε",
+            "rounds left",
         ],
         [
             (
                 e["node"],
                 e["profile"],
-                e["mode"],
+                _MODE_LABELS.get(e["mode"], e["mode"]),
                 e["rounds"],
                 e["spent"]["epsilon"],
                 e["spent"]["delta"],
                 "-" if e["budget"] is None else f"{e['budget']['epsilon']}, {e['budget']['delta']}",
                 "-" if e["remaining"] is None else e["remaining"]["epsilon"],
                 "-" if e["remaining"] is None else e["remaining"]["delta"],
+                "-" if e.get("family") is None else e["family"]["epsilon"],
+                "-" if e.get("rounds_left") is None else e["rounds_left"],
             )
             for e in entries
         ],
@@ -94,4 +110,14 @@ def budget_entries(
                     "exhausted": doc.exhausted,
                 }
             )
+            if doc.raw.get("accountant") == "rdp":
+                # The RDP accountant's view: ε at the profile's δ over the whole family, the
+                # round's own cost, and how many more rounds fit (what the ledger enforces).
+                entries[-1].update(
+                    accountant="rdp",
+                    family=doc.raw["family"],
+                    round=doc.raw["round"],
+                    rounds_left=doc.raw["rounds_left"],
+                    exhausted=doc.raw["rounds_left"] == 0,
+                )
     return entries

@@ -3,8 +3,9 @@
 Phase, deadlines, who joined, revealed and took part, the coordinator, each update
 commitment (and which were excluded, by the node's own validation or by the coordinator),
 the model committed with its metrics, the model the round started from and why (lineage),
-and the tokens it minted. Reads only: ``GetRound``/``GetRoundStatus``, ``ListUpdates`` and
-``GetModel``.
+and the tokens it minted; under secure aggregation, who dealt shares, survived, dropped and
+had their masks recovered. Reads only: ``GetRound``/``GetRoundStatus``, ``ListUpdates``,
+``GetModel`` and, for a profile with ``aggregation.secure``, ``GetSecureAggregation``.
 """
 
 from __future__ import annotations
@@ -124,7 +125,21 @@ def round_report(
         "model": model,
         "failure": rnd.failure,
         "rewards": rnd.rewards,
+        "secure_aggregation": _secure_aggregation(ledger, profile_id, rnd.number),
     }
+
+
+def _secure_aggregation(
+    ledger: FedspecLedger, profile_id: str, number: int
+) -> dict[str, Any] | None:
+    """The round's secure aggregation as the ledger records it, or ``None`` for a profile
+    without it: threshold, dealers, survivors, dropped nodes, those whose masks were
+    recovered, the survivors that answered and the revealed shares refused."""
+    if "secure" not in ledger.get_profile(profile_id).spec["aggregation"]:
+        return None
+    state = ledger.evaluate("GetSecureAggregation", profile_id, str(number))
+    fields = ("threshold", "dealers", "survivors", "dropped", "recovered", "responders")
+    return {**{k: state.get(k) for k in fields}, "rejected": state.get("rejected") or []}
 
 
 def _when(seconds: int | None) -> str:
@@ -186,8 +201,29 @@ def _show(r: dict[str, Any]) -> None:
         m = r["model"]
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(m["metrics"].items())) or "-"
         say(f"  model {m['sha256'][:16]}… ({m['alias']}): {metrics}", highlight=False)
+    if r["secure_aggregation"] is not None:
+        _show_secure(r["secure_aggregation"])
     if r["failure"]:
         say(f"  failed: {r['failure'].get('code')}: {r['failure'].get('reason')}", markup=False)
     if r["rewards"]:
         minted = ", ".join(f"{n} {a}" for n, a in sorted(r["rewards"].items()))
         say(f"  rewards: {minted}", highlight=False)
+
+
+def _show_secure(sa: dict[str, Any]) -> None:
+    def names(nodes: list[str] | None) -> str:
+        return ", ".join(nodes) if nodes else "-"
+
+    say = console.print
+    say(f"  secure aggregation, threshold {sa['threshold']}:", highlight=False)
+    say(f"    dealt shares: {names(sa['dealers'])}", highlight=False)
+    say(f"    survivors (in the sum): {names(sa['survivors'])}", highlight=False)
+    if sa["dropped"]:
+        say(f"    dropped after sharing: {names(sa['dropped'])}", highlight=False)
+    if sa["recovered"] is not None:
+        say(f"    masks recovered for: {names(sa['recovered'])}", highlight=False)
+    for r in sa["rejected"]:
+        say(
+            f"    refused share: {r['kind']} of {r['dealer']} held by {r['holder']}",
+            highlight=False,
+        )

@@ -38,10 +38,16 @@ def _environment(home: Path) -> None:
 
 
 def run_demo(
-    home: Path, *, rounds: int = ROUNDS, fresh: bool = True, ledger: str = "embedded"
+    home: Path,
+    *,
+    rounds: int = ROUNDS,
+    fresh: bool = True,
+    ledger: str = "embedded",
+    secure: bool = False,
 ) -> dict[str, Any]:
     """``ledger="fabric"`` runs the same demo on a Fabric network started in ``<home>/network``
-    (left running at the end, for a look around; ``fedspec network down`` stops it)."""
+    (left running at the end, for a look around; ``fedspec network down`` stops it);
+    ``secure`` runs digits-8x8 with secure aggregation (docs/privacy.md)."""
     started = time.perf_counter()
     home = home.absolute()
     if fresh and home.exists():
@@ -60,7 +66,7 @@ def run_demo(
     if ledger == "fabric":
         settings = _fabric_network(settings)
     with console.status("consortium, ledger, data and profiles…"):
-        profiles = _setup(settings, new_consortium=ledger != "fabric")
+        profiles = _setup(settings, new_consortium=ledger != "fabric", secure=secure)
     console.print(
         f"[green]✓[/] consortium of {len(profiles['orgs'])} organizations, "
         f"{len(profiles['nodes'])} nodes; profiles voted in: {', '.join(profiles['ids'])}"
@@ -130,14 +136,17 @@ def _fabric_network(settings: Settings) -> Settings:
     return Settings.load(settings.home, env={"FEDSPEC_LEDGER": "fabric"})
 
 
-def _setup(settings: Settings, *, new_consortium: bool = True) -> dict[str, Any]:
+def _setup(
+    settings: Settings, *, new_consortium: bool = True, secure: bool = False
+) -> dict[str, Any]:
     # Deferred: loads numpy, pandas only when used.
-    from fedspec.demo.setup import ORGS, PROFILES, setup_consortium
+    from fedspec.demo.setup import ORGS, demo_profiles, setup_consortium
 
+    profiles = demo_profiles(secure=secure)
     boot = setup_consortium(
-        settings, ORGS, PROFILES, nodes_per_org=2, new_consortium=new_consortium
+        settings, ORGS, profiles, nodes_per_org=2, new_consortium=new_consortium
     )
-    return {"orgs": boot.orgs, "nodes": boot.nodes, "ids": [p.id for p in PROFILES]}
+    return {"orgs": boot.orgs, "nodes": boot.nodes, "ids": [p.id for p in profiles]}
 
 
 def _train(

@@ -207,9 +207,75 @@ def test_a_ledger_profile_maps_to_a_privacy_config() -> None:
         }
     )
     assert dp_model is not None and dp_model.mechanism == "dp-estimator" and dp_model.delta == 0.0
+    # Client-level DP under its clear name is the same mechanism as under the old one.
+    renamed = PrivacyConfig.from_profile({**privacy, "mode": "client-level-dp"})
+    assert renamed == config
+    with pytest.raises(ValueError, match="unknown privacy mode"):
+        PrivacyConfig.from_profile({**privacy, "mode": "client-level"})
+
+
+def test_a_dp_sgd_config_needs_its_whole_mechanism() -> None:
+    with pytest.raises(ValueError, match="dp-sgd needs"):
+        PrivacyConfig(mechanism="dp-sgd", epsilon=1.0, delta=1e-5, clip_norm=1.0,
+                      budget_delta=1e-5, noise_multiplier=1.0, sample_rate=0.1)  # fmt: skip
+    with pytest.raises(ValueError, match="budget's δ"):
+        PrivacyConfig(mechanism="dp-sgd", epsilon=1.0, delta=1e-6, clip_norm=1.0,
+                      budget_delta=1e-5, noise_multiplier=1.0, sample_rate=0.1,
+                      epochs_per_round=1.0)  # fmt: skip
 
 
 def test_a_recorded_zero_spend_is_nothing_spent_not_an_error():
     budget = NodeBudget(1.0, 1e-5, spent=[PrivacySpend(0.0, 0.0)], node_id="org1-n1")
     assert budget.total().epsilon == 0.0
     budget.check(PrivacySpend(1.0, 1e-6))
+
+
+def test_noise_shares_split_the_variance_and_only_client_level_dp_has_them() -> None:
+    full = PrivacyConfig("gaussian-update", epsilon=8.0, delta=1e-5, clip_norm=1.0)
+    shared = PrivacyConfig(
+        "gaussian-update", epsilon=8.0, delta=1e-5, clip_norm=1.0, noise_shares=4
+    )
+    assert shared.noise_sigma() == full.noise_sigma() == full.node_noise_sigma()
+    # Four nodes' shares add up to the one σ² the (ε, δ) calibration asks for.
+    assert 4 * shared.node_noise_sigma() ** 2 == pytest.approx(full.noise_sigma() ** 2)
+    with pytest.raises(ValueError, match="noise_shares"):
+        PrivacyConfig("gaussian-update", epsilon=8.0, delta=1e-5, clip_norm=1.0, noise_shares=0)
+    with pytest.raises(ValueError, match="noise_shares"):
+        PrivacyConfig("dp-estimator", epsilon=1.0, noise_shares=2)
+
+
+@pytest.mark.parametrize(
+    ("privacy", "secure", "shares"),
+    [
+        ({"mode": "client-level-dp"}, {"threshold": 3}, 3),
+        ({"mode": "client-level-dp"}, None, 1),
+        ({"mode": "client-dp"}, {"threshold": 5}, 5),
+    ],
+)
+def test_a_secure_profile_shares_client_level_noise_over_its_threshold(
+    privacy: dict, secure: dict | None, shares: int
+) -> None:
+    from federated.plan import TrainingPlan
+
+    numbers = {
+        "epsilon_per_round": "8",
+        "delta_per_round": "1e-5",
+        "epsilon_budget": "80",
+        "delta_budget": "1e-4",
+        "clip_norm": "1",
+    }
+    aggregation: dict = {"strategy": "fedavg"}
+    if secure is not None:
+        aggregation["secure"] = secure
+    spec = {
+        "characteristics": {},
+        "feature_schema": {"shape": [4]},
+        "task": {"type": "classification", "labels": [0, 1]},
+        "objective": {"metric": "accuracy", "direction": "maximize"},
+        "model": {"family": "sklearn-linear", "hyperparameters": {}},
+        "aggregation": aggregation,
+        "privacy": {**privacy, **numbers},
+        "min_nodes": 2,
+    }
+    plan = TrainingPlan.from_profile("p", spec)
+    assert plan.privacy is not None and plan.privacy.noise_shares == shares

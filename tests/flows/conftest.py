@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from fedspec.app.settings import Settings
@@ -28,15 +29,19 @@ PROFILE = "digits-8x8"
 
 
 def faulty_agent(
-    *, invalid_data: bool = False, tamper_update: bool = False, stale_update: bool = False
+    *,
+    invalid_data: bool = False,
+    tamper_update: bool = False,
+    stale_update: bool = False,
+    poison_update: bool = False,
 ) -> Any:
     """A node agent class with faults injected through the agent's own extension points
-    (``_training_rows``, ``_upload_bytes``, ``_provenance``); the deployable flows have no
-    fault switch. With nothing asked, the production agent itself."""
+    (``_training_rows``, ``_upload_bytes``, ``_provenance``, ``_fit``); the deployable flows
+    have no fault switch. With nothing asked, the production agent itself."""
     from flows.node_agent import NodeAgent
     from flows.updates import TRAINED_ROUND
 
-    if not (invalid_data or tamper_update or stale_update):
+    if not (invalid_data or tamper_update or stale_update or poison_update):
         return NodeAgent
 
     class FaultyNodeAgent(NodeAgent):
@@ -55,6 +60,13 @@ def faulty_agent(
             if stale_update:  # an update made for the previous round, replayed
                 provenance[TRAINED_ROUND] = self.round_no - 1
             return provenance
+
+        def _fit(self, rnd: Any, X: Any, y: Any) -> tuple[Any, Any]:
+            result, spend = super()._fit(rnd, X, y)
+            if poison_update:  # finite, well-formed, committed honestly, and absurdly large
+                huge = [np.full_like(w, 3e38) for w in result.parameters]
+                result = replace(result, parameters=huge)
+            return result, spend
 
     return FaultyNodeAgent
 

@@ -14,6 +14,8 @@ import signal
 
 import pytest
 
+from fedspec.errors import FedspecError
+
 from .conftest import NODES, RoundHome
 
 pytestmark = pytest.mark.integration
@@ -94,6 +96,23 @@ def test_a_tampered_update_is_refused_with_the_hash_mismatch_as_reason(
         if u.node == NODES[2]
     )  # fmt: skip
     assert committed.sha256 in excluded[NODES[2]]["reason"]
+
+
+def test_a_model_that_cannot_predict_fails_the_round_with_evaluation_failed(
+    round_home: RoundHome,
+) -> None:
+    """One node's honest-looking update (finite, well-formed, matching its commitment) of
+    absurd magnitude drags FedAvg's mean past what the MLP can evaluate (inf activations,
+    NaN probabilities): the coordinator fails the round with the reason, commits no model."""
+    round_no, parent = round_home.open_round()
+    round_home.agents(round_no, parent, {NODES[1]: {"poison_update": True}})
+    rnd = round_home.ledger().get_round(round_home.profile_id, round_no)
+    assert rnd.status == "failed" and not rnd.raw.get("model")
+    assert rnd.failure is not None and rnd.failure["code"] == "EVALUATION_FAILED"
+    assert "PREDICTION_FAILED" in rnd.failure["reason"]
+    with pytest.raises(FedspecError) as missing:
+        round_home.ledger().get_model(round_home.profile_id, round_no)
+    assert missing.value.code == "NOT_FOUND"
 
 
 def test_a_node_killed_mid_round_leaves_a_k_of_n_round(round_home: RoundHome) -> None:
