@@ -34,6 +34,8 @@ from fractions import Fraction
 from functools import lru_cache
 from math import ceil, comb
 
+from fedspec.search import most_that_fit
+
 # Orders 2…64, then a few large ones for very small spends (opacus's default integer range).
 ORDERS: tuple[int, ...] = (*range(2, 65), 80, 96, 128, 256)
 PRECISION = 60
@@ -203,15 +205,7 @@ class Standing:
             family = grown.family_epsilon
             return family is not None and Fraction(family) <= self.epsilon_budget
 
-        # Exponential then binary search: ε only grows with the number of rounds.
-        low, high = 0, 1
-        while high <= limit and fits(high):
-            low, high = high, high * 2
-        high = min(high, limit + 1)
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if fits(middle) else (low, middle)
-        return low
+        return most_that_fit(fits, limit)  # ε only grows with the number of rounds
 
 
 def _text(value: Fraction) -> str:

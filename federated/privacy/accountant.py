@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from federated.errors import PrivacyBudgetError
+from fedspec.search import most_that_fit
 
 
 @dataclass(frozen=True, order=True)
@@ -128,15 +129,7 @@ class NodeBudget:
         def fits(count: int) -> bool:
             return bool(budget >= self._accountant.total(spent_budget=past + [step] * count))
 
-        # Exponential then binary search: composed totals only grow with the count.
-        low, high = 0, 1
-        while high <= limit and fits(high):
-            low, high = high, high * 2
-        high = min(high, limit + 1)
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if fits(middle) else (low, middle)
-        return low
+        return most_that_fit(fits, limit)  # composed totals only grow with the count
 
     def __repr__(self) -> str:
         total = self.total()
