@@ -34,7 +34,7 @@ from cryptography import x509
 
 from fabric_network import MemberLayout, OrderingLayout, lifecycle, node_down, steps
 from fabric_network.processes import alive, port_in_use, recorded, wait_for
-from fedspec.app.bootstrap import init_ledger, join_ledger
+from fedspec.app.bootstrap import Bootstrapped, init_ledger, join_ledger
 from fedspec.app.bundles import export_bundle, load_bundle, write_bundle
 from fedspec.app.consortium import create_consortium
 from fedspec.app.node import member_layout
@@ -58,6 +58,15 @@ class Founders:
     root: Path
     bins: Path
     ups: dict[str, dict[str, object]]  # org → its first `node up --json`
+    founded: Bootstrapped | None = None
+
+    def found(self) -> Bootstrapped:
+        """org1 founds the ledger, once per network: xdist may run this module's tests in
+        any order, and on a fresh network after another module's tests, so no test relies on
+        another having founded it."""
+        if self.founded is None:
+            self.founded = init_ledger(self.settings("org1"))
+        return self.founded
 
     def home(self, org: str) -> Path:
         return self.root / org
@@ -204,7 +213,7 @@ def test_a_transaction_is_endorsed_across_members_and_every_peer_agrees(
 ) -> None:
     for org in MEMBERS:
         steps.wait_endorsable(founders.layout(org), [org])
-    done = init_ledger(founders.settings("org1"))
+    done = founders.found()
     assert done.orgs == MEMBERS and done.nodes
     endorsers = _newest_endorsers(founders, "org2")
     # A majority of the members (two of three) endorsed it, each on its own peer.
@@ -217,6 +226,7 @@ def test_a_transaction_is_endorsed_across_members_and_every_peer_agrees(
 def test_a_member_killed_whole_catches_up_after_node_up(founders: Founders) -> None:
     for org in MEMBERS:
         steps.wait_endorsable(founders.layout(org), [org])
+    founders.found()  # join_ledger below checks the members the founding recorded
     org3 = founders.layout("org3")
     killed = recorded(org3.run_dir)
     assert sorted(killed) == ["chaincode.org3", "orderer0", "peer0.org3"]
