@@ -31,6 +31,7 @@ from fabric_network.member import (
     node_status,
     node_up,
 )
+from fabric_network.upgrade import Upgraded, UpgradePendingError, upgrade_chaincode
 
 __all__ = [
     "GenesisMissingError",
@@ -47,6 +48,8 @@ __all__ = [
     "OrderingLayout",
     "Peer",
     "PortInUseError",
+    "UpgradePendingError",
+    "Upgraded",
     "make_genesis",
     "network_down",
     "network_status",
@@ -54,4 +57,5 @@ __all__ = [
     "node_down",
     "node_status",
     "node_up",
+    "upgrade_chaincode",
 ]

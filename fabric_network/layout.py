@@ -71,6 +71,13 @@ class Peer:
     def chaincode_address(self) -> str:
         return f"{self.host}:{self.chaincode_server_port}"
 
+    def chaincode_address_at(self, sequence: int) -> str:
+        """Where the chaincode server of definition ``sequence`` listens: the servers of
+        successive definitions alternate between the chaincode server port and the next one,
+        so an upgrade's server starts beside the running one and the peer switches to it the
+        moment the new definition commits."""
+        return f"{self.host}:{self.chaincode_server_port + (sequence - 1) % 2}"
+
     def ports(self) -> dict[str, int]:
         """Every port this peer and its chaincode server bind, by what binds it."""
         return {

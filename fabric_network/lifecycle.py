@@ -159,12 +159,20 @@ def _orderer_args(layout: AnyLayout) -> list[str]:
     ]
 
 
-def package(layout: AnyLayout, org: str, directory: Path) -> tuple[Path, str]:
-    """A chaincode-as-a-service package pointing at ``org``'s chaincode server; its id."""
-    label = f"{layout.chaincode}_{CHAINCODE_VERSION}"
+def package(
+    layout: AnyLayout,
+    org: str,
+    directory: Path,
+    *,
+    version: str = CHAINCODE_VERSION,
+    address: str = "",
+) -> tuple[Path, str]:
+    """A chaincode-as-a-service package of ``version`` pointing at ``org``'s chaincode server
+    (at ``address``, its usual one by default); its id."""
+    label = f"{layout.chaincode}_{version}"
     connection = json.dumps(
         {
-            "address": layout.peer(org).chaincode_address,
+            "address": address or layout.peer(org).chaincode_address,
             "dial_timeout": "10s",
             "tls_required": False,
         }
@@ -173,7 +181,9 @@ def package(layout: AnyLayout, org: str, directory: Path) -> tuple[Path, str]:
     metadata = json.dumps({"type": "ccaas", "label": label}).encode()
     data = _tar({"metadata.json": metadata, "code.tar.gz": code})
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{org}.tar.gz"
+    path = directory / (
+        f"{org}.tar.gz" if version == CHAINCODE_VERSION else f"{org}-{version}.tar.gz"
+    )
     path.write_bytes(data)
     # The peer names an installed package label:sha256(package file).
     return path, f"{label}:{hashlib.sha256(data).hexdigest()}"
@@ -242,17 +252,24 @@ def approve(
 
 
 def commit_readiness(
-    layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str
+    layout: AnyLayout,
+    bin_dir: Path,
+    config_dir: Path,
+    org: str,
+    *,
+    version: str = CHAINCODE_VERSION,
+    sequence: str = SEQUENCE,
 ) -> dict[str, bool]:
-    """Which organizations of the channel approved the first chaincode definition
-    (``peer lifecycle chaincode checkcommitreadiness``), as ``org``'s peer sees it."""
+    """Which organizations of the channel approved the chaincode definition (the first one
+    by default) (``peer lifecycle chaincode checkcommitreadiness``), as ``org``'s peer sees
+    it."""
     out = run_tool(
         [
             str(bin_dir / "peer"),
             "lifecycle",
             "chaincode",
             "checkcommitreadiness",
-            *_definition(layout),
+            *_definition(layout, version, sequence),
             "--output",
             "json",
         ],
@@ -263,15 +280,30 @@ def commit_readiness(
 
 
 def commit(
-    layout: AnyLayout, bin_dir: Path, config_dir: Path, org: str, peers: Sequence[Peer]
+    layout: AnyLayout,
+    bin_dir: Path,
+    config_dir: Path,
+    org: str,
+    peers: Sequence[Peer],
+    *,
+    version: str = CHAINCODE_VERSION,
+    sequence: str = SEQUENCE,
 ) -> None:
-    """``org``'s admin commits the first chaincode definition, endorsed by ``peers`` (those of
-    the organizations that approved it: a majority of the channel's)."""
+    """``org``'s admin commits the chaincode definition (the first one by default), endorsed
+    by ``peers`` (those of the organizations that approved it: a majority of the
+    channel's)."""
     targets: list[str] = []
     for p in peers:
         targets += ["--peerAddresses", p.address, "--tlsRootCertFiles", str(layout.tls_ca(p.org))]
     run_tool(
-        [str(bin_dir / "peer"), "lifecycle", "chaincode", "commit", *_definition(layout), *targets],
+        [
+            str(bin_dir / "peer"),
+            "lifecycle",
+            "chaincode",
+            "commit",
+            *_definition(layout, version, sequence),
+            *targets,
+        ],
         admin_env(layout, org, config_dir),
     )
 

@@ -57,6 +57,10 @@ ORDERER_CONNECT_TIMEOUT_S = 3.0
 RAFT_WAIT_S = 180.0
 
 NodeLayout = MemberLayout | OrderingLayout
+# The chaincode server of an upgrade approved but not yet committed runs beside the current
+# one under this name; the state keeps these keys across restarts (fabric_network.upgrade).
+NEXT_CHAINCODE = "chaincode-next.{org}"
+UPGRADE_STATE = ("chaincode_version", "chaincode_sequence", "chaincode_address", "next")
 
 
 class NodeError(NetworkError):
@@ -126,7 +130,8 @@ def process_names(layout: NodeLayout) -> list[str]:
     return [f"peer0.{layout.org}", f"chaincode.{layout.org}", *own]
 
 
-def _read_state(layout: NodeLayout) -> dict[str, Any]:
+def read_state(layout: NodeLayout) -> dict[str, Any]:
+    """The member's ``node.json``: what ``up`` (and an upgrade) recorded; {} if none."""
     try:
         doc = json.loads(layout.state_file.read_text())
     except (OSError, ValueError):
@@ -134,12 +139,12 @@ def _read_state(layout: NodeLayout) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _write_state(layout: NodeLayout, doc: dict[str, Any]) -> None:
+def write_state(layout: NodeLayout, doc: dict[str, Any]) -> None:
     write_atomic(layout.state_file, json.dumps(doc, indent=2, sort_keys=True))
 
 
 def node_status(layout: NodeLayout) -> NodeStatus:
-    state = _read_state(layout)
+    state = read_state(layout)
     running = {n: processes.alive(p) for n, p in processes.recorded(layout.run_dir).items()}
     if not state:
         kind = (
@@ -367,13 +372,13 @@ def _ordering_up(
         return
     assert genesis is not None  # _check_genesis refused its absence
     steps.copy_configs(layout, bins, "orderer.yaml")
-    _write_state(layout, {"status": "starting", "org": layout.org, "channel": layout.channel})
+    write_state(layout, {"status": "starting", "org": layout.org, "channel": layout.channel})
     shutil.copy(genesis, layout.genesis_block)
     progress(f"starting {layout.org}'s orderers ({names})")
     steps.start_orderers(layout, bins)
     progress(f"joining them to channel {layout.channel} from its genesis block (osnadmin)")
     steps.join_orderers(layout, bins, layout.genesis_block)
-    _write_state(
+    write_state(
         layout,
         {
             "status": "ready",
@@ -408,7 +413,7 @@ def _own_orderers_up(
 def _create(member: MemberLayout, bins: Path, genesis: Path | None, progress: Progress) -> None:
     org = member.org
     steps.copy_configs(member, bins, "core.yaml", "orderer.yaml")
-    _write_state(member, {"status": "starting", "org": org, "channel": member.channel})
+    write_state(member, {"status": "starting", "org": org, "channel": member.channel})
     if member.orderers:
         assert genesis is not None  # _check_genesis refused its absence
         shutil.copy(genesis, member.genesis_block)
@@ -431,12 +436,22 @@ def _create(member: MemberLayout, bins: Path, genesis: Path | None, progress: Pr
 
 
 def _restart(member: MemberLayout, bins: Path, progress: Progress) -> None:
-    state = _read_state(member)
+    state = read_state(member)
     if member.orderers:
         member = _own_orderers_up(member, bins, None, progress)
     progress(f"restarting {member.org}'s peer and chaincode server on their ledger")
     steps.start_peers(member, bins)
-    steps.start_chaincode(member, {member.org: state["package_id"]})
+    steps.start_chaincode_server(
+        member,
+        f"chaincode.{member.org}",
+        state["package_id"],
+        state.get("chaincode_address") or member.own_peer.chaincode_address,
+    )
+    pending = state.get("next")  # an upgrade approved but not yet committed
+    if pending:
+        steps.start_chaincode_server(
+            member, NEXT_CHAINCODE.format(org=member.org), pending["package_id"], pending["address"]
+        )
     _catch_up(member, bins, progress)
     committed = bool(state.get("committed")) or (
         lifecycle.committed_definition(member, bins / "bin", member.config_dir, member.org)
@@ -445,13 +460,19 @@ def _restart(member: MemberLayout, bins: Path, progress: Progress) -> None:
     )
     if committed:
         steps.wait_endorsable(member, [member.org])
-    _ready(member, state["package_id"], committed)
+    _ready(member, state["package_id"], committed, state)
 
 
-def _ready(member: MemberLayout, package_id: str, committed: bool) -> None:
-    _write_state(
+def _ready(
+    member: MemberLayout, package_id: str, committed: bool, kept: dict[str, Any] | None = None
+) -> None:
+    # What a chaincode upgrade recorded (the version served, where, and one in flight)
+    # survives a restart.
+    upgraded = {k: v for k, v in (kept or {}).items() if k in UPGRADE_STATE}
+    write_state(
         member,
         {
+            **upgraded,
             "status": "ready",
             "role": "member",
             "org": member.org,

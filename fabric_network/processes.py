@@ -45,6 +45,15 @@ def _record(run_dir: Path, name: str, pid: int | None) -> None:
     write_atomic(pids_file(run_dir), json.dumps(pids, indent=2, sort_keys=True))
 
 
+def rename(run_dir: Path, old: str, new: str) -> None:
+    """Record the process recorded as ``old`` as ``new`` (a chaincode server that takes over
+    from the one it replaces)."""
+    pid = recorded(run_dir).get(old)
+    if pid is not None:
+        _record(run_dir, new, pid)
+        _record(run_dir, old, None)
+
+
 def alive(pid: int) -> bool:
     if pid <= 0:  # kill(0 or -1, …) would address a whole group, not a process
         return False

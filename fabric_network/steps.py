@@ -136,20 +136,28 @@ def start_chaincode(layout: AnyLayout, package_ids: dict[str, str], only: str = 
     for p in layout.peers:
         if only and p.org != only:
             continue
-        name = f"chaincode.{p.org}"
-        pid = processes.start(
-            layout.run_dir,
-            name,
-            [sys.executable, "-m", "chaincode.server"],
-            {"CHAINCODE_ID": package_ids[p.org], "CHAINCODE_SERVER_ADDRESS": p.chaincode_address},
+        start_chaincode_server(
+            layout, f"chaincode.{p.org}", package_ids[p.org], p.chaincode_address
         )
-        processes.wait_for(
-            name,
-            functools.partial(processes.port_in_use, p.chaincode_server_port, p.host),
-            timeout=START_TIMEOUT_S,
-            pid=pid,
-            log=layout.logs / f"{name}.log",
-        )
+
+
+def start_chaincode_server(layout: AnyLayout, name: str, package_id: str, address: str) -> None:
+    """One chaincode server, serving installed package ``package_id`` at ``address``
+    (host:port, as the package's connection.json names it), recorded as ``name``."""
+    host, _, port = address.rpartition(":")
+    pid = processes.start(
+        layout.run_dir,
+        name,
+        [sys.executable, "-m", "chaincode.server"],
+        {"CHAINCODE_ID": package_id, "CHAINCODE_SERVER_ADDRESS": address},
+    )
+    processes.wait_for(
+        name,
+        functools.partial(processes.port_in_use, int(port), host),
+        timeout=START_TIMEOUT_S,
+        pid=pid,
+        log=layout.logs / f"{name}.log",
+    )
 
 
 def join_peer(member: MemberLayout, bins: Path, block: Path, progress: Progress) -> None:
@@ -215,21 +223,31 @@ def _approve(member: MemberLayout, bins: Path, package_id: str, progress: Progre
     return True
 
 
-def commit_if_majority(member: MemberLayout, bins: Path, progress: Progress) -> bool:
-    """Commit the first chaincode definition once a majority of the channel's organizations
-    approved it; True when it is committed (by this member or, in a race, another)."""
+def commit_if_majority(
+    member: MemberLayout,
+    bins: Path,
+    progress: Progress,
+    *,
+    version: str = lifecycle.CHAINCODE_VERSION,
+    sequence: str = lifecycle.SEQUENCE,
+) -> bool:
+    """Commit the chaincode definition (the first one by default) once a majority of the
+    channel's organizations approved it; True when it is committed (by this member or, in a
+    race, another)."""
     tools, config, org = bins / "bin", member.config_dir, member.org
     deadline = time.monotonic() + START_TIMEOUT_S
+    definition = {"version": version, "sequence": sequence}
 
     def committed() -> bool:
-        return lifecycle.committed_definition(member, tools, config, org) is not None
+        found = lifecycle.committed_definition(member, tools, config, org)
+        return found is not None and int(found["sequence"]) >= int(sequence)
 
     try:
         # The approval is ordered into a block; the readiness this peer reports follows it.
-        approvals = lifecycle.commit_readiness(member, tools, config, org)
+        approvals = lifecycle.commit_readiness(member, tools, config, org, **definition)
         while not approvals.get(org) and time.monotonic() < deadline:
             time.sleep(0.25)
-            approvals = lifecycle.commit_readiness(member, tools, config, org)
+            approvals = lifecycle.commit_readiness(member, tools, config, org, **definition)
     except lifecycle.ToolError:
         if committed():  # another founder committed it meanwhile: no readiness to check
             return True
@@ -244,7 +262,7 @@ def commit_if_majority(member: MemberLayout, bins: Path, progress: Progress) -> 
     peers = [p for p in (member.known_peer(o) for o in approved) if p is not None]
     progress(f"committing the chaincode definition ({', '.join(approved)} approved)")
     try:
-        lifecycle.commit(member, tools, config, org, peers)
+        lifecycle.commit(member, tools, config, org, peers, **definition)
     except lifecycle.ToolError:
         # Another founder's commit may have come first (founders start at about the same
         # time): as good as ours, once this peer holds its block.

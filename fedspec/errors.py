@@ -14,8 +14,9 @@ Hierarchy::
     ├── registry.errors.RegistryError       MLflow tracking, the model registry, model access
     ├── fabric_network.NetworkError         NETWORK_FAILED: a local Fabric network
     │   └── fabric_network.NodeError        NODE_FAILED, NODE_NOT_IN_CHANNEL, NODE_PORT_IN_USE,
-    │                                       NODE_GENESIS_MISSING, NODE_NO_RAFT_MAJORITY: a
-    │                                       member's own processes (`fedspec node up`)
+    │                                       NODE_GENESIS_MISSING, NODE_NO_RAFT_MAJORITY,
+    │                                       NODE_UPGRADE_PENDING: a member's own processes
+    │                                       (`fedspec node up | upgrade`)
     ├── flows.virtual_nodes.SimulationError SIMULATION_INVALID; EngineUnavailableError
     │                                       SIMULATION_ENGINE_UNAVAILABLE (`fedspec simulate`)
     ├── ConsortiumError                     CONSORTIUM_INVALID: MSP folders, identities
@@ -57,6 +58,7 @@ class ErrorCode(StrEnum):
     NODE_PORT_IN_USE = "NODE_PORT_IN_USE"
     NODE_GENESIS_MISSING = "NODE_GENESIS_MISSING"
     NODE_NO_RAFT_MAJORITY = "NODE_NO_RAFT_MAJORITY"
+    NODE_UPGRADE_PENDING = "NODE_UPGRADE_PENDING"
     # `fedspec simulate`: virtual nodes that cannot be made, an engine that cannot be had.
     SIMULATION_INVALID = "SIMULATION_INVALID"
     SIMULATION_ENGINE_UNAVAILABLE = "SIMULATION_ENGINE_UNAVAILABLE"

@@ -161,6 +161,28 @@ def test_down_with_nothing_started_stops_nothing(
     assert code == 0 and json.loads(out) == {"stopped": [], "wiped": False}
 
 
+def test_an_upgrade_of_a_node_not_started_is_refused_before_anything_starts(
+    homes: tuple[Path, int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, _, _ = homes
+    result = run(capsys, "--home", str(home), "node", "upgrade", "2.0")
+    refused(result, "NODE_FAILED", "org1's node is absent: start it with `fedspec node up`")
+    assert not (home / "node").exists()
+
+
+def test_upgrades_alternate_the_chaincode_server_between_two_ports() -> None:
+    from fabric_network import Peer
+
+    peer = Peer.at("org1", "127.0.0.3:7051")
+    assert peer.chaincode_address == "127.0.0.3:7054"
+    assert [peer.chaincode_address_at(s) for s in (1, 2, 3, 4)] == [
+        "127.0.0.3:7054",
+        "127.0.0.3:7055",
+        "127.0.0.3:7054",
+        "127.0.0.3:7055",
+    ]
+
+
 def test_a_home_without_its_own_organization_or_consortium_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

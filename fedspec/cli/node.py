@@ -93,6 +93,42 @@ def genesis(
     )
 
 
+@app.command("upgrade")
+def upgrade(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="The chaincode version to move to, e.g. 1.1")],
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Seconds to wait for a majority of the members to approve the same version",
+        ),
+    ] = 300.0,
+    json_out: JsonOption = False,
+) -> None:
+    """Move this member's peer to a new version of the fedspec chaincode.
+
+    Packages the version as a service beside the running server, installs it on this
+    member's own peer, approves the new definition for this organization and commits it when
+    that approval makes a majority; once committed, the old server stops. The world state
+    stays; transactions go on throughout. Each member runs it from its own home."""
+    # Deferred: the command line starts without it.
+    from fabric_network import upgrade_chaincode
+
+    done = upgrade_chaincode(
+        _member(ctx.obj), version, wait_s=wait, progress=(lambda _: None) if json_out else _say
+    )
+    if json_out:
+        emit_json(done.to_json())
+        return
+    approved = sorted(o for o, ok in done.approvals.items() if ok)
+    console.print(
+        f"{done.org} serves chaincode version {done.version} (sequence {done.sequence}) at "
+        f"{done.address}; approved by {', '.join(approved)}"
+    )
+
+
 @app.command("down")
 def down(
     ctx: typer.Context,

@@ -109,10 +109,20 @@ def up(home: Path, *args: str) -> dict[str, object]:
 
 def up_together(homes: list[Path], *args: str) -> list[dict[str, object]]:
     """`node up` in every home at once, as founders who each wait for the others' orderers."""
+    return together(homes, "up", *args)
+
+
+def upgrade_together(homes: list[Path], version: str) -> list[dict[str, object]]:
+    """`node upgrade VERSION` in every home at once, as members who agreed on it."""
+    return together(homes, "upgrade", version)
+
+
+def together(homes: list[Path], *args: str) -> list[dict[str, object]]:
+    """`node ARGS --json` in every home at once; each one's JSON answer."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDSPEC_")}
     running = [
         subprocess.Popen(
-            [sys.executable, "-m", "fedspec.cli", "--home", str(h), "node", "up", "--json", *args],
+            [sys.executable, "-m", "fedspec.cli", "--home", str(h), "node", *args, "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -248,6 +258,64 @@ def test_a_member_killed_whole_catches_up_after_node_up(founders: Founders) -> N
     assert again["state"] == "ready" and again["chaincode_committed"] is True
     assert founders.query("org3", "ListNodes", "") == before
     assert founders.query("org3", "GetConsortium") == founders.query("org1", "GetConsortium")
+
+
+def test_a_chaincode_upgrade_by_a_majority_keeps_the_world_state_and_transactions_go_on(
+    founders: Founders,
+) -> None:
+    """Two of the three members move to chaincode version 2.0 at once (their approvals make
+    the majority, one of them commits the definition); the world state is the one before,
+    transactions go on through the new definition, the third member switches after the
+    majority did, and its restart serves the new version."""
+    from fedspec.demo.setup import PROFILES, profile_document
+    from ledger_client import open_ledger
+
+    for org in MEMBERS:
+        steps.wait_endorsable(founders.layout(org), [org])
+    founders.found()
+    before = founders.query("org1", "GetConsortium"), founders.query("org1", "ListNodes", "")
+
+    docs = upgrade_together([founders.home("org1"), founders.home("org2")], "2.0")
+    assert [d["version"] for d in docs] == ["2.0", "2.0"]
+    org1 = founders.layout("org1")
+    definition = lifecycle.committed_definition(
+        org1, founders.bins / "bin", org1.config_dir, "org1"
+    )
+    assert definition is not None and (definition["version"], definition["sequence"]) == ("2.0", 2)
+    # Committed on the approvals of the two who upgraded: a majority of the three.
+    msp = {o: org1.consortium.org(o).msp_id for o in MEMBERS}
+    assert definition["approvals"] == {msp["org1"]: True, msp["org2"]: True, msp["org3"]: False}
+    assert docs[0]["approvals"] == definition["approvals"]
+    for org, doc in zip(["org1", "org2"], docs, strict=True):
+        layout = founders.layout(org)
+        # The new server listens on the second chaincode port; the old one is gone.
+        assert doc["chaincode_address"] == layout.own_peer.chaincode_address_at(2)
+        assert sorted(recorded(layout.run_dir)) == [f"chaincode.{org}", "orderer0", f"peer0.{org}"]
+        assert str(doc["package_id"]).startswith("fedspec_2.0:")
+    assert (
+        founders.query("org2", "GetConsortium"),
+        founders.query("org2", "ListNodes", ""),
+    ) == before
+
+    # A transaction through the new definition, endorsed by the upgraded majority.
+    profile = PROFILES[0]
+    admin = open_ledger(founders.settings("org1").ledger, "org1/admin")
+    _once_endorsed(lambda: admin.propose_profile(profile_document(profile, profile.load())))
+    assert json.loads(founders.query("org2", "GetProfile", profile.id))["status"] == "proposed"
+
+    # The third member upgrades after the majority: it approves the committed definition.
+    late = upgrade_together([founders.home("org3")], "2.0")[0]
+    assert late["sequence"] == 2
+    assert late["approvals"] == dict.fromkeys(msp.values(), True)
+    assert json.loads(founders.query("org3", "GetProfile", profile.id))["status"] == "proposed"
+    again = node(founders.home("org3"), "upgrade", "2.0")
+    assert again.returncode == 2 and "already serves chaincode version 2.0" in again.stderr
+
+    # Restarted, it serves the version it moved to, at its new address.
+    assert node(founders.home("org3"), "down").returncode == 0
+    assert up(founders.home("org3"))["package_id"] == late["package_id"]
+    steps.wait_endorsable(founders.layout("org3"), ["org3"])
+    assert founders.query("org3", "GetConsortium") == before[0]
 
 
 def _once_endorsed(action: Callable[[], object], timeout: float = 120) -> None:
