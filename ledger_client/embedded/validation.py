@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.msp import identities_pb2
@@ -121,17 +122,57 @@ class StateView:
         raise NotImplementedError
 
 
+# Keys per ``IN (…)`` query: well under SQLite's smallest default variable limit (999).
+IN_CHUNK = 500
+
+
+def committed_rows(db: sqlite3.Connection, keys: Iterable[str]) -> dict[str, tuple[Any, Any, Any]]:
+    """The committed (value, block, txn) of each of ``keys`` that has a row, read with one
+    query per :data:`IN_CHUNK` keys instead of one per key. Values are as stored (unchecked)."""
+    wanted = sorted(set(keys))
+    rows: dict[str, tuple[Any, Any, Any]] = {}
+    for i in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[i : i + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for key, value, block, txn in db.execute(
+            f"SELECT key, value, block, txn FROM state WHERE key IN ({marks})", chunk
+        ):
+            rows[key] = (value, block, txn)
+    return rows
+
+
 class SqlState(StateView):
+    """Committed state in the committer's write transaction, plus the block's pending writes.
+
+    :meth:`prefetch` reads the committed rows of many keys at once (the block's read and
+    write sets); a key not prefetched is read on demand, so the answers are the same either
+    way — only the number of SQLite statements differs."""
+
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         self.pending: dict[str, tuple[bytes | None, int, int]] = {}
+        self._committed: dict[str, tuple[Any, Any, Any] | None] = {}
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        wanted = [k for k in set(keys) if k not in self._committed]
+        found = committed_rows(self._db, wanted)
+        for key in wanted:
+            self._committed[key] = found.get(key)
+
+    def committed(self, key: str) -> tuple[Any, Any, Any] | None:
+        """The committed row of ``key`` (value, block, txn), ignoring pending writes."""
+        if key not in self._committed:
+            self._committed[key] = self._db.execute(
+                "SELECT value, block, txn FROM state WHERE key = ?", (key,)
+            ).fetchone()
+        return self._committed[key]
 
     def version(self, key: str) -> VersionT | None:
         if key in self.pending:
             value, b, t = self.pending[key]
             return None if value is None else (b, t)
-        row = self._db.execute("SELECT block, txn FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else (row[0], row[1])
+        row = self.committed(key)
+        return None if row is None else (row[1], row[2])
 
     def range_versions(self, start: str, end: str) -> list[tuple[str, VersionT]]:
         rows = {
