@@ -29,12 +29,14 @@ from federated.privacy import (
     PrivacySpend,
     privatize_update,
 )
+from federated.strategies import scaffold
 from federated.types import (
     AggregateResult,
     FitFailure,
     FitResult,
     GlobalModel,
     NDArray,
+    NDArrays,
     Scalar,
     Strategy,
 )
@@ -75,6 +77,7 @@ def train_node(
     node_id: str = "node",
     seed: int | None = None,
     noise_seed: int | None = None,
+    control: NDArrays | None = None,
 ) -> tuple[FitResult, PrivacySpend | None]:
     """One node's round: check the privacy budget, train from the global model, release.
 
@@ -89,6 +92,11 @@ def train_node(
     stay ``None`` (OS entropy) outside tests: anyone who knows it can remove the noise.
     Under privacy the result's metrics carry only the family and the spend, since training
     metrics are data-dependent values the DP guarantee does not cover.
+
+    ``control`` is the node's SCAFFOLD control variate ``c_i`` (zeros in its first round):
+    training then corrects every gradient by ``c − c_i`` (``c`` from the global model's
+    ``server_state``) and the result carries ``Δc_i``; the node's next ``c_i`` is
+    ``control + result.control_delta`` (:mod:`federated.strategies.scaffold`).
     """
     if global_model.family != family:
         raise IncompatibleModelError(
@@ -113,10 +121,7 @@ def train_node(
         raise IncompatibleModelError("global model parameters are bytes", node_id=node_id)
     if global_model.parameters:
         model.set_parameters(list(global_model.parameters))
-    if privacy is not None and privacy.mechanism == "dp-sgd":
-        _fit_dp_sgd(model, X, y, privacy, noise_seed, node_id)
-    else:
-        model.fit(X, y)
+    control_delta = _fit(model, X, y, global_model, control, privacy, noise_seed, node_id)
     released = model.get_parameters()
 
     metrics: dict[str, Scalar] = {"family": family}
@@ -141,7 +146,74 @@ def train_node(
         metrics["dp_mechanism"] = privacy.mechanism
         metrics["dp_epsilon"] = spend.epsilon
         metrics["dp_delta"] = spend.delta
-    return FitResult(node_id, released, len(y), metrics), spend
+    return FitResult(node_id, released, len(y), metrics, control_delta), spend
+
+
+def _fit(
+    model: ParametricClassifier,
+    X: NDArray,
+    y: NDArray,
+    global_model: GlobalModel,
+    control: NDArrays | None,
+    privacy: PrivacyConfig | None,
+    noise_seed: int | None,
+    node_id: str,
+) -> NDArrays | None:
+    """Train ``model`` as the round asks (SCAFFOLD, DP-SGD or plain); SCAFFOLD's ``Δc_i``."""
+    if control is not None:
+        return _fit_scaffold(model, X, y, global_model, control, privacy, node_id)
+    if privacy is not None and privacy.mechanism == "dp-sgd":
+        _fit_dp_sgd(model, X, y, privacy, noise_seed, node_id)
+    else:
+        model.fit(X, y)
+    return None
+
+
+def _fit_scaffold(
+    model: ParametricClassifier,
+    X: NDArray,
+    y: NDArray,
+    global_model: GlobalModel,
+    control: NDArrays,
+    privacy: PrivacyConfig | None,
+    node_id: str,
+) -> NDArrays:
+    """SCAFFOLD's local training: SGD steps corrected by ``c − c_i``; returns ``Δc_i``.
+
+    Refused (``IncompatibleModelError``) for families without torch gradients, other
+    optimizers than SGD and under privacy (see :mod:`federated.strategies.scaffold`).
+    """
+    from federated.models.torch_adapters import TorchClassifier  # torch only when used
+
+    scaffold.check_family(model.family)
+    if not isinstance(model, TorchClassifier):
+        raise IncompatibleModelError(f"{model.family} has no torch training", node_id=node_id)
+    if privacy is not None:
+        raise IncompatibleModelError(
+            "scaffold's control-variate change is a second, un-noised release of the node's "
+            "gradients; it cannot run under privacy",
+            node_id=node_id,
+            strategy=scaffold.Scaffold.name,
+        )
+    if model.optimizer != "sgd":
+        raise IncompatibleModelError(
+            f"scaffold corrects SGD steps (its c_i is (x − y)/(K·η)); the node trains with "
+            f"optimizer={model.optimizer!r}: set optimizer='sgd'",
+            node_id=node_id,
+            strategy=scaffold.Scaffold.name,
+        )
+    start = model.get_parameters()
+    server = scaffold.server_control(global_model)
+    model.set_control_correction([c - ci for c, ci in zip(server, control, strict=True)])
+    model.fit(X, y)
+    return scaffold.control_update(
+        control,
+        server,
+        start,
+        model.get_parameters(),
+        steps=model.local_steps_,
+        learning_rate=model.learning_rate,
+    )
 
 
 def _fit_dp_sgd(
@@ -284,11 +356,19 @@ def run_simulation(
     so does reaching ``target_accuracy``. A model that cannot be evaluated (e.g.
     ``PredictionError``: its probabilities are not finite) is kept, and its round recorded
     with that ``error`` code and no evaluation. Seeds derive from ``seed``, round and node.
+    Under :class:`~federated.strategies.Scaffold` each node's control variate ``c_i`` is
+    kept here by node id (at the node, in a real round), starting from zeros.
     """
     history = SimulationHistory(
         model=initial or initial_model(family, hyperparameters, seed=seed),
         spent={node: list((spent or {}).get(node, ())) for node in partitions},
     )
+    controls: dict[str, NDArrays] | None = None
+    if isinstance(strategy.unwrapped(), scaffold.Scaffold):
+        assert history.model is not None
+        scaffold.check_family(family)
+        zeros = [np.zeros_like(c) for c in scaffold.server_control(history.model)]
+        controls = {node: list(zeros) for node in partitions}
     for server_round in range(1, rounds + 1):
         current = history.model
         assert current is not None
@@ -306,10 +386,17 @@ def run_simulation(
                     current, X, y, family=family, hyperparameters=config, privacy=privacy,
                     spent=history.spent[node], node_id=node, seed=int(node_seed),
                     noise_seed=int(noise_seed),
+                    control=None if controls is None else controls[node],
                 )  # fmt: skip
             except FederatedError as error:
                 failures.append(FitFailure(node, error.code, error.message))
                 continue
+            if controls is not None and result.control_delta is not None:
+                # c_i⁺ = c_i + Δc_i, kept whether or not the update enters the model: the
+                # node trained and measured its gradient either way (as in the paper).
+                controls[node] = [
+                    c + d for c, d in zip(controls[node], result.control_delta, strict=True)
+                ]
             if spend is not None:
                 history.spent[node].append(spend)
                 spends[node] = spend

@@ -37,12 +37,17 @@ class GlobalModel:
 
 @dataclass(frozen=True)
 class FitResult:
-    """One node's successful local training in one round."""
+    """One node's successful local training in one round.
+
+    ``control_delta`` is SCAFFOLD's ``Δc_i`` (the change of the node's control variate, in
+    parameter order), ``None`` for every other strategy.
+    """
 
     node_id: str
     parameters: NDArrays | bytes
     num_examples: int
     metrics: Mapping[str, Scalar] = field(default_factory=dict)
+    control_delta: NDArrays | None = None
 
 
 @dataclass(frozen=True)

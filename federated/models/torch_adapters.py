@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import secrets
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Self
 
 import numpy as np
@@ -64,6 +65,8 @@ class TorchClassifier(ParametricClassifier):
     module_: nn.Module
     n_features_in_: int
     train_loss_: float
+    local_steps_: int
+    control_correction_: NDArrays | None = None
 
     @abstractmethod
     def _declared_inputs(self) -> int | None:
@@ -139,7 +142,9 @@ class TorchClassifier(ParametricClassifier):
         )
         if not reuse:
             self._initialize(features.shape[1], classes, generator)
-        with torch_threads(self.num_threads):
+        # Optimizer steps this fit takes: SCAFFOLD's K in its control-variate update.
+        self.local_steps_ = self.epochs * math.ceil(features.shape[0] / self.batch_size)
+        with torch_threads(self.num_threads), self._corrected_gradients():
             self.train_loss_ = train_classifier(
                 self.module_,
                 torch.from_numpy(features.astype(np.float32)),
@@ -153,6 +158,44 @@ class TorchClassifier(ParametricClassifier):
                 generator=generator,
             )
         return self
+
+    def set_control_correction(self, correction: NDArrays | None) -> Self:
+        """SCAFFOLD's drift correction ``c − c_i`` (``get_parameters`` order): every gradient
+        of the next ``fit`` becomes ``g + c − c_i``; ``None`` switches it off.
+
+        Not a hyper-parameter: it changes every round and is no part of the saved model.
+        """
+        if correction is None:
+            self.control_correction_ = None
+            return self
+        self._ensure_module()
+        state = self.module_.state_dict()
+        check_parameters(self.family, correction, [tuple(t.shape) for t in state.values()])
+        self.control_correction_ = [np.array(c, dtype=np.float32) for c in correction]
+        return self
+
+    @contextmanager
+    def _corrected_gradients(self) -> Iterator[None]:
+        """Add the control correction to each parameter's gradient while training.
+
+        A gradient hook rather than a term in the loss: the correction is a constant vector
+        added to ``g``, exactly SCAFFOLD's ``y ← y − η(g − c_i + c)`` step under SGD, and the
+        training loop (FedProx's term, the optimizer) stays the same for every strategy.
+        """
+        if self.control_correction_ is None:
+            yield
+            return
+        by_name = dict(zip(self.module_.state_dict(), self.control_correction_, strict=True))
+        handles = [
+            # torch ships Tensor.register_hook without annotations.
+            param.register_hook(_adding(torch.from_numpy(by_name[name])))  # type: ignore[no-untyped-call]
+            for name, param in self.module_.named_parameters()
+        ]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def fit_dp_sgd(
         self,
@@ -254,6 +297,15 @@ class TorchClassifier(ParametricClassifier):
             )
         # safetensors orders arrays by name; the network's own order is the parameter order.
         return model.set_parameters([arrays[name] for name in expected])
+
+
+def _adding(correction: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A gradient hook that adds ``correction`` to the gradient it receives."""
+
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        return grad + correction
+
+    return hook
 
 
 class TorchMLPClassifier(TorchClassifier):

@@ -16,6 +16,7 @@ from federated.strategies.fedavg import FedAvg, FedProx
 from federated.strategies.fedopt import FedAdam, FedYogi
 from federated.strategies.quorum import Quorum
 from federated.strategies.robust import CoordinateMedian, MultiKrum, TrimmedMean
+from federated.strategies.scaffold import Scaffold
 from federated.strategies.screen import UpdateScreen, check_update
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "MultiKrum",
     "PrivacyCheck",
     "Quorum",
+    "Scaffold",
     "TrimmedMean",
     "UpdateScreen",
     "check_update",

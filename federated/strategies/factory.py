@@ -13,6 +13,7 @@ from federated.strategies.fedavg import FedAvg, FedProx
 from federated.strategies.fedopt import FedAdam, FedYogi
 from federated.strategies.quorum import Quorum
 from federated.strategies.robust import CoordinateMedian, MultiKrum, TrimmedMean
+from federated.strategies.scaffold import Scaffold
 from federated.strategies.screen import UpdateScreen
 from federated.types import Strategy
 
@@ -24,6 +25,7 @@ _ARRAY_STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "median": CoordinateMedian,
     "trimmed-mean": TrimmedMean,
     "multi-krum": MultiKrum,
+    "scaffold": Scaffold,
 }
 
 # Tree strategies live in federated.trees (XGBoost's own federation); imported on first use
@@ -45,7 +47,8 @@ def create_strategy(name: str, **params: Any) -> Strategy:
 
     ``fedavg``; ``fedprox`` (``proximal_mu``); ``fedadam`` / ``fedyogi`` (``eta``,
     ``beta_1``, ``beta_2``, ``tau``); ``median``; ``trimmed-mean`` (``proportion``);
-    ``multi-krum`` (``num_malicious``, ``num_to_keep``); ``xgb-bagging`` and
+    ``multi-krum`` (``num_malicious``, ``num_to_keep``); ``scaffold`` (``global_lr``,
+    ``num_nodes``; simulation only, see :mod:`federated.strategies.scaffold`); ``xgb-bagging`` and
     ``xgb-histogram`` from :mod:`federated.trees`. Unknown names or parameters raise
     ``IncompatibleModelError``.
     """

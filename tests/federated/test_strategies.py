@@ -198,7 +198,7 @@ def test_multi_krum_drops_the_outliers_and_reports_them():
 def test_create_strategy_builds_every_name_profiles_use():
     assert set(STRATEGY_NAMES) == {
         "fedavg", "fedprox", "fedadam", "fedyogi", "median", "trimmed-mean", "multi-krum",
-        "xgb-bagging", "xgb-histogram",
+        "scaffold", "xgb-bagging", "xgb-histogram",
     }  # fmt: skip
     assert isinstance(create_strategy("fedprox", proximal_mu=0.5), FedProx)
     assert create_strategy("trimmed-mean", proportion=0.3).proportion == 0.3  # type: ignore[attr-defined]
