@@ -19,6 +19,8 @@ Hierarchy::
     │                                       (`fedspec node up | upgrade`)
     ├── flows.virtual_nodes.SimulationError SIMULATION_INVALID; EngineUnavailableError
     │                                       SIMULATION_ENGINE_UNAVAILABLE (`fedspec simulate`)
+    ├── fedspec.app.servers.ServerAuthError SERVER_UNAUTHORIZED, SERVER_FORBIDDEN; and
+    │   ServerUnreachableError              SERVER_UNREACHABLE: the Prefect and MLflow servers
     ├── ConsortiumError                     CONSORTIUM_INVALID: MSP folders, identities
     ├── ProfileFileError                    PROFILE_INVALID: a profile file
     └── ConfigError                         CONFIG_INVALID: settings, backends, paths
@@ -52,6 +54,10 @@ class ErrorCode(StrEnum):
     CONSORTIUM_INVALID = "CONSORTIUM_INVALID"
     PROFILE_INVALID = "PROFILE_INVALID"
     NETWORK_FAILED = "NETWORK_FAILED"
+    # The Prefect or MLflow server refused a member's credentials (fedspec.app.servers).
+    SERVER_UNAUTHORIZED = "SERVER_UNAUTHORIZED"
+    SERVER_FORBIDDEN = "SERVER_FORBIDDEN"
+    SERVER_UNREACHABLE = "SERVER_UNREACHABLE"
     # A member's own processes on a running network (`fedspec node up`, fabric_network.member).
     NODE_FAILED = "NODE_FAILED"
     NODE_NOT_IN_CHANNEL = "NODE_NOT_IN_CHANNEL"
@@ -111,6 +117,9 @@ class ErrorCode(StrEnum):
     REGISTRY_ERROR = "REGISTRY_ERROR"
     NOT_CONFIGURED = "NOT_CONFIGURED"
     TRACKING_ERROR = "TRACKING_ERROR"
+    # The MLflow server refused this member's login (401) or this action to it (403).
+    TRACKING_UNAUTHORIZED = "TRACKING_UNAUTHORIZED"
+    TRACKING_FORBIDDEN = "TRACKING_FORBIDDEN"
     ARTIFACT_MISSING = "ARTIFACT_MISSING"
     ARTIFACT_INTEGRITY = "ARTIFACT_INTEGRITY"
     MODEL_NOT_FOUND = "MODEL_NOT_FOUND"

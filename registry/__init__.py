@@ -3,8 +3,9 @@
 Importing this package does not import MLflow (about 2 s); functions import it when called.
 The pyfunc class lives in :mod:`registry.pyfunc`, which does import MLflow.
 
-- :mod:`registry.tracking`: ``configure``, one experiment per profile, a parent run per
-  round, a child run per node, params / metrics / tags / JSON and table artifacts.
+- :mod:`registry.tracking`: ``configure``, one experiment per profile (one per profile and
+  organization on a server with logins), a parent run per round, a child run per node,
+  params / metrics / tags / JSON and table artifacts.
 - :mod:`registry.artifacts`: ``log_bytes`` and ``fetch_bytes`` (sha256-verified).
 - :mod:`registry.models`: registered model per profile, versions tagged with their hash.
 - :mod:`registry.promotion`: ``champion`` / ``challenger`` aliases from the objective.

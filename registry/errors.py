@@ -9,6 +9,8 @@ Hierarchy (under :class:`fedspec.errors.FedspecError`, codes from :class:`~fedsp
     RegistryError                 root; code REGISTRY_ERROR
     ├── NotConfiguredError        no tracking URI: call ``registry.configure`` first
     ├── TrackingError             an MLflow call failed (server unreachable, conflicting param…)
+    │   └── TrackingAuthError     the server refused the login (TRACKING_UNAUTHORIZED, 401)
+    │                             or the action to this user (TRACKING_FORBIDDEN, 403)
     ├── ArtifactMissingError      no artifact at that URI
     ├── ArtifactIntegrityError    downloaded bytes do not have the expected sha256
     ├── ModelNotFoundError        no registered version with that hash, alias or number
@@ -44,6 +46,19 @@ class NotConfiguredError(RegistryError):
 
 class TrackingError(RegistryError):
     code = ErrorCode.TRACKING_ERROR
+
+
+class TrackingAuthError(TrackingError):
+    """The MLflow server refused this process's login (``TRACKING_UNAUTHORIZED``) or refused
+    the action to its user (``TRACKING_FORBIDDEN``); ``details``: ``user``, ``endpoint``,
+    ``status``."""
+
+    code = ErrorCode.TRACKING_UNAUTHORIZED
+
+    def __init__(self, message: str, *, forbidden: bool, **details: Any) -> None:
+        super().__init__(message, **details)
+        if forbidden:
+            self.code = ErrorCode.TRACKING_FORBIDDEN
 
 
 class ArtifactMissingError(RegistryError):

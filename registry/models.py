@@ -26,6 +26,7 @@ from registry.errors import (
     ArtifactIntegrityError,
     InvalidModelError,
     ModelNotFoundError,
+    TrackingAuthError,
     TrackingError,
 )
 from registry.profiles import (
@@ -36,9 +37,10 @@ from registry.profiles import (
     profile_id_of,
     resolve_hyperparameters,
 )
-from registry.tracking import TAG_PROFILE, client, translate
+from registry.tracking import TAG_PROFILE, client, translate, writer
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.pyfunc import PyFuncModel
 
@@ -350,6 +352,21 @@ def _ensure_registered_model(profile: Mapping[str, Any]) -> None:
     profile_id = profile_id_of(profile)
     objective = objective_of(profile)
     mlflow_client = client()
+    if writer():
+        # On a server with credentials the consortium's admin creates the registered model
+        # (`fedspec servers grant`): created here, MLflow would give this member MANAGE on
+        # it, and with it the power to delete every other member's versions.
+        if _registered(mlflow_client, profile_id):
+            return
+        raise TrackingAuthError(
+            f"registered model {profile_id} does not exist on the MLflow server and "
+            f"{writer()} may not create it: the consortium's admin runs "
+            f"`fedspec servers grant {profile_id}` before the profile's first round",
+            forbidden=True,
+            user=writer(),
+            endpoint="registered-models/create",
+            status=403,
+        )
     try:
         mlflow_client.create_registered_model(
             profile_id,
@@ -363,6 +380,19 @@ def _ensure_registered_model(profile: Mapping[str, Any]) -> None:
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
+
+
+def _registered(mlflow_client: MlflowClient, name: str) -> bool:
+    # Deferred: loads mlflow only when used.
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow_client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+    return True
 
 
 def _info(version: ModelVersion) -> ModelVersionInfo:

@@ -1,5 +1,14 @@
 """Tracking layout: one experiment per profile, a parent run per round, a child run per node.
 
+On a server with credentials (``MLFLOW_TRACKING_USERNAME`` set: one MLflow user per
+organization, docs/deploy.md "Servers with credentials"), each user writes only into its own
+experiment of the profile, ``fedspec/<profile>/<user>``: MLflow's permissions are per
+experiment (a run's are its experiment's), so another organization, which holds READ there,
+can read those runs but neither change nor delete them. The round's parent run lives in the
+coordinator's experiment, a node's run in its own organization's; reads (``node_runs``,
+``find_round_run``) look in every experiment of the profile. Without a user, one shared
+experiment ``fedspec/<profile>`` as before.
+
 Every function takes run ids explicitly and talks to MLflow through an ``MlflowClient``, never
 through MLflow's fluent "active run", which is thread-local: Prefect runs tasks in other
 threads and other processes, and a node's child run may be opened by a worker that knows
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from registry.errors import NotConfiguredError, RegistryError, TrackingError
+from registry.errors import NotConfiguredError, RegistryError, TrackingAuthError, TrackingError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -55,7 +65,9 @@ class TrackingConfig:
 
 _lock = threading.Lock()
 _state: dict[str, TrackingConfig] = {}  # "config" → this process's store
-_experiments: dict[tuple[str, str], str] = {}
+_experiments: dict[tuple[str, str, str], str] = {}
+# MLflow's REST client names the endpoint and the HTTP status in its exception's message.
+_REFUSAL = re.compile(r"endpoint (\S+) failed with error code (\d{3})")
 
 
 def configure(tracking_uri: str, *, artifact_root: str | Path | None = None) -> TrackingConfig:
@@ -112,17 +124,26 @@ def client() -> MlflowClient:
     return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
 
 
-def experiment_name(profile_id: str) -> str:
-    return f"{EXPERIMENT_PREFIX}{profile_id}"
+def writer() -> str:
+    """The MLflow user this process logs in as (``MLFLOW_TRACKING_USERNAME``); ``""`` on a
+    store without credentials."""
+    return os.environ.get("MLFLOW_TRACKING_USERNAME", "").strip()
+
+
+def experiment_name(profile_id: str, user: str = "") -> str:
+    """``fedspec/<profile>``, or ``fedspec/<profile>/<user>``: the experiment ``user`` writes."""
+    return f"{EXPERIMENT_PREFIX}{profile_id}" + (f"/{user}" if user else "")
 
 
 def ensure_experiment(profile_id: str) -> str:
-    """The id of the profile's experiment ``fedspec/<profile_id>``, created on first use."""
+    """The id of the experiment this process writes the profile's runs to, created on first
+    use: ``fedspec/<profile_id>``, or ``fedspec/<profile_id>/<user>`` with credentials."""
     config = current_config()
-    key = (config.tracking_uri, profile_id)
+    user = writer()
+    key = (config.tracking_uri, profile_id, user)
     if key in _experiments:
         return _experiments[key]
-    name = experiment_name(profile_id)
+    name = experiment_name(profile_id, user)
     with translate(f"experiment {name}"):
         mlflow_client = client()
         found = mlflow_client.get_experiment_by_name(name)
@@ -133,10 +154,25 @@ def ensure_experiment(profile_id: str) -> str:
         else:
             location = None
             if config.artifact_root is not None:
-                location = f"{config.artifact_root.rstrip('/')}/{profile_id}"
+                suffix = f"{profile_id}/{user}" if user else profile_id
+                location = f"{config.artifact_root.rstrip('/')}/{suffix}"
             experiment_id = _create_experiment(name, location, profile_id)
     _experiments[key] = experiment_id
     return experiment_id
+
+
+def profile_experiments(profile_id: str) -> list[str]:
+    """Every experiment holding the profile's runs: the one this process writes, and with
+    credentials every other organization's ``fedspec/<profile_id>/<org>`` it may read."""
+    own = ensure_experiment(profile_id)
+    if not writer():
+        return [own]
+    base = experiment_name(profile_id)
+    with translate(f"experiments of {base}"):
+        # LIKE's "_" matches any character: the exact prefix is checked below.
+        found = client().search_experiments(filter_string=f"name LIKE '{_quote(base)}/%'")
+    others = [str(e.experiment_id) for e in found if e.name.startswith(f"{base}/")]
+    return [own, *sorted(set(others) - {own})]
 
 
 def _create_experiment(name: str, location: str | None, profile_id: str) -> str:
@@ -197,6 +233,10 @@ def start_node_run(
     with translate(f"parent run {parent_run_id}"):
         parent = client().get_run(parent_run_id)
     experiment_id = str(parent.info.experiment_id)
+    profile_id = parent.data.tags.get(TAG_PROFILE)
+    if writer() and profile_id:
+        # The parent may be another organization's (the coordinator's): ours is where we write.
+        experiment_id = ensure_experiment(profile_id)
     inherited = {k: v for k, v in parent.data.tags.items() if k in (TAG_PROFILE, TAG_ROUND)}
     run_tags = {**inherited, TAG_KIND: "node", TAG_NODE: node_id, TAG_PARENT: parent_run_id}
     safe_node = node_id.replace("'", "")
@@ -255,10 +295,11 @@ def _terminating(run_id: str) -> Iterator[None]:
 
 
 def find_round_run(profile_id: str, round_no: int) -> str | None:
-    """The parent run id of ``round_no``, or ``None`` if none was started."""
-    experiment_id = ensure_experiment(profile_id)
+    """The parent run id of ``round_no`` (the first started, in any organization's
+    experiment of the profile), or ``None`` if none was started."""
     return _find_run(
-        experiment_id, f"tags.`{TAG_KIND}` = 'round' and tags.`{TAG_ROUND}` = '{round_no}'"
+        profile_experiments(profile_id),
+        f"tags.`{TAG_KIND}` = 'round' and tags.`{TAG_ROUND}` = '{round_no}'",
     )
 
 
@@ -267,9 +308,12 @@ def node_runs(parent_run_id: str) -> dict[str, str]:
     with translate(f"run {parent_run_id}"):
         mlflow_client = client()
         parent = mlflow_client.get_run(parent_run_id)
-        runs = mlflow_client.search_runs(
-            [parent.info.experiment_id], f"tags.`{TAG_PARENT}` = '{parent_run_id}'"
-        )
+    profile_id = parent.data.tags.get(TAG_PROFILE)
+    experiments = [str(parent.info.experiment_id)]
+    if writer() and profile_id:  # each organization's node runs are in its own experiment
+        experiments = sorted({*experiments, *profile_experiments(profile_id)})
+    with translate(f"run {parent_run_id}"):
+        runs = mlflow_client.search_runs(experiments, f"tags.`{TAG_PARENT}` = '{parent_run_id}'")
     return {r.data.tags.get(TAG_NODE, r.info.run_id): r.info.run_id for r in runs}
 
 
@@ -343,14 +387,58 @@ def translate(what: str) -> Iterator[None]:
         yield
     except RegistryError:
         raise
-    except (MlflowException, OSError) as exc:
+    except MlflowException as exc:
+        refusal = _REFUSAL.search(str(exc))
+        if refusal and refusal.group(2) in ("401", "403"):
+            raise _auth_error(what, refusal.group(1), int(refusal.group(2))) from exc
+        raise TrackingError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except OSError as exc:
         raise TrackingError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
-def _find_run(experiment_id: str, filter_string: str) -> str | None:
-    with translate(f"search in experiment {experiment_id}"):
+def _auth_error(what: str, endpoint: str, status: int) -> TrackingAuthError:
+    """One line naming the user, the server, the endpoint and what to fix; no secret."""
+    user = writer()
+    uri = _configured_uri()
+    where = f"MLflow{f' at {uri}' if uri else ''} ({status} on {endpoint})"
+    if status == 401:
+        fix = (
+            f"it refused the login of user {user!r}: source this member's current "
+            f"<home>/servers/members/{user}.env (from `fedspec servers credentials`; ask the "
+            "operator if the set was replaced)"
+            if user
+            else "it needs a login: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+            "(source <home>/servers/members/<org>.env)"
+        )
+    else:
+        fix = (
+            f"user {user!r} may not do this: an organization writes only its own experiment "
+            f"{EXPERIMENT_PREFIX}<profile>/<org> and adds versions to a registered model the "
+            "consortium admin granted it (fedspec servers grant <profile>)"
+        )
+    return TrackingAuthError(
+        f"{what}: {where}: {fix}",
+        forbidden=status == 403,
+        user=user,
+        endpoint=endpoint,
+        status=status,
+    )
+
+
+def _configured_uri() -> str:
+    config = _state.get("config")
+    return config.tracking_uri if config else os.environ.get("MLFLOW_TRACKING_URI", "")
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def _find_run(experiment_ids: str | list[str], filter_string: str) -> str | None:
+    ids = [experiment_ids] if isinstance(experiment_ids, str) else experiment_ids
+    with translate(f"search in experiment {', '.join(ids)}"):
         runs = client().search_runs(
-            [experiment_id], filter_string, max_results=1, order_by=["attributes.start_time ASC"]
+            ids, filter_string, max_results=1, order_by=["attributes.start_time ASC"]
         )
     return str(runs[0].info.run_id) if runs else None
 

@@ -30,6 +30,7 @@ from fedspec.cli import node as node_cmd
 from fedspec.cli import org as org_cmd
 from fedspec.cli import profile as profile_cmd
 from fedspec.cli import round as round_cmd
+from fedspec.cli import servers as servers_cmd
 from fedspec.cli import specialize as specialize_cmd
 from fedspec.cli.budget import budget as budget_cmd
 from fedspec.cli.context import State
@@ -55,6 +56,7 @@ app.add_typer(node_cmd.app, name="node")
 app.add_typer(org_cmd.app, name="org")
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(round_cmd.app, name="round")
+app.add_typer(servers_cmd.app, name="servers")
 app.add_typer(specialize_cmd.app, name="specialize")
 app.command("rewards")(rewards_cmd)
 app.command("budget")(budget_cmd)
