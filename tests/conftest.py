@@ -38,12 +38,30 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 
 
+# tryfirst: pytest-xdist's worker reads the `xdist_group` markers in its own
+# pytest_collection_modifyitems (suffixing each grouped test's id), which otherwise runs
+# before this one and sees none.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # One worker runs every Fabric test, one after another (its session network is started
     # once per worker that needs it); everything else spreads over the workers.
     for item in items:
         if item.get_closest_marker("fabric") is not None:
             item.add_marker(pytest.mark.xdist_group("fabric"))
+
+    # Modules that start processes first: pytest-xdist hands out tests in this order, and a
+    # multi-minute test handed out last (the walkthrough, a distributed round) would run
+    # alone on one worker while the other idles. Whole modules move, in their own order, so
+    # a module's fixtures are not set up twice.
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.partition("::")[0]
+
+    heavy = {
+        module(item)
+        for item in items
+        if item.get_closest_marker("slow") or item.get_closest_marker("integration")
+    }
+    items.sort(key=lambda item: module(item) not in heavy)
 
 
 @pytest.fixture(scope="session")

@@ -77,28 +77,16 @@ def _run_round(env: FabricRounds, *, stop_a_peer: bool = False) -> tuple[int, An
     return round_no, rnd, cut_off
 
 
-def test_a_round_commits_on_fabric_and_the_peer_cli_shows_the_registry_model(
-    fabric_rounds: FabricRounds,
-) -> None:
-    from registry import get_version
-
-    round_no, rnd, _ = _run_round(fabric_rounds)
-    assert rnd.status == "closed", rnd.failure
-    record = fabric_rounds.rounds.ledger().get_model(fabric_rounds.rounds.profile_id, round_no)
-    assert sorted(i["node"] for i in record.inclusion) == sorted(NODES)
-    # What an operator reads with Fabric's own CLI, on another organization's peer...
-    raw = _query(fabric_rounds, "org3", "GetModel", fabric_rounds.rounds.profile_id, str(round_no))
-    # ...is what the registry serves as the champion.
-    version = get_version(fabric_rounds.rounds.profile_id, alias="champion")
-    assert raw["sha256"] == record.sha256 == version.sha256
-    assert version.tags["ledger_tx_id"] == raw["tx_id"] if "tx_id" in raw else True
-    assert int(version.tags["ledger_block"]) > 0
-    _wait_heights_agree(fabric_rounds)
-
-
 def test_a_round_commits_with_one_organizations_peer_stopped_and_it_catches_up(
     fabric_rounds: FabricRounds,
 ) -> None:
+    """A round on Fabric with one organization's peer stopped once training started: the
+    other three endorse, the round commits k-of-n; the restarted peer catches up, every
+    peer holds the same model record, and what an operator reads with Fabric's own CLI is
+    what the registry serves as the champion. (One round for both: a round costs ~100 s on
+    the suite's serial Fabric worker.)"""
+    from registry import get_version
+
     env = fabric_rounds
     round_no, rnd, cut_off = _run_round(env, stop_a_peer=True)
     org = cut_off[0].split("/")[0]
@@ -117,6 +105,11 @@ def test_a_round_commits_with_one_organizations_peer_stopped_and_it_catches_up(
         for org in env.layout.orgs
     }
     assert len({json.dumps(r, sort_keys=True) for r in records.values()}) == 1
+    # What the operator reads on the restarted organization's peer with Fabric's CLI is what
+    # the registry serves as the champion.
+    version = get_version(env.rounds.profile_id, alias="champion")
+    assert records[org]["sha256"] == model.sha256 == version.sha256
+    assert int(version.tags["ledger_block"]) > 0
 
 
 def test_ordering_continues_with_one_orderer_stopped_and_it_catches_up(

@@ -133,7 +133,10 @@ class RoundHome:
         self.processes.append(proc)
         return proc
 
-    def wait_for(self, round_no: int, predicate: Any, timeout: float = 120) -> Any:
+    # A bound, not a window: it returns the moment the round gets there. Four node processes
+    # starting at once (each importing the flows) took over 120 s to reach training on a
+    # 2-core machine also running another worker's tests.
+    def wait_for(self, round_no: int, predicate: Any, timeout: float = 300) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             rnd = self.ledger().get_round(self.profile_id, round_no)
