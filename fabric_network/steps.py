@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from fabric_network import lifecycle, processes
 from fabric_network.configs import orderer_env, peer_env
@@ -39,6 +40,7 @@ START_TIMEOUT_S = 60.0
 # An approval invalidated by another founder's concurrent commit is made again this often.
 APPROVE_ATTEMPTS = 3
 Progress = Callable[[str], None]
+_T = TypeVar("_T")
 
 
 class NetworkError(FedspecError):
@@ -185,18 +187,25 @@ def approve_chaincode(
     definition's version and sequence where one is committed (a member joining later, or a
     founder after the majority), the first definition otherwise, which it then commits if its
     approval made a majority. True once the definition is committed."""
+    committed = retry_approval(
+        member, lambda: _approve(member, bins, package_id, progress), progress
+    )
+    return committed or commit_if_majority(member, bins, progress)
+
+
+def retry_approval(member: MemberLayout, approve: Callable[[], _T], progress: Progress) -> _T:
+    """``approve()``, again while another member's commit invalidates it: approvals and the
+    commit read the chaincode's definition, so an approval ordered in the block of another
+    member's commit fails its read (MVCC), and the next attempt approves what that commit
+    defined."""
     for attempt in range(1, APPROVE_ATTEMPTS + 1):
         try:
-            committed = _approve(member, bins, package_id, progress)
-            break
+            return approve()
         except lifecycle.ToolError as exc:
-            # Approvals and the commit read the chaincode's definition: an approval ordered
-            # in the block of another founder's commit is invalidated, and the next attempt
-            # approves what that commit defined.
             if "MVCC_READ_CONFLICT" not in str(exc) or attempt == APPROVE_ATTEMPTS:
                 raise
-            progress(f"{member.org}'s approval crossed another founder's commit: approving again")
-    return committed or commit_if_majority(member, bins, progress)
+            progress(f"{member.org}'s approval crossed another member's commit: approving again")
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _approve(member: MemberLayout, bins: Path, package_id: str, progress: Progress) -> bool:

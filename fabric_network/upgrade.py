@@ -164,7 +164,8 @@ def _approve(
         f"approving chaincode version {pending['version']} (sequence {pending['sequence']}) "
         f"for {member.org}"
     )
-    for attempt in range(1, steps.APPROVE_ATTEMPTS + 1):
+
+    def approve() -> None:
         try:
             lifecycle.approve(
                 member,
@@ -175,14 +176,11 @@ def _approve(
                 version=pending["version"],
                 sequence=str(pending["sequence"]),
             )
-            return
         except lifecycle.ToolError as exc:
-            if "unchanged content" in str(exc):  # approved already (an upgrade run again)
-                return
-            # Another member's commit in the same block invalidates this approval's read of
-            # the definition: approve again (as `node up` does).
-            if "MVCC_READ_CONFLICT" not in str(exc) or attempt == steps.APPROVE_ATTEMPTS:
+            if "unchanged content" not in str(exc):  # else approved already (run again)
                 raise
+
+    steps.retry_approval(member, approve, progress)
 
 
 def _wait_committed(
