@@ -112,16 +112,27 @@ class LedgerProgress:
         )
 
     def _follow(self, reader: FedspecLedger, start: int) -> None:
+        from ledger_client.errors import LedgerError
+
         network = reader.contract.network
         chaincode = self.settings.ledger.chaincode
         while not self._stop.is_set():
-            for event in network.get_chaincode_events(chaincode, start_block=start, timeout=0.5):
-                payload = event.json()
-                if isinstance(payload, dict):
-                    self.apply(event.name, payload)
-                start = event.block_number + 1
-                if self._stop.is_set():
-                    return
+            try:
+                for event in network.get_chaincode_events(
+                    chaincode, start_block=start, timeout=0.5
+                ):
+                    payload = event.json()
+                    if isinstance(payload, dict):
+                        self.apply(event.name, payload)
+                    start = event.block_number + 1
+                    if self._stop.is_set():
+                        return
+            except LedgerError:
+                # A Fabric peer may reset an events stream (RST_STREAM CANCEL, seen on a
+                # loaded machine as the short window ends) or be restarting: the display is
+                # only a view, so it resumes from the next unseen block instead of dying
+                # with a traceback in the middle of the command's output.
+                self._stop.wait(0.5)
 
     @contextmanager
     def live(self, console: Console) -> Iterator[None]:
