@@ -9,7 +9,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption
-from fedspec.console.output import console, emit_json, table
+from fedspec.console.output import console, emit_json, stopped_line, table
 
 app = typer.Typer(
     help="Start, stop and inspect a local Hyperledger Fabric network (3 raft orderers, one "
@@ -82,9 +82,7 @@ def down(
     if json_out:
         emit_json({"stopped": stopped, "wiped": wipe})
         return
-    console.print(
-        f"stopped {len(stopped)} processes" + (f" ({', '.join(stopped)})" if stopped else "")
-    )
+    console.print(stopped_line(stopped))
     if wipe:
         console.print(f"deleted {layout.run_dir}")  # type: ignore[attr-defined]
 

@@ -11,7 +11,7 @@ import typer
 
 from fedspec.cli.context import State
 from fedspec.cli.options import JsonOption
-from fedspec.console.output import console, emit_json, table
+from fedspec.console.output import console, emit_json, stopped_line, table
 
 if TYPE_CHECKING:
     from fabric_network import NodeLayout, NodeStatus
@@ -147,9 +147,7 @@ def down(
     if json_out:
         emit_json({"stopped": stopped, "wiped": wipe})
         return
-    console.print(
-        f"stopped {len(stopped)} processes" + (f" ({', '.join(stopped)})" if stopped else "")
-    )
+    console.print(stopped_line(stopped))
     if wipe:
         console.print(f"deleted {member.run_dir}")
 

@@ -72,3 +72,9 @@ def fail(message: str, code: int = 2) -> None:
         f"fedspec: error: {one_line(message)}", highlight=False, soft_wrap=True, markup=False
     )
     raise SystemExit(code)
+
+
+def stopped_line(stopped: Sequence[str]) -> str:
+    """What `node down` and `network down` print: how many processes, and which."""
+    noun = "process" if len(stopped) == 1 else "processes"
+    return f"stopped {len(stopped)} {noun}" + (f" ({', '.join(stopped)})" if stopped else "")
