@@ -19,22 +19,28 @@ from fabric_network.control import (
 )
 from fabric_network.layout import MemberLayout, NetworkLayout, Orderer, OrderingLayout, Peer
 from fabric_network.member import (
-    GenesisMissingError,
-    NodeError,
     NodeLayout,
     NodeStatus,
-    NoRaftMajorityError,
-    NotInChannelError,
-    PortInUseError,
     make_genesis,
     node_down,
     node_status,
     node_up,
 )
+from fabric_network.node_errors import (
+    CertificateError,
+    GenesisMissingError,
+    HostNotLocalError,
+    NodeError,
+    NoRaftMajorityError,
+    NotInChannelError,
+    PortInUseError,
+)
 from fabric_network.upgrade import Upgraded, UpgradePendingError, upgrade_chaincode
 
 __all__ = [
+    "CertificateError",
     "GenesisMissingError",
+    "HostNotLocalError",
     "MemberLayout",
     "NetworkError",
     "NetworkLayout",

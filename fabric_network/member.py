@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import shutil
 import socket
@@ -42,10 +43,18 @@ from typing import Any
 from fabric_protos.common import common_pb2
 
 from fabric_network import lifecycle, processes, steps
+from fabric_network.certificates import check_certificates
 from fabric_network.founding import write_genesis
 from fabric_network.layout import MemberLayout, OrderingLayout
-from fabric_network.steps import NetworkError, Progress, binaries
-from fedspec.errors import ErrorCode
+from fabric_network.node_errors import (
+    GenesisMissingError,
+    HostNotLocalError,
+    NodeError,
+    NoRaftMajorityError,
+    NotInChannelError,
+    PortInUseError,
+)
+from fabric_network.steps import Progress, binaries
 from fedspec.fileio import write_atomic
 from ledger_client.channel_update import FabricChannelConfig
 from ledger_client.errors import LedgerError
@@ -61,38 +70,6 @@ NodeLayout = MemberLayout | OrderingLayout
 # one under this name; the state keeps these keys across restarts (fabric_network.upgrade).
 NEXT_CHAINCODE = "chaincode-next.{org}"
 UPGRADE_STATE = ("chaincode_version", "chaincode_sequence", "chaincode_address", "next")
-
-
-class NodeError(NetworkError):
-    """A member's own processes could not start (or were refused before starting)."""
-
-    code = ErrorCode.NODE_FAILED
-
-
-class NotInChannelError(NodeError):
-    """The channel's configuration does not hold this organization (yet)."""
-
-    code = ErrorCode.NODE_NOT_IN_CHANNEL
-
-
-class PortInUseError(NodeError):
-    """A port this member's processes bind is taken on its host."""
-
-    code = ErrorCode.NODE_PORT_IN_USE
-
-
-class GenesisMissingError(NodeError):
-    """No genesis block to found the channel from (or not the channel's), or the ordering
-    service has not joined the channel yet."""
-
-    code = ErrorCode.NODE_GENESIS_MISSING
-
-
-class NoRaftMajorityError(NodeError):
-    """Fewer than a majority of the ordering service's orderers answer: nothing can be
-    ordered."""
-
-    code = ErrorCode.NODE_NO_RAFT_MAJORITY
 
 
 @dataclass(frozen=True)
@@ -186,6 +163,7 @@ def node_up(
     _refuse_unclean(layout, status)
     creating = status.state == "absent"
     _check_ports(layout)
+    check_certificates(layout)
     if genesis is not None or (creating and layout.orderers):
         _check_genesis(layout, genesis)
     if isinstance(layout, MemberLayout) and not layout.orderers:
@@ -278,6 +256,7 @@ def _check_ports(layout: NodeLayout) -> None:
                 f"{layout.org}'s host {host!r:.80} (its `org init --host`) does not resolve "
                 "on this machine"
             ) from None
+        _check_local(layout.org, host)
     host = next(iter(sorted(hosts)), "127.0.0.1")
     busy = {w: port for w, port in layout.ports().items() if processes.port_in_use(port, host)}
     if busy:
@@ -286,6 +265,21 @@ def _check_ports(layout: NodeLayout) -> None:
             f"port {port} ({what}) is already in use on {host}: stop what holds it, or give "
             f"{layout.org} other ports (`fedspec org init --port`, before founding or the vote)"
         )
+
+
+def _check_local(org: str, host: str) -> None:
+    """``host`` is an address this machine can listen on: a bind to it on any free port.
+    Any other failure than "not an address of this machine" is left to the port check."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, 0))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise HostNotLocalError(
+                    f"{org}'s host {host!r:.80} (its `org init --host`, in its bundle) is not an "
+                    "address of this machine: run `fedspec node up` on that host, or give this "
+                    "machine that address"
+                ) from None
 
 
 def _check_genesis(layout: NodeLayout, genesis: Path | None) -> None:

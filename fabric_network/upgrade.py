@@ -32,13 +32,12 @@ from fabric_network import lifecycle, processes, steps
 from fabric_network.layout import MemberLayout
 from fabric_network.member import (
     NEXT_CHAINCODE,
-    NodeError,
     NodeLayout,
-    PortInUseError,
     node_status,
     read_state,
     write_state,
 )
+from fabric_network.node_errors import NodeError, PortInUseError
 from fabric_network.steps import Progress, binaries
 from fedspec.errors import ErrorCode
 

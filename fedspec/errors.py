@@ -15,7 +15,8 @@ Hierarchy::
     ├── fabric_network.NetworkError         NETWORK_FAILED: a local Fabric network
     │   └── fabric_network.NodeError        NODE_FAILED, NODE_NOT_IN_CHANNEL, NODE_PORT_IN_USE,
     │                                       NODE_GENESIS_MISSING, NODE_NO_RAFT_MAJORITY,
-    │                                       NODE_UPGRADE_PENDING: a member's own processes
+    │                                       NODE_UPGRADE_PENDING, NODE_HOST_NOT_LOCAL,
+    │                                       NODE_CERTIFICATE_INVALID: a member's own processes
     │                                       (`fedspec node up | upgrade`)
     ├── flows.virtual_nodes.SimulationError SIMULATION_INVALID; EngineUnavailableError
     │                                       SIMULATION_ENGINE_UNAVAILABLE (`fedspec simulate`)
@@ -65,6 +66,8 @@ class ErrorCode(StrEnum):
     NODE_GENESIS_MISSING = "NODE_GENESIS_MISSING"
     NODE_NO_RAFT_MAJORITY = "NODE_NO_RAFT_MAJORITY"
     NODE_UPGRADE_PENDING = "NODE_UPGRADE_PENDING"
+    NODE_HOST_NOT_LOCAL = "NODE_HOST_NOT_LOCAL"
+    NODE_CERTIFICATE_INVALID = "NODE_CERTIFICATE_INVALID"
     # `fedspec simulate`: virtual nodes that cannot be made, an engine that cannot be had.
     SIMULATION_INVALID = "SIMULATION_INVALID"
     SIMULATION_ENGINE_UNAVAILABLE = "SIMULATION_ENGINE_UNAVAILABLE"

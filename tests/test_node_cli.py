@@ -251,3 +251,107 @@ def test_a_member_that_runs_a_raft_orderer_of_its_own(tmp_path: Path) -> None:
     cas = member.orderer_tls_cas().read_bytes()
     assert member.tls_ca("org1").read_bytes() in cas
     assert member.tls_ca("ordering").read_bytes() in cas
+
+
+# ---------------------------------------------------------------- hosts and certificates
+def _found_org1(root: Path, host: str) -> Path:
+    """org1's home, its peer on ``host``, founded with an ordering organization."""
+    init_org(root / "org1" / "consortium", "org1", nodes=1, host=host, port=free_port_block())
+    init_org(root / "ordering" / "consortium", "ordering", orderers=1, port=free_port_block(30))
+    for org in ("org1", "ordering"):
+        write_bundle(export_bundle(root / org / "consortium"), root / f"{org}.bundle")
+    bundles = [load_bundle(root / f"{o}.bundle") for o in ("org1", "ordering")]
+    create_consortium(root / "org1" / "consortium", bundles)
+    return root / "org1"
+
+
+def _peer_tls(home: Path) -> Path:
+    return home / "consortium" / "peerOrganizations" / "org1" / "peers" / "peer0" / "tls"
+
+
+def test_a_host_that_is_not_an_address_of_this_machine_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("FEDSPEC_HOME", raising=False)
+    home = _found_org1(tmp_path, "192.0.2.10")  # TEST-NET-1 (RFC 5737): nobody's address
+    refused(
+        run(capsys, "--home", str(home), "node", "up"),
+        "NODE_HOST_NOT_LOCAL",
+        "org1's host '192.0.2.10' (its `org init --host`, in its bundle) is not an address",
+    )
+    assert not (home / "node").exists()
+
+
+def test_a_tls_certificate_for_another_host_is_refused_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("FEDSPEC_HOME", raising=False)
+    home = _found_org1(tmp_path / "here", "127.0.1.66")
+    elsewhere = tmp_path / "elsewhere" / "consortium"
+    init_org(elsewhere, "org1", nodes=1, host="127.0.1.77")  # the same name, made for another host
+    (_peer_tls(home) / "server.crt").write_bytes(
+        (elsewhere / "peerOrganizations/org1/peers/peer0/tls/server.crt").read_bytes()
+    )
+    refused(
+        run(capsys, "--home", str(home), "node", "up"),
+        "NODE_CERTIFICATE_INVALID",
+        "org1's peer0 TLS certificate",
+    )
+    err = run(capsys, "--home", str(home), "node", "up")[2]
+    assert "127.0.1.77" in err and "not '127.0.1.66', where it listens" in err
+    assert not (home / "node").exists()
+
+
+def test_an_expired_certificate_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    monkeypatch.delenv("FEDSPEC_HOME", raising=False)
+    home = _found_org1(tmp_path, "127.0.0.1")
+    tls = _peer_tls(home)
+    ca_dir = home / "consortium" / "peerOrganizations" / "org1" / "tlsca"
+    ca_key = serialization.load_pem_private_key((ca_dir / "priv_sk").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((ca_dir / "tlsca-cert.pem").read_bytes())
+    current = x509.load_pem_x509_certificate((tls / "server.crt").read_bytes())
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    expired = (
+        x509.CertificateBuilder()
+        .subject_name(current.subject)
+        .issuer_name(ca.subject)
+        .public_key(current.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(past - dt.timedelta(days=365))
+        .not_valid_after(past)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    (tls / "server.crt").write_bytes(expired.public_bytes(serialization.Encoding.PEM))
+    refused(
+        run(capsys, "--home", str(home), "node", "up"),
+        "NODE_CERTIFICATE_INVALID",
+        f"org1's peer0 TLS certificate ({tls / 'server.crt'}) expired on {past:%Y-%m-%d}",
+    )
+    assert not (home / "node").exists()
+
+
+def test_every_certificate_a_member_needs_is_checked_for_its_validity(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from fabric_network import CertificateError
+    from fabric_network.certificates import check_certificates
+
+    home = _found_org1(tmp_path, "127.0.0.1")
+    layout = member_layout(Settings.load(home, env={}))
+    check_certificates(layout)  # as made: valid now, for its host
+    with pytest.raises(CertificateError, match="expired on"):
+        check_certificates(layout, now=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
+    with pytest.raises(CertificateError, match=r"is not valid before .*check this host's clock"):
+        check_certificates(layout, now=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    # Another organization's CA, expired: named, with what that organization must do.
+    ordering_ca = layout.tls_ca("ordering")
+    ordering_ca.write_bytes(b"not a certificate")
+    with pytest.raises(CertificateError, match=r"ordering's TLS CA certificate .* is not a PEM"):
+        check_certificates(layout)
