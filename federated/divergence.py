@@ -308,17 +308,25 @@ def _bipartition(
 def _linkage_bipartition(
     similarity: NDArray, names: Sequence[str], min_size: int
 ) -> Bipartition | None:
-    """Complete linkage on cosine similarity down to two clusters (many nodes)."""
+    """Complete linkage on cosine similarity down to two clusters (many nodes).
+
+    ``link[i, j]`` is the linkage of clusters i and j, kept up to date as they merge (the
+    linkage of a union is the smaller of its parts'), so each merge costs O(c²) in numpy
+    instead of rescanning every pair's block in Python: O(n³) block scans took 15 s for 200
+    nodes after every round (benchmarks/scale.py), this takes 0.03 s. Merges are the same:
+    the most similar pair, ties to the first (i, j) in row order; NaN counts as least similar.
+    """
     clusters: list[list[int]] = [[i] for i in range(len(names))]
+    link = np.where(np.isnan(similarity), -np.inf, np.asarray(similarity, dtype=np.float64))
     while len(clusters) > 2:
-        best: tuple[float, int, int] | None = None
-        for i, j in itertools.combinations(range(len(clusters)), 2):
-            # Complete linkage: two clusters are as close as their least similar pair.
-            link = float(similarity[np.ix_(clusters[i], clusters[j])].min())
-            if best is None or link > best[0]:
-                best = (link, i, j)
-        assert best is not None
-        _, i, j = best
+        c = len(clusters)
+        upper = np.where(np.triu(np.ones((c, c), dtype=bool), k=1), link, -np.inf)
+        i, j = divmod(int(np.argmax(upper)), c)  # i < j: the upper triangle only
+        # Complete linkage: two clusters are as close as their least similar pair.
+        merged = np.minimum(link[i], link[j])
+        link[i, :] = merged
+        link[:, i] = merged
+        link = np.delete(np.delete(link, j, axis=0), j, axis=1)
         clusters[i] = clusters[i] + clusters[j]
         del clusters[j]
     first, second = sorted(clusters[0]), sorted(clusters[1])
