@@ -92,6 +92,14 @@ def configure(tracking_uri: str, *, artifact_root: str | Path | None = None) -> 
     mlflow.set_registry_uri(tracking_uri)
     # Download progress bars would interleave with flow logs.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if tracking_uri.startswith("sqlite:"):
+        # MLflow's SQL store opens a second session inside some calls (create_run reads the
+        # experiment inside its own session), so with its default pool (5 + 10 overflow)
+        # fifteen threads creating runs at once each hold one connection and wait for
+        # another: every one times out after 30 s. A round of 25 nodes in one process
+        # failed so. Without a pool a SQLite connection is opened per session (cheap, and
+        # SQLite serializes writers itself); read when the store for a URI is first built.
+        os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
     with _lock:
         _state["config"] = config
         _experiments.clear()
