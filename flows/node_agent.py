@@ -83,6 +83,10 @@ class RoundAborted(Exception):
     """The round failed on the ledger (quorum, aborted): nothing more for this node to do."""
 
 
+# Rounds up to this many nodes poll at ``poll_s``; larger ones proportionally less often.
+POLL_PEERS = 10
+
+
 class NodeAgent:
     def __init__(
         self,
@@ -188,7 +192,7 @@ class NodeAgent:
                     if exc.code != ErrorCode.FAILED_PRECONDITION:
                         raise
                 continue
-            time.sleep(self._until(rnd.join_deadline))
+            time.sleep(self._until(rnd.join_deadline, rnd))
 
     def _elected(self, rnd: Round) -> Round:
         while rnd.status == "joining":
@@ -197,22 +201,33 @@ class NodeAgent:
                 and set(rnd.revealed) == set(rnd.joined)
                 and rnd.phase == "revealing"
             )
-            if everyone or time.time() >= rnd.reveal_deadline:
+            # Once everyone revealed, one node elects (the first joined, by id): every node
+            # trying at once made N - 1 transactions lose an MVCC race and retry (election
+            # grew as N^2, benchmarks/scale.py). The others elect after the reveal window,
+            # should that node be gone.
+            if (
+                everyone and self.env.node == min(rnd.joined)
+            ) or time.time() >= rnd.reveal_deadline:
                 try:
                     rnd = self.ledger.elect_coordinator(self.profile_id, self.round_no)
                     continue
                 except EndorseError as exc:
                     if exc.code != ErrorCode.FAILED_PRECONDITION:
                         raise
-            time.sleep(self._until(rnd.reveal_deadline))
+            time.sleep(self._until(rnd.reveal_deadline, rnd))
             rnd = self._round()
         if rnd.status == "failed":
             raise RoundAborted(f"round failed: {rnd.failure}")
         self.progress(f"coordinator {rnd.coordinator}")
         return rnd
 
-    def _until(self, deadline: float) -> float:
-        return max(0.02, min(self.poll_s, deadline - time.time() + 0.05))
+    def _until(self, deadline: float, rnd: Round) -> float:
+        """How long to sleep before reading the round again: ``poll_s``, stretched with the
+        round's size so that all its nodes together read about ``POLL_PEERS / poll_s`` times
+        a second (a read of the round costs more the more nodes joined: at a fixed 50 ms
+        every node's polling cost O(N^2), benchmarks/scale.py), and never past ``deadline``."""
+        interval = self.poll_s * max(1.0, len(rnd.joined) / POLL_PEERS)
+        return max(0.02, min(interval, deadline - time.time() + 0.05))
 
     # ------------------------------------------------------------------ local training
     def _global_model(self, rnd: Round) -> GlobalModel:
@@ -453,7 +468,7 @@ class NodeAgent:
                     if exc.code not in (ErrorCode.FAILED_PRECONDITION, ErrorCode.FORBIDDEN):
                         raise
                 continue
-            time.sleep(self._until(rnd.coordinator_deadline + 1))
+            time.sleep(self._until(rnd.coordinator_deadline + 1, rnd))
 
     def _evaluate_locally(self) -> None:
         """The round's model on this node's own validation split (stays in its MLflow run)."""
