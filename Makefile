@@ -82,6 +82,8 @@ bench: install
 	$(BIN)/python -m benchmarks.specialization_budget
 	$(BIN)/python -m benchmarks.simulate
 	$(BIN)/python -m benchmarks.read_paths
+	$(BIN)/python -m benchmarks.startup
+	$(BIN)/python -m benchmarks.scale
 	$(BIN)/python -m benchmarks.secagg
 	$(BIN)/python -m benchmarks.bagging
 	$(BIN)/python -m benchmarks.examples

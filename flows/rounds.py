@@ -20,7 +20,7 @@ import dataclasses
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -36,6 +36,7 @@ from ledger_client import (
     Consortium,
     EndorseError,
     FedspecLedger,
+    LedgerError,
     Round,
     UpdateRecord,
     from_fixed,
@@ -46,8 +47,14 @@ from registry import round_params
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
+    from flows.local_api import LocalApi
+
 NODE_RETRY_DELAY_S = 2
 MARGIN_S = 60  # beyond the profile's own windows, before a node's work is timed out
+# A node's work after its round ended on the ledger (fetching the model, its local
+# evaluation) is given this long; a flow run still not final then is one whose worker died
+# with it (nothing on a Prefect server marks such a run crashed by itself).
+AFTER_ROUND_S = 60
 
 
 def _settings(home: str | None) -> Settings:
@@ -55,23 +62,49 @@ def _settings(home: str | None) -> Settings:
 
 
 @contextmanager
-def local_api_settings() -> Iterator[None]:
+def local_api_settings(api: LocalApi | None = None) -> Iterator[None]:
     """Flow settings for Prefect's temporary local API (no ``PREFECT_API_URL``): no flow
     heartbeats. Nothing there watches for crashed runs, and a flow's heartbeat thread sleeps
     in 1 s steps that its end waits out: 1.1 s per flow call with it, 0.13 s without,
-    measured here — most of a small round's orchestration. A real server keeps them."""
+    measured here — most of a small round's orchestration. A real server keeps them.
+
+    ``api``: the temporary API the command line started ahead (:mod:`flows.local_api`);
+    the flows use it instead of starting Prefect's own. Unused (and stopped) where Prefect's
+    settings name a server after all, or forbid a temporary one."""
     # Deferred: loads prefect only when used.
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_SERVER_EPHEMERAL_ENABLED,
+        PREFECT_UI_URL,
         temporary_settings,
     )
 
-    if PREFECT_API_URL.value():
+    if PREFECT_API_URL.value() or (
+        api is not None and not PREFECT_SERVER_EPHEMERAL_ENABLED.value()
+    ):
+        if api is not None:
+            api.stop()
         yield
         return
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    if api is not None:
+        # No "View at" links in the logs: the temporary API serves no UI (nor did Prefect's).
+        updates.update({PREFECT_API_URL: api.wait(), PREFECT_UI_URL: ""})
+    with temporary_settings(updates=updates):
         yield
+
+
+def open_tracking(home: str | None) -> None:
+    """Open the MLflow store the rounds of ``home`` log to, as :func:`federated_round` does
+    (a new SQLite store creates its tables: seconds). A command calls it while Prefect's
+    temporary API starts in its own process, rather than inside the first round."""
+    # Deferred: registry.tracking loads mlflow.
+    from registry.tracking import client
+
+    settings = _settings(home)
+    tracking.configure(settings.mlflow_tracking_uri, settings.home / "mlflow" / "artifacts")
+    client()  # MLflow keeps the store per URI: the round's calls reuse it
 
 
 def _node_timeout(schedule: dict[str, Any]) -> int:
@@ -181,7 +214,16 @@ def federated_round(
     nodes = nodes if nodes is not None else ledger.volunteers(profile_id)
     round_no, parent, timeout_s = _open_round(ledger, profile_id, opener, nodes, home)
     started = time.perf_counter()
-    outcomes = _dispatch(nodes, profile_id, round_no, parent, home, dispatch, timeout_s)
+    outcomes = _dispatch(
+        nodes,
+        profile_id,
+        round_no,
+        parent,
+        home,
+        dispatch,
+        timeout_s,
+        round_ended=lambda: _has_ended(ledger, profile_id, round_no),
+    )
     rnd = _settled_round(ledger, profile_id, round_no, opener, home)
     if dispatch == "deployments":
         outcomes = _outcomes_from_ledger(ledger, profile_id, round_no, rnd, outcomes)
@@ -243,6 +285,15 @@ def _start_parent_run(
             "fedspec.base_reason": opened["base_reason"][:5000],
         },
     )
+
+
+def _has_ended(ledger: FedspecLedger, profile_id: str, round_no: int) -> bool:
+    """Whether the ledger has the round closed or failed; a read that failed says no (the
+    dispatch waits on, bounded by its own deadline)."""
+    try:
+        return ledger.get_round(profile_id, round_no).status in ("closed", "failed")
+    except LedgerError:
+        return False
 
 
 def _settled_round(
@@ -357,6 +408,7 @@ def _dispatch(
     home: str | None,
     dispatch: str,
     timeout_s: int,
+    round_ended: Callable[[], bool] = lambda: False,
 ) -> list[dict[str, Any]]:
     if dispatch == "local":
         futures = [
@@ -372,7 +424,7 @@ def _dispatch(
                 outcomes.append(dataclasses.asdict(failed))
         return outcomes
     if dispatch == "deployments":
-        return _dispatch_deployments(nodes, profile_id, round_no, parent, timeout_s)
+        return _dispatch_deployments(nodes, profile_id, round_no, parent, timeout_s, round_ended)
     if dispatch == "own":
         # This home runs its own nodes; every other member runs its own agents (`fedspec
         # round join`) with its own keys and data, and the ledger says what they did.
@@ -383,12 +435,19 @@ def _dispatch(
 
 
 def _dispatch_deployments(
-    nodes: list[str], profile_id: str, round_no: int, parent: str, timeout_s: int
+    nodes: list[str],
+    profile_id: str,
+    round_no: int,
+    parent: str,
+    timeout_s: int,
+    round_ended: Callable[[], bool],
 ) -> list[dict[str, Any]]:
     """Start ``node-round/node-round-<org>`` on each node's organization's pool and wait
-    for all of them. Each run gets ids only (never a path): the worker's own settings say
-    where its organization's data and keys are. Returns each run's final state; what the node
-    did is read from the ledger afterwards (:func:`_ledger_outcome`)."""
+    for all of them, or until :data:`AFTER_ROUND_S` after ``round_ended()`` first holds (a
+    run whose worker was killed with it stays "Running" for ever). Each run gets ids only
+    (never a path): the worker's own settings say where its organization's data and keys
+    are. Returns each run's final state; what the node did is read from the ledger
+    afterwards (:func:`_ledger_outcome`)."""
     # Deferred: loads prefect only when used.
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
@@ -410,6 +469,8 @@ def _dispatch_deployments(
         for node in nodes
     }
     deadline = time.monotonic() + timeout_s
+    late = f"flow run not finished within {timeout_s} s"
+    ended = False
     outcomes: dict[str, dict[str, Any]] = {}
     with get_client(sync_client=True) as client:
         while len(outcomes) < len(runs) and time.monotonic() < deadline:
@@ -427,16 +488,14 @@ def _dispatch_deployments(
                         else f"flow run {state.name}: {state.message}"[:300],
                     }
             if len(outcomes) < len(runs):
+                if not ended and round_ended():
+                    ended = True
+                    deadline = min(deadline, time.monotonic() + AFTER_ROUND_S)
+                    late = f"flow run not finished {AFTER_ROUND_S} s after the round ended"
                 time.sleep(1)
     for node, run in runs.items():
         outcomes.setdefault(
-            node,
-            {
-                "node": node,
-                "flow_run": str(run.id),
-                "status": "failed",
-                "reason": f"flow run not finished within {timeout_s} s",
-            },
+            node, {"node": node, "flow_run": str(run.id), "status": "failed", "reason": late}
         )
     return [outcomes[n] for n in nodes]
 

@@ -73,10 +73,16 @@ def run(
     profile = open_ledger(state.settings.ledger, opener).get_profile(profile_id)
     if profile.status != "active":
         raise typer.BadParameter(f"profile {profile_id} is {profile.status}, not active")
-    # Deferred: loads numpy, pandas, prefect, safetensors, scipy, sklearn only when used.
-    from flows.rounds import federated_training, local_api_settings
+    # Prefect's temporary API boots in its own process while this one imports the flows
+    # and opens the MLflow store (flows.local_api says why).
+    from flows.local_api import start_local_api
 
-    with local_api_settings(), _progress(state, profile_id, rounds, enabled=not json_out):
+    api = start_local_api()
+    # Deferred: loads numpy, pandas, prefect, safetensors, scipy, sklearn only when used.
+    from flows.rounds import federated_training, local_api_settings, open_tracking
+
+    open_tracking(str(state.settings.home))
+    with local_api_settings(api), _progress(state, profile_id, rounds, enabled=not json_out):
         summaries = federated_training(
             profile_id,
             rounds=rounds,
