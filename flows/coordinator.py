@@ -121,8 +121,9 @@ class Coordinator:
         self._update_bytes: dict[str, bytes] = {}  # accepted updates (masked ones, if secure)
 
     def _start(self, rnd: Round) -> None:
-        if not self.run_id:
-            self.run_id = tracking.start_round_run(self.plan.profile_id, rnd.number)
+        self.run_id = tracking.coordinator_run(
+            self.parent_run_id or None, self.plan.profile_id, rnd.number
+        )
 
     def _timed(self, name: str, step: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -504,7 +505,8 @@ class Coordinator:
                 n: r.validation.summary_sha256 for n, r in sorted(records.items())
             },
             "mlflow_run_id": self.run_id,
-            "mlflow_node_runs": node_runs(self.run_id),
+            # The nodes' runs are children of the round's run, not of the coordinator's own.
+            "mlflow_node_runs": node_runs(self.parent_run_id or self.run_id),
         }
 
 

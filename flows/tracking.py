@@ -15,6 +15,11 @@ from typing import Any, TypeVar, cast
 import registry
 from flows.timing import span
 from registry import configure as _configure
+from registry.tracking import client as tracking_client
+from registry.tracking import ensure_experiment, writer
+
+# On a coordinator's own round run (see coordinator_run): the round's run it stands for.
+ROUND_RUN_TAG = "fedspec.round_run"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +47,7 @@ start_round_run = _mlflow(registry.start_round_run)
 
 __all__ = [
     "configure",
+    "coordinator_run",
     "end_round_run",
     "end_run",
     "fetch_bytes",
@@ -70,6 +76,24 @@ def start_node_run(parent_run_id: str | None, profile_id: str, round_no: int, no
     its own still lands under its round)."""
     parent = parent_run_id or start_round_run(profile_id, round_no)
     return registry.start_node_run(parent, node, params={"node": node})
+
+
+@_mlflow
+def coordinator_run(parent_run_id: str | None, profile_id: str, round_no: int) -> str:
+    """The run a coordinator writes its round into (params, evaluation, the registered
+    model's artifacts): the round's run where this process may write it (a store without
+    logins, or the round opened by this organization), else a round run in this
+    organization's own experiment, tagged with the round's run. MLflow lets an organization
+    write only its own experiment's runs, and the round's run is in the experiment of the
+    organization that scheduled the round (the training flow's), not the coordinator's."""
+    if parent_run_id is None:
+        return registry.start_round_run(profile_id, round_no)
+    if not writer():
+        return parent_run_id
+    own = ensure_experiment(profile_id)
+    if str(tracking_client().get_run(parent_run_id).info.experiment_id) == own:
+        return parent_run_id
+    return registry.start_round_run(profile_id, round_no, tags={ROUND_RUN_TAG: parent_run_id})
 
 
 @_mlflow
