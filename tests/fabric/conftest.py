@@ -1,8 +1,13 @@
-"""Federated rounds on a real Fabric network: four organizations, one digits node each.
+"""Fabric networks shared by the tests of this folder.
 
-The network is started once for the module from the round tests' own consortium (its
-identities must be the ones the network trusts); the same flows as on the embedded ledger
-run with ``FEDSPEC_LEDGER=fabric``; every process is stopped by PID at the end.
+``fabric_rounds``: federated rounds on a one-host network, four organizations, one digits
+node each, started once for the module from the round tests' own consortium (its identities
+must be the ones the network trusts); the same flows as on the embedded ledger run with
+``FEDSPEC_LEDGER=fabric``; every process is stopped by PID at the end.
+
+``founders``: members on their own emulated hosts (:mod:`tests.fabric.founders`), formed once
+per session (every Fabric test runs on one xdist worker) and shared by the founders' tests and
+the distributed round.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from fabric_network import NetworkLayout, network_down, network_up
+from tests.fabric.founders import Founders, form
 from tests.fabric_support import fabric_binaries_or_skip, free_base_port
 from tests.flows.conftest import ORGS, RoundHome, build
 
@@ -61,3 +67,9 @@ def fabric_rounds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricRo
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def founders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Founders]:
+    bins = fabric_binaries_or_skip()
+    yield from form(tmp_path_factory.mktemp("founders"), bins)

@@ -1,19 +1,10 @@
-"""Founders on their own hosts: every organization starts its own part with `fedspec node up`
-from its own home, as its own process tree, on its own loopback address (all of 127/8 reaches
-lo on Linux), with TLS certificates its own TLS CA issued for that address; every endpoint
-comes from the bundles.
-
-One raft cluster of four orderers from four organizations: the ordering organization's (on
-127.0.0.2) and one each that three members run beside their peers (`org init --raft`, on
-127.0.0.3-5). One founder makes the genesis block from the bundles (`fedspec node genesis`);
-the ordering organization's orderer joins from it, then the three members start at the same
-time (their orderers join from the same file and wait for a raft majority, their peers join,
-each approves the chaincode for itself, and the approval that makes a majority commits it).
-A transaction is then endorsed across members and every member's peer holds the same world
-state; with one member killed whole (peer, orderer and chaincode server, by PID, each
-process's group), ordering continues on the raft majority (three of four) and transactions on
-the endorsement majority (two of three), and the member, restarted with `node up`, catches up
-and agrees.
+"""Founders on their own hosts (the session's ``founders`` network, tests/fabric/founders.py):
+each runs its own part on its own address; a transaction is endorsed across members and every
+member's peer holds the same world state; with one member killed whole (peer, orderer and
+chaincode server, by PID, each process's group), ordering continues on the raft majority
+(three of four) and transactions on the endorsement majority (two of three), and the member,
+restarted with `node up`, catches up and agrees; a chaincode upgrade by a majority keeps the
+world state.
 """
 
 from __future__ import annotations
@@ -21,11 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -34,140 +20,25 @@ from cryptography import x509
 
 from fabric_network import MemberLayout, OrderingLayout, lifecycle, node_down, steps
 from fabric_network.processes import alive, port_in_use, recorded, wait_for
-from fedspec.app.bootstrap import Bootstrapped, init_ledger, join_ledger
+from fedspec.app.bootstrap import join_ledger
 from fedspec.app.bundles import export_bundle, load_bundle, write_bundle
 from fedspec.app.consortium import create_consortium
 from fedspec.app.node import member_layout
 from fedspec.app.orgs import init_org
 from fedspec.app.settings import Settings
-from ledger_client import close_services
-from ledger_client.errors import EndorseError
 from ledger_client.inspect import describe_block
+from tests.fabric.founders import (
+    HOSTS,
+    MEMBERS,
+    Founders,
+    node,
+    once_endorsed,
+    up,
+    upgrade_together,
+)
 from tests.fabric_support import fabric_binaries_or_skip, free_port_block
 
 pytestmark = [pytest.mark.fabric, pytest.mark.integration, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
-MEMBERS = ["org1", "org2", "org3"]
-HOSTS = {"ordering": "127.0.0.2", "org1": "127.0.0.3", "org2": "127.0.0.4", "org3": "127.0.0.5"}
-NODE_UP_TIMEOUT_S = 500
-
-
-@dataclass
-class Founders:
-    root: Path
-    bins: Path
-    ups: dict[str, dict[str, object]]  # org → its first `node up --json`
-    founded: Bootstrapped | None = None
-
-    def found(self) -> Bootstrapped:
-        """org1 founds the ledger, once per network: xdist may run this module's tests in
-        any order, and on a fresh network after another module's tests, so no test relies on
-        another having founded it."""
-        if self.founded is None:
-            self.founded = init_ledger(self.settings("org1"))
-        return self.founded
-
-    def home(self, org: str) -> Path:
-        return self.root / org
-
-    def layout(self, org: str) -> MemberLayout:
-        layout = member_layout(Settings.load(self.home(org), env={}))
-        assert isinstance(layout, MemberLayout)
-        return layout
-
-    def settings(self, org: str) -> Settings:
-        return Settings.load(self.home(org), env={"FEDSPEC_LEDGER": "fabric"})
-
-    def query(self, org: str, function: str, *args: str) -> str:
-        """``peer chaincode query`` as ``org``'s admin, from its own home, on its own peer."""
-        layout = self.layout(org)
-        return lifecycle.chaincode_query(
-            layout, self.bins / "bin", layout.config_dir, org, function, *args
-        )
-
-
-def node(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDSPEC_")}
-    return subprocess.run(
-        [sys.executable, "-m", "fedspec.cli", "--home", str(home), "node", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=NODE_UP_TIMEOUT_S,
-        cwd=ROOT,
-        env=env,
-    )
-
-
-def up(home: Path, *args: str) -> dict[str, object]:
-    done = node(home, "up", "--json", *args)
-    assert done.returncode == 0, done.stderr
-    doc: dict[str, object] = json.loads(done.stdout)
-    return doc
-
-
-def up_together(homes: list[Path], *args: str) -> list[dict[str, object]]:
-    """`node up` in every home at once, as founders who each wait for the others' orderers."""
-    return together(homes, "up", *args)
-
-
-def upgrade_together(homes: list[Path], version: str) -> list[dict[str, object]]:
-    """`node upgrade VERSION` in every home at once, as members who agreed on it."""
-    return together(homes, "upgrade", version)
-
-
-def together(homes: list[Path], *args: str) -> list[dict[str, object]]:
-    """`node ARGS --json` in every home at once; each one's JSON answer."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDSPEC_")}
-    running = [
-        subprocess.Popen(
-            [sys.executable, "-m", "fedspec.cli", "--home", str(h), "node", *args, "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=env,
-        )
-        for h in homes
-    ]
-    docs = []
-    for proc in running:
-        out, err = proc.communicate(timeout=NODE_UP_TIMEOUT_S)
-        assert proc.returncode == 0, err
-        docs.append(json.loads(out))
-    return docs
-
-
-@pytest.fixture(scope="module")
-def founders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Founders]:
-    bins = fabric_binaries_or_skip()
-    root = tmp_path_factory.mktemp("founders")
-    for org, host in HOSTS.items():
-        consortium = root / org / "consortium"
-        if org == "ordering":
-            init_org(consortium, org, orderers=1, host=host, port=free_port_block(3))
-        else:
-            init_org(consortium, org, nodes=1, host=host, port=free_port_block(13), raft=True)
-        write_bundle(export_bundle(consortium), root / f"{org}.bundle")
-    # Every founder founds the consortium from the same bundles, in its own home.
-    for org in HOSTS:
-        bundles = [load_bundle(root / f"{o}.bundle") for o in [*MEMBERS, "ordering"]]
-        create_consortium(root / org / "consortium", bundles)
-    close_services()
-    try:
-        made = node(root / "org1", "genesis", "--out", str(root / "fedspec.block"))
-        assert made.returncode == 0, made.stderr
-        ups = {"ordering": up(root / "ordering", "--genesis", str(root / "fedspec.block"))}
-        homes = [root / org for org in MEMBERS]
-        together = up_together(homes, "--genesis", str(root / "fedspec.block"))
-        ups.update(zip(MEMBERS, together, strict=True))
-        yield Founders(root, bins, ups)
-    finally:
-        close_services()
-        for org in HOSTS:
-            layout = member_layout(Settings.load(root / org, env={}))
-            node_down(layout)
 
 
 def test_each_founder_runs_its_own_part_on_its_own_address(founders: Founders) -> None:
@@ -250,7 +121,7 @@ def test_a_member_killed_whole_catches_up_after_node_up(founders: Founders) -> N
     # ordering organization's); org1 and org2 (a majority of the members) endorse, once
     # gossip stops offering org3's peer to the Gateway's endorsement plans (its alive
     # messages expire: CORE_PEER_GOSSIP_ALIVEEXPIRATIONTIMEOUT, 25 s by default).
-    _once_endorsed(lambda: join_ledger(founders.settings("org2")))
+    once_endorsed(lambda: join_ledger(founders.settings("org2")))
     before = founders.query("org2", "ListNodes", "")  # where its commit was confirmed
     assert "org2/node0" in before
 
@@ -300,7 +171,7 @@ def test_a_chaincode_upgrade_by_a_majority_keeps_the_world_state_and_transaction
     # A transaction through the new definition, endorsed by the upgraded majority.
     profile = PROFILES[0]
     admin = open_ledger(founders.settings("org1").ledger, "org1/admin")
-    _once_endorsed(lambda: admin.propose_profile(profile_document(profile, profile.load())))
+    once_endorsed(lambda: admin.propose_profile(profile_document(profile, profile.load())))
     assert json.loads(founders.query("org2", "GetProfile", profile.id))["status"] == "proposed"
 
     # The third member upgrades after the majority: it approves the committed definition.
@@ -316,20 +187,6 @@ def test_a_chaincode_upgrade_by_a_majority_keeps_the_world_state_and_transaction
     assert up(founders.home("org3"))["package_id"] == late["package_id"]
     steps.wait_endorsable(founders.layout("org3"), ["org3"])
     assert founders.query("org3", "GetConsortium") == before[0]
-
-
-def _once_endorsed(action: Callable[[], object], timeout: float = 120) -> None:
-    """``action`` again while its endorsement fails (nothing was ordered then): a plan still
-    naming the stopped peer, until gossip drops it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            action()
-            return
-        except EndorseError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
 
 
 def _newest_endorsers(founders: Founders, org: str) -> list[str]:
