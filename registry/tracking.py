@@ -397,6 +397,13 @@ def translate(what: str) -> Iterator[None]:
         raise
     except MlflowException as exc:
         refusal = _REFUSAL.search(str(exc))
+        if refusal and "Invalid Host header" in str(exc):
+            # MLflow 3's DNS-rebinding guard answers 403 too, before any login is read.
+            raise TrackingError(
+                f"{what}: MLflow at {_configured_uri()} refused the Host header of "
+                f"{refusal.group(1)} (403): start the server with --allowed-hosts naming the "
+                "host:port its clients dial (it answers only localhost by default)"
+            ) from exc
         if refusal and refusal.group(2) in ("401", "403"):
             raise _auth_error(what, refusal.group(1), int(refusal.group(2))) from exc
         raise TrackingError(f"{what}: {type(exc).__name__}: {exc}") from exc

@@ -84,3 +84,23 @@ def test_with_a_login_a_member_does_not_create_the_registered_model(
     _ensure_registered_model(profile)  # without a login (one shared store) it creates it
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "org1")
     _ensure_registered_model(profile)  # and with one, an existing model is used as it is
+
+
+def test_a_host_header_refusal_says_to_allow_the_host_not_that_the_user_may_not() -> None:
+    """MLflow 3 answers a Host it does not know with 403 before reading any login: the error
+    must not read as a permission refusal."""
+    from mlflow.exceptions import MlflowException
+
+    from registry.errors import RegistryError
+    from registry.tracking import TrackingAuthError, translate
+
+    text = (
+        "API request to endpoint /api/2.0/mlflow/runs/create failed with error code 403 != 200."
+        " Response body: 'Invalid Host header - possible DNS rebinding attack detected'"
+    )
+    with pytest.raises(RegistryError) as refused, translate("starting a run"):
+        raise MlflowException(text)
+    assert not isinstance(refused.value, TrackingAuthError)
+    assert "--allowed-hosts" in str(refused.value) and "/api/2.0/mlflow/runs/create" in str(
+        refused.value
+    )
