@@ -43,11 +43,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # before this one and sees none.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # One worker runs every Fabric test, one after another (its session network is started
-    # once per worker that needs it); everything else spreads over the workers.
+    # Fabric tests run in two groups, each on one worker, one test after another: the
+    # founders' network (a session fixture: the founders' tests and the distributed round
+    # share it), and the rest (the one-host session network of the ledger scenarios and
+    # parity, the membership and network modules, the Fabric walkthrough). A session
+    # network is started once per worker that needs it, and each group needs one; the two
+    # groups may run at once on the two workers (their addresses and ports never meet).
+    # Everything else spreads over the workers.
     for item in items:
         if item.get_closest_marker("fabric") is not None:
-            item.add_marker(pytest.mark.xdist_group("fabric"))
+            founders = "founders" in getattr(item, "fixturenames", ())
+            item.add_marker(pytest.mark.xdist_group("fabric-founders" if founders else "fabric"))
 
     # Modules that start processes first: pytest-xdist hands out tests in this order, and a
     # multi-minute test handed out last (the walkthrough, a distributed round) would run
