@@ -112,6 +112,7 @@ class LedgerProgress:
         )
 
     def _follow(self, reader: FedspecLedger, start: int) -> None:
+        # Deferred: the command line starts without it.
         from ledger_client.errors import LedgerError
 
         network = reader.contract.network

@@ -1,8 +1,8 @@
 """Fabric networks shared by the tests of this folder.
 
 ``founders``: members on their own emulated hosts (:mod:`tests.fabric.founders`), formed once
-per session (every Fabric test runs on one xdist worker) and shared by the founders' tests and
-the distributed round.
+per session (the tests that use it form one xdist group, `fabric-founders`: one worker) and
+shared by the founders' tests and the distributed round.
 """
 
 from __future__ import annotations

@@ -80,16 +80,23 @@ class Founders:
         )
 
 
-def form(root: Path, bins: Path) -> Iterator[Founders]:
-    """Every organization's keys and bundle, the consortium from the bundles in every home,
-    the genesis block, then every `node up`; on leaving, every home's `node down`."""
-    for org, host in HOSTS.items():
+def make_homes(root: Path, hosts: dict[str, str]) -> None:
+    """Each organization's own keys in its own home ``root/<org>`` on its host, and its
+    public bundle ``root/<org>.bundle``: the ordering organization's one orderer, and
+    members that run a raft orderer beside their peer (`org init --raft`)."""
+    for org, host in hosts.items():
         consortium = root / org / "consortium"
         if org == "ordering":
             init_org(consortium, org, orderers=1, host=host, port=free_port_block(3))
         else:
             init_org(consortium, org, nodes=1, host=host, port=free_port_block(13), raft=True)
         write_bundle(export_bundle(consortium), root / f"{org}.bundle")
+
+
+def form(root: Path, bins: Path) -> Iterator[Founders]:
+    """Every organization's keys and bundle, the consortium from the bundles in every home,
+    the genesis block, then every `node up`; on leaving, every home's `node down`."""
+    make_homes(root, HOSTS)
     # Every founder founds the consortium from the same bundles, in its own home.
     for org in HOSTS:
         bundles = [load_bundle(root / f"{o}.bundle") for o in [*MEMBERS, "ordering"]]

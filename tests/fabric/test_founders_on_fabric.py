@@ -21,22 +21,22 @@ from cryptography import x509
 from fabric_network import MemberLayout, OrderingLayout, lifecycle, node_down, steps
 from fabric_network.processes import alive, port_in_use, recorded, wait_for
 from fedspec.app.bootstrap import join_ledger
-from fedspec.app.bundles import export_bundle, load_bundle, write_bundle
+from fedspec.app.bundles import load_bundle
 from fedspec.app.consortium import create_consortium
 from fedspec.app.node import member_layout
-from fedspec.app.orgs import init_org
 from fedspec.app.settings import Settings
 from ledger_client.inspect import describe_block
 from tests.fabric.founders import (
     HOSTS,
     MEMBERS,
     Founders,
+    make_homes,
     node,
     once_endorsed,
     up,
     upgrade_together,
 )
-from tests.fabric_support import fabric_binaries_or_skip, free_port_block
+from tests.fabric_support import fabric_binaries_or_skip
 
 pytestmark = [pytest.mark.fabric, pytest.mark.integration, pytest.mark.slow]
 
@@ -216,13 +216,7 @@ def test_a_founder_whose_orderer_finds_no_raft_majority_is_refused_and_stops_it(
 
     fabric_binaries_or_skip()
     hosts = {"org1": "127.0.0.6", "ordering": "127.0.0.7"}
-    for org, host in hosts.items():
-        consortium = tmp_path / org / "consortium"
-        if org == "ordering":
-            init_org(consortium, org, orderers=1, host=host, port=free_port_block(3))
-        else:
-            init_org(consortium, org, nodes=1, host=host, port=free_port_block(13), raft=True)
-        write_bundle(export_bundle(consortium), tmp_path / f"{org}.bundle")
+    make_homes(tmp_path, hosts)
     bundles = [load_bundle(tmp_path / f"{o}.bundle") for o in hosts]
     create_consortium(tmp_path / "org1" / "consortium", bundles)
     org1 = member_layout(Settings.load(tmp_path / "org1", env={}))
