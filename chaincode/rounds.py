@@ -2,11 +2,19 @@
 
 Deadlines come from transaction timestamps. Joining closes at the join deadline, or as soon
 as every node that volunteered for the profile has joined (so a round need not wait for its
-window when everyone is there). Reveals open when joining closes.
+window when everyone is there). Reveals open when joining closes, and no join is accepted once
+a reveal exists.
+
+Read sets are chosen so that the many nodes of one round never invalidate each other (on
+Fabric and on the embedded ledger alike, a transaction is invalid at commit when a key or range
+it read changed since its endorsement): a join reads no other node's join key, a reveal no
+other node's reveal. Deciding "every volunteer joined" compares two range scans (volunteers,
+joins) rather than reading each volunteer's join key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from chaincode import election, keys
@@ -91,16 +99,71 @@ async def open_round(tx: Tx, profile_id: str) -> dict[str, Any]:
     return record
 
 
-async def _joining_closed(tx: Tx, record: dict[str, Any]) -> bool:
-    if tx.timestamp >= record["join_deadline"]:
+def _everyone_joined(volunteers: Collection[str], joined: Collection[str]) -> bool:
+    """Whether every volunteer of the profile has joined; no volunteers never closes joining
+    early (only the deadline does)."""
+    return bool(volunteers) and set(volunteers) <= set(joined)
+
+
+async def _joined(tx: Tx, record: dict[str, Any]) -> list[str]:
+    """The nodes that joined the round: one range scan of its join keys."""
+    n8 = keys.round_no(record["round"])
+    return [attrs[2] for attrs, _ in await tx.scan("join", record["profile"], n8)]
+
+
+async def _any_reveal(tx: Tx, record: dict[str, Any]) -> bool:
+    n8 = keys.round_no(record["round"])
+    return bool(await tx.scan("reveal", record["profile"], n8))
+
+
+async def _joining_closed(
+    tx: Tx,
+    record: dict[str, Any],
+    joined: Collection[str] | None = None,
+    revealed: Collection[str] | None = None,
+) -> bool:
+    """Whether the join deadline passed, every volunteer joined, or a reveal exists (a reveal
+    was only accepted once joining had closed, and a volunteer added since must not reopen
+    it: :func:`_open_to` refuses its join). ``joined``/``revealed``: the round's joined and
+    revealed nodes when the caller has scanned them already (otherwise scanned here, and the
+    reveals only when the other rules left joining open, so that the usual read set of a
+    reveal holds no other node's reveal)."""
+    if tx.timestamp >= record["join_deadline"] or revealed:
         return True
     volunteers = await list_volunteers(tx, record["profile"])
-    if not volunteers:
+    if joined is None:
+        joined = await _joined(tx, record) if volunteers else []
+    if _everyone_joined(volunteers, joined):
+        return True
+    return revealed is None and await _any_reveal(tx, record)
+
+
+async def _open_to(tx: Tx, record: dict[str, Any], node_id: str) -> bool:
+    """Whether ``node_id`` (which has not joined yet) may join the round now.
+
+    Never reads another node's join key: two nodes joining in the same block would otherwise
+    read each other's absent key and write their own, and the second would be invalidated (an
+    MVCC read conflict per pair of concurrent joiners)."""
+    if record["status"] != "joining" or tx.timestamp >= record["join_deadline"]:
         return False
-    for node_id in volunteers:
-        if await tx.get(keys.join(record["profile"], record["round"], node_id)) is None:
-            return False
-    return True
+    # Commit-reveal: once a secret is revealed, a late join could choose its own secret
+    # knowing it. Reveals are written only after joining closed, so concurrent joins never
+    # write into this range; a reveal committed before this join invalidates it at commit (a
+    # phantom read), as it should.
+    if await _any_reveal(tx, record):
+        return False
+    if await tx.get(keys.volunteer(record["profile"], node_id)) is not None:
+        # A volunteer that has not joined: "every volunteer joined" is false by definition,
+        # so only the status and the deadline decide.
+        return True
+    # A node that does not volunteer: exact, reading joins only up to the first volunteer
+    # that has not joined (the one key a concurrent join can invalidate this read on).
+    profile_id, n = record["profile"], record["round"]
+    volunteers = await list_volunteers(tx, profile_id)
+    for volunteer_id in volunteers:
+        if await tx.get(keys.join(profile_id, n, volunteer_id)) is None:
+            return True
+    return not volunteers
 
 
 async def join_round(tx: Tx, profile_id: str, round_text: str, commitment: str) -> dict[str, Any]:
@@ -134,7 +197,7 @@ async def join_with(
     if await tx.get(key) is not None:
         await tx.put_once(key, entry, f"{node['id']}'s commitment for round {n}")
         return entry  # retried join: same commitment, nothing written
-    if record["status"] != "joining" or await _joining_closed(tx, record):
+    if not await _open_to(tx, record, node["id"]):
         raise FailedPrecondition(f"joining round {n} of {profile_id} is closed")
     await tx.put(key, entry)
     tx.emit("RoundJoined", {"profile": profile_id, "round": n, "node": node["id"]})
@@ -186,9 +249,8 @@ async def elect_coordinator(tx: Tx, profile_id: str, round_text: str) -> dict[st
     }
     if tx.creator.role == "client" and tx.creator.id not in joins:
         raise Forbidden(f"{tx.creator.id} did not join round {n}")
-    everyone_revealed = (
-        bool(joins) and set(reveals) == set(joins) and await _joining_closed(tx, record)
-    )
+    # Every participant revealed: then a reveal exists, so joining has closed (_joining_closed).
+    everyone_revealed = bool(joins) and set(reveals) == set(joins)
     if not (everyone_revealed or tx.timestamp >= record["reveal_deadline"]):
         raise FailedPrecondition(
             f"round {n} elects once every participant revealed or at its reveal deadline"
@@ -324,7 +386,7 @@ async def _with_phase(tx: Tx, record: dict[str, Any]) -> dict[str, Any]:
     joined = sorted(a[2] for a, _ in await tx.scan("join", record["profile"], n8))
     revealed = sorted(a[2] for a, _ in await tx.scan("reveal", record["profile"], n8))
     phase = record["status"]
-    if phase == "joining" and await _joining_closed(tx, record):
+    if phase == "joining" and await _joining_closed(tx, record, joined, revealed):
         phase = "revealing"
     return {**record, "phase": phase, "joined": joined, "revealed": revealed}
 
