@@ -81,6 +81,7 @@ def validate_profile(document: Any) -> None:
         raise InvalidArgument("profile parent: a profile cannot be its own parent", field="parent")
     validate_privacy(document["privacy"])
     validate_secure_aggregation(document["aggregation"])
+    validate_scaffold(document)
 
 
 def _privacy_number(privacy: dict[str, Any], key: str) -> Fraction:
@@ -199,6 +200,54 @@ def validate_secure_aggregation(aggregation: dict[str, Any]) -> None:
             f"profile aggregation.secure: strategy {strategy} needs each node's update, and "
             "secure aggregation gives the coordinator only their sum; use fedavg, fedprox, "
             "fedadam or fedyogi",
+            field="aggregation.secure",
+        )
+
+
+# SCAFFOLD corrects the gradients of local SGD steps: only the torch families take them
+# (federated.strategies.scaffold.TORCH_FAMILIES; the chaincode imports nothing of federated).
+SCAFFOLD_FAMILIES = ("torch-mlp", "torch-cnn")
+
+
+def validate_scaffold(document: dict[str, Any]) -> None:
+    """A ``scaffold`` profile trains what SCAFFOLD can correct, in the clear:
+
+    - a torch family (``torch-mlp``, ``torch-cnn``): the correction ``c − c_i`` is added to
+      the gradients of local steps, which the other families do not take;
+    - ``model.hyperparameters.optimizer: sgd``, stated (the torch families default to Adam):
+      a node's ``c_i⁺ = c_i − c + (x − y)/(K·η)`` is a gradient only after SGD steps;
+    - privacy mode ``none``: ``Δc_i`` is a second, un-noised release of the node's gradients;
+    - no ``aggregation.secure``: the masked vector carries the weights ``[n·w, n]`` only, so
+      the coordinator would see each node's ``Δc_i`` in the clear (docs/strategies.md)."""
+    aggregation = document["aggregation"]
+    if aggregation["strategy"] != "scaffold":
+        return
+    model = document["model"]
+    if model["family"] not in SCAFFOLD_FAMILIES:
+        raise InvalidArgument(
+            f"profile model.family: scaffold corrects local SGD steps, which {model['family']} "
+            f"does not take; use {' or '.join(SCAFFOLD_FAMILIES)}",
+            field="model.family",
+        )
+    optimizer = (model.get("hyperparameters") or {}).get("optimizer")
+    if optimizer != "sgd":
+        raise InvalidArgument(
+            "profile model.hyperparameters.optimizer: scaffold needs optimizer sgd (its "
+            f"control variates are SGD gradients), got {optimizer!r}",
+            field="model.hyperparameters.optimizer",
+        )
+    if document["privacy"]["mode"] != "none":
+        raise InvalidArgument(
+            "profile privacy.mode: scaffold's control-variate change is a second, un-noised "
+            f"release of each node's gradients; it runs with privacy mode none only, not "
+            f"{document['privacy']['mode']}",
+            field="privacy.mode",
+        )
+    if "secure" in aggregation:
+        raise InvalidArgument(
+            "profile aggregation.secure: scaffold's control-variate changes would reach the "
+            "coordinator unmasked (secure aggregation masks the weights only); use fedavg, "
+            "fedprox, fedadam or fedyogi",
             field="aggregation.secure",
         )
 

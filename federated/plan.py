@@ -17,7 +17,7 @@ from typing import Any
 from federated.errors import FederatedError
 from federated.preprocessing import scale_features
 from federated.privacy import PrivacyConfig
-from federated.strategies import create_strategy, guard_strategy
+from federated.strategies import Scaffold, create_strategy, guard_strategy
 from federated.types import GlobalModel, NDArray, Strategy
 from fedspec.errors import ErrorCode
 
@@ -49,6 +49,12 @@ class TrainingPlan:
     @property
     def is_tree(self) -> bool:
         return self.family in TREE_FAMILIES
+
+    @property
+    def uses_control_variates(self) -> bool:
+        """Whether nodes keep a SCAFFOLD control variate ``c_i`` between rounds and send
+        its change ``Δc_i`` with each update (:mod:`federated.strategies.scaffold`)."""
+        return self.strategy_name == Scaffold.name
 
     @property
     def characteristics(self) -> Mapping[str, Any]:
@@ -110,10 +116,17 @@ class TrainingPlan:
             local_rounds=local_rounds,
         )
 
-    def strategy(self) -> Strategy:
-        """The profile's strategy behind the screen, privacy check and k-of-n quorum."""
+    def strategy(self, *, federation_size: int | None = None) -> Strategy:
+        """The profile's strategy behind the screen, privacy check and k-of-n quorum.
+
+        ``federation_size`` is SCAFFOLD's ``N`` in ``c ← c + (|S|/N)·mean(Δc_i)`` (a real
+        round's coordinator passes the profile's volunteers): used unless the profile's
+        ``aggregation.params.num_nodes`` states it, ignored by every other strategy."""
+        params = dict(self.strategy_params)
+        if self.uses_control_variates and federation_size is not None:
+            params.setdefault("num_nodes", federation_size)
         return guard_strategy(
-            create_strategy(self.strategy_name, **self.strategy_params),
+            create_strategy(self.strategy_name, **params),
             min_nodes=self.min_nodes,
             privacy=self.privacy,
         )

@@ -144,7 +144,7 @@ class Coordinator:
         strategy: Strategy
         if secure is None:
             results, failures, reports = self._timed("verify", lambda: self._verified(rnd, records))
-            strategy = self.plan.strategy()
+            strategy = self.plan.strategy(federation_size=self._federation_size(rnd))
         else:  # masked vectors only: the strategy runs on their unmasked mean (flows.secure)
             results, failures = self._timed("verify", lambda: secure.verified(records))
             reports, self._update_bytes, strategy = [], secure.masked_bytes, secure
@@ -332,6 +332,15 @@ class Coordinator:
             return None
         window = max(2.0, rnd.coordinator_deadline - time.time() - self._margin())
         return SecureAggregation(self.env, self.plan, rnd, self.run_id, answer_window_s=window)
+
+    def _federation_size(self, rnd: Round) -> int | None:
+        """SCAFFOLD's ``N``: every node that keeps a ``c_i`` for the profile (its volunteers,
+        and this round's participants should one have withdrawn since), not only the round's
+        participants: a volunteer that did not join this round still counts, as the paper's
+        unsampled clients do. ``None`` for every other strategy (no ledger read)."""
+        if not self.plan.uses_control_variates:
+            return None
+        return len(set(self.ledger.volunteers(self.plan.profile_id)) | set(rnd.participants))
 
     def _margin(self) -> float:
         window = float(self.plan.spec["schedule"]["coordinator_window_s"])

@@ -11,7 +11,8 @@ Layout under ``<home>``::
     mlflow/                          the embedded MLflow store and artifacts
     data/nodes/<org>/<node>/<dataset>/   each node's local data (train, valid)
     data/evaluation/<dataset>/       the profiles' held-out evaluation sets
-    state/<org>/<node>/              a node's private round state (election secrets, updates)
+    state/<org>/<node>/              a node's private state (election secrets, updates,
+                                     SCAFFOLD's c_i per profile)
 """
 
 from __future__ import annotations

@@ -27,19 +27,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from federated.errors import DatasetError, FederatedError, PrivacyBudgetError
+from federated.errors import DatasetError, FederatedError, PrivacyBudgetError, TrainingError
 from federated.exchange import decode_global_model, decode_update, encode_update, sha256_hex
 from federated.plan import TrainingPlan
 from federated.privacy import PrivacySpend
 from federated.simulation import train_node
 from federated.trees import bagging_local_update
-from federated.types import FitResult, GlobalModel, Scalar
+from federated.types import FitResult, GlobalModel, NDArrays, Scalar
 from federated.validation import ValidationSummary, canonical_json, check_local_data, explain
 from federated.validation.runner import warm_up
 from fedspec.app.settings import Settings
 from fedspec.errors import ErrorCode
 from fedspec.fileio import write_atomic
-from flows import timing, tracking
+from flows import control_variates, timing, tracking
 from flows.coordinator import Coordinator
 from flows.environment import NodeEnvironment
 from flows.models import ProfileModel
@@ -316,6 +316,10 @@ class NodeAgent:
             self.env.write_state(
                 self.profile_id, self.round_no, "spend", f"{eps!r} {delta!r}".encode()
             )
+        try:  # after the update is stored, so that a retry applies its Δc_i exactly once
+            self._keep_control(stored)
+        except FederatedError as exc:
+            return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
         eps_text, delta_text = (
             (self.env.read_state(self.profile_id, self.round_no, "spend") or b"0.0 0.0")
             .decode()
@@ -388,7 +392,7 @@ class NodeAgent:
             "cpu_seconds": time.thread_time() - cpu,
         }
         metrics = {**result.metrics, **seconds, **self._provenance(rnd)}
-        return FitResult(result.node_id, result.parameters, result.num_examples, metrics), spend
+        return dataclasses.replace(result, metrics=metrics), spend  # Δc_i travels with it
 
     def _fit_scaled(self, global_model: GlobalModel, X: Any, y: Any) -> tuple[FitResult, Any]:
         if self.plan.is_tree:
@@ -421,6 +425,35 @@ class NodeAgent:
             spent=spent,
             node_id=self.env.node,
             seed=self.plan.seed(self.round_no, self.env.node),
+            control=self._control(global_model),
+        )
+
+    def _control(self, global_model: GlobalModel) -> NDArrays | None:
+        """SCAFFOLD's ``c_i`` from the node's private state (:mod:`flows.control_variates`),
+        ``None`` for every other strategy."""
+        if not self.plan.uses_control_variates:
+            return None
+        shapes = control_variates.shapes_of(global_model)
+        stored = control_variates.load_control(self.env, self.profile_id, self.plan.family, shapes)
+        if stored.round_no >= self.round_no:
+            # Its update for this round is gone from the state, but its Δc_i was applied:
+            # training again would correct by a c_i that already counts this round.
+            raise TrainingError(
+                f"the node's control variate already holds round {stored.round_no}'s change "
+                f"and its update for round {self.round_no} is gone",
+                node_id=self.env.node,
+            )
+        return stored.control
+
+    def _keep_control(self, stored: bytes) -> None:
+        """SCAFFOLD: ``c_i ← c_i + Δc_i`` with the stored update's ``Δc_i``, once per round."""
+        if not self.plan.uses_control_variates:
+            return
+        result, _ = decode_update(stored)
+        if result.control_delta is None:
+            raise TrainingError("the stored update has no Δc_i", node_id=self.env.node)
+        control_variates.apply_delta(
+            self.env, self.profile_id, self.plan.family, self.round_no, result.control_delta
         )
 
     # ------------------------------------------------------------------ what a node sends

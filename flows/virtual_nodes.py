@@ -108,6 +108,13 @@ def build_population(
             f"pass --dataset with one of {sorted(LOADERS)}"
         )
     plan = TrainingPlan.from_profile(profile_id, spec)
+    if plan.uses_control_variates:
+        # Every round's node would need its c_i from the last; the engines keep no node state.
+        raise SimulationError(
+            f"profile {profile_id} uses scaffold, whose nodes keep a control variate between "
+            "rounds; virtual-node simulations keep none (federated.simulation.run_simulation "
+            "and benchmarks/non_iid.py simulate it)"
+        )
     data = LOADERS[name]()
     _check_fits(plan, name, data.X, data.y)
     pool, test = holdout_split(data, test_fraction=test_fraction, seed=seed)

@@ -48,7 +48,8 @@ def create_strategy(name: str, **params: Any) -> Strategy:
     ``fedavg``; ``fedprox`` (``proximal_mu``); ``fedadam`` / ``fedyogi`` (``eta``,
     ``beta_1``, ``beta_2``, ``tau``); ``median``; ``trimmed-mean`` (``proportion``);
     ``multi-krum`` (``num_malicious``, ``num_to_keep``); ``scaffold`` (``global_lr``,
-    ``num_nodes``; simulation only, see :mod:`federated.strategies.scaffold`); ``xgb-bagging`` and
+    ``num_nodes``; torch families trained by SGD, without privacy or secure aggregation, in
+    simulation and real rounds: see :mod:`federated.strategies.scaffold`); ``xgb-bagging`` and
     ``xgb-histogram`` from :mod:`federated.trees`. Unknown names or parameters raise
     ``IncompatibleModelError``.
     """

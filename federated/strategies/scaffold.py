@@ -18,20 +18,25 @@ Where the state lives:
   ledger records covers the parameters *and* the ``c`` the next round's nodes correct with;
   a coordinator cannot hand out a model with another ``c`` unnoticed.
 - ``c_i`` stays at the node (in :func:`federated.simulation.run_simulation`: a dict by node
-  id); only ``Δc_i`` leaves it, in ``FitResult.control_delta``.
+  id; in a real round: a file in the node's private state, :mod:`flows.control_variates`);
+  only ``Δc_i`` leaves it, in ``FitResult.control_delta`` (in a real round: ``control.<i>``
+  tensors of the update file whose hash the node commits, :mod:`federated.exchange`).
 
 Choices: both means are weighted by ``num_examples``, as FedAvg's is, so that with
 ``η_g = 1`` and no correction SCAFFOLD is exactly FedAvg, and with every node in every round
-``c`` stays the example-weighted mean of the ``c_i``. ``N`` is ``num_nodes`` when the profile
-gives it, else the distinct nodes among the round's results and failures (a node that failed
-is still one of the federation's nodes). The correction is an SGD step: local training must
-use ``optimizer="sgd"`` (with Adam, ``(x − y)/(Kη)`` is no gradient estimate).
+``c`` stays the example-weighted mean of the ``c_i``. ``N`` is ``num_nodes`` when given (a
+real round's coordinator gives the profile's volunteers unless the profile states it), else
+the distinct nodes among the round's results and failures (a node that failed is still one
+of the federation's nodes). A node that misses a round keeps its ``c_i``. The correction is
+an SGD step: local training must use ``optimizer="sgd"`` (with Adam, ``(x − y)/(Kη)`` is no
+gradient estimate).
 
 Refused with ``IncompatibleModelError``: families without torch gradients, optimizers other
-than SGD, and privacy (``Δc_i`` is a second, un-noised release of the node's gradients).
-Real rounds (flows) do not run SCAFFOLD yet: nodes keep no ``c_i`` there, and secure
-aggregation's masked sum carries the parameters only. The profile schema does not list
-``scaffold``, so the ledger refuses such a profile, with or without ``aggregation.secure``.
+than SGD, and privacy (``Δc_i`` is a second, un-noised release of the node's gradients). The
+ledger refuses the same profiles at proposal (``chaincode.schema.validate_scaffold``), and
+``aggregation.secure`` too: its masked sum carries the weights only, so each ``Δc_i`` would
+reach the coordinator in the clear. Behind :class:`~federated.strategies.screen.UpdateScreen`
+an update without a usable ``Δc_i`` is that node's failure (:func:`check_control_delta`).
 """
 
 from __future__ import annotations
@@ -179,8 +184,7 @@ def control_delta(result: FitResult, base: NDArrays) -> NDArrays:
         # drifted uncorrected and it kept no c_i, so averaging it in would be silently wrong.
         raise InvalidUpdateError(
             "scaffold needs the node's control-variate change (control_delta); the update "
-            "has none (only federated.simulation runs SCAFFOLD's node side: real rounds and "
-            "virtual-node simulations do not yet)",
+            "has none (it was trained without its c_i)",
             node_id=result.node_id,
         )
     delta = as_float_arrays(result.control_delta)
@@ -191,6 +195,12 @@ def control_delta(result: FitResult, base: NDArrays) -> NDArrays:
     if not all(np.isfinite(a).all() for a in delta):
         raise InvalidUpdateError("control_delta has NaN or inf", node_id=result.node_id)
     return delta
+
+
+def check_control_delta(current: GlobalModel, result: FitResult) -> None:
+    """Raise :class:`InvalidUpdateError` unless ``result`` carries a usable ``Δc_i`` for
+    ``current`` (what :class:`~federated.strategies.screen.UpdateScreen` checks per node)."""
+    control_delta(result, array_parameters(current, Scaffold.name))
 
 
 def control_update(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from federated.errors import InvalidUpdateError
+from federated.strategies.scaffold import Scaffold, check_control_delta
 from federated.types import (
     AggregateResult,
     FitFailure,
@@ -138,6 +139,9 @@ class UpdateScreen:
 
     def __init__(self, strategy: Strategy) -> None:
         self.strategy = strategy
+        # SCAFFOLD averages each node's Δc_i too: one missing or malformed Δc_i is that
+        # node's failure, not the round's (an exception in aggregate_fit would fail it).
+        self._needs_control = isinstance(strategy.unwrapped(), Scaffold)
 
     def node_config(self, server_round: int) -> dict[str, Scalar]:
         """The inner strategy's node configuration."""
@@ -162,6 +166,8 @@ class UpdateScreen:
                         node_id=result.node_id,
                     )
                 check_update(current, result)
+                if self._needs_control:
+                    check_control_delta(current, result)
             except InvalidUpdateError as error:
                 refused.append(FitFailure(result.node_id, error.code, error.message))
             else:

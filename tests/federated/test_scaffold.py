@@ -3,20 +3,22 @@ strongly non-IID split, and the combinations it refuses."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 from torch.nn import functional
 
 from chaincode.errors import InvalidArgument
-from chaincode.schema import validate_profile
+from chaincode.schema import SCAFFOLD_FAMILIES, validate_profile
 from federated.datasets import holdout_split, load_digits_8x8, partition_dirichlet
-from federated.errors import IncompatibleModelError, InvalidUpdateError
+from federated.errors import IncompatibleModelError, InvalidUpdateError, QuorumNotMetError
 from federated.models.torch_adapters import TorchMLPClassifier
 from federated.privacy import PrivacyConfig
 from federated.simulation import initial_model, run_simulation, train_node
 from federated.strategies import FedAvg, Scaffold, create_strategy, guard_strategy
-from federated.strategies.scaffold import CONTROL_KEY, control_update
+from federated.strategies.scaffold import CONTROL_KEY, TORCH_FAMILIES, control_update
 from federated.types import FitFailure, FitResult, GlobalModel
 from fedspec.demo.setup import PROFILES, profile_document
 
@@ -219,20 +221,62 @@ def test_scaffold_refuses_what_it_cannot_correct() -> None:
     plain, _ = train_node(start, X, y, family="torch-mlp", hyperparameters=params)
     with pytest.raises(InvalidUpdateError, match="control_delta"):
         Scaffold().aggregate_fit(1, start, [plain], [])
+    # Behind the screen (as in a round) it is that node's failure, not the round's.
     screened = guard_strategy(Scaffold(), min_nodes=1)
-    with pytest.raises(InvalidUpdateError, match="control_delta"):
+    with pytest.raises(QuorumNotMetError, match="control_delta"):
         screened.aggregate_fit(1, start, [plain], [])
 
 
-@pytest.mark.parametrize("secure", [False, True])
-def test_the_ledger_refuses_a_scaffold_profile_real_rounds_do_not_run_it(secure: bool) -> None:
-    """Real rounds keep no c_i at the nodes yet, and secure aggregation would sum the
-    parameters only: the profile schema does not list scaffold, so no such profile exists."""
+def _scaffold_document() -> dict[str, Any]:
     profile = next(p for p in PROFILES if p.id == "digits-8x8")
     document = profile_document(profile, load_digits_8x8())
-    validate_profile(document)
-    document["aggregation"] = {"strategy": "scaffold"}
-    if secure:
-        document["aggregation"]["secure"] = {"threshold": 2}
-    with pytest.raises(InvalidArgument, match=r"aggregation\.strategy must be one of"):
+    document["aggregation"] = {"strategy": "scaffold", "params": {"global_lr": 1}}
+    document["model"]["hyperparameters"] = {"hidden_sizes": [16], "optimizer": "sgd"}
+    return document
+
+
+def test_the_ledger_takes_a_scaffold_profile_of_a_torch_family_trained_by_sgd() -> None:
+    assert set(SCAFFOLD_FAMILIES) == TORCH_FAMILIES  # the chaincode's copy of the list
+    validate_profile(_scaffold_document())
+    cnn = _scaffold_document()
+    cnn["model"]["family"] = "torch-cnn"
+    validate_profile(cnn)
+
+
+PRIVATE = {
+    "mode": "client-level-dp", "epsilon_per_round": "1", "delta_per_round": "0.00001",
+    "epsilon_budget": "10", "delta_budget": "0.0001", "clip_norm": "1",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "fragment"),
+    [
+        ({"model": {"family": "sklearn-linear"}}, "model.family", "use torch-mlp or torch-cnn"),
+        ({"model": {"family": "dp-logistic-regression"}}, "model.family", "corrects local SGD"),
+        ({"hyperparameters": {"optimizer": "adam"}}, "model.hyperparameters.optimizer", "'adam'"),
+        ({"hyperparameters": {}}, "model.hyperparameters.optimizer", "got None"),
+        ({"privacy": PRIVATE}, "privacy.mode", "un-noised release"),
+        ({"secure": {"threshold": 2}}, "aggregation.secure", "unmasked"),
+    ],
+    ids=["linear", "dp-logistic", "adam", "default-optimizer", "privacy", "secure"],
+)
+def test_the_ledger_refuses_what_scaffold_cannot_correct_at_proposal(
+    change: dict[str, Any], field: str, fragment: str
+) -> None:
+    """The refusals of training (family, optimizer, privacy) come first at the ledger, so
+    that no profile exists whose rounds every node would refuse; secure aggregation too: its
+    masked vector carries the weights only, so each node's Δc_i would reach the coordinator."""
+    document = _scaffold_document()
+    if "model" in change:
+        document["model"] = {**document["model"], **change["model"]}
+    if "hyperparameters" in change:
+        document["model"]["hyperparameters"] = change["hyperparameters"]
+    if "privacy" in change:
+        document["privacy"] = change["privacy"]
+    if "secure" in change:
+        document["aggregation"]["secure"] = change["secure"]
+    with pytest.raises(InvalidArgument, match=r"scaffold") as refused:
         validate_profile(document)
+    assert refused.value.details["field"] == field
+    assert fragment in refused.value.message
