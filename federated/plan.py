@@ -162,12 +162,21 @@ def _privacy(spec: Mapping[str, Any]) -> PrivacyConfig | None:
     return privacy
 
 
+_XGB_REGULARIZERS = ("subsample", "colsample_bytree", "min_child_weight")
+
+
 def _xgb_params(family: str, hp: Mapping[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {
         "max_depth": int(hp.get("max_depth", 4)),
         "eta": float(hp.get("learning_rate", 0.3)),
         "nthread": 1,
     }
+    # Regularizers, only where the profile states them (XGBoost's defaults otherwise): row
+    # and column sampling and a minimum leaf weight keep a node's trees, fitted to a few
+    # subjects' rows, from memorizing them (docs/benchmarks.md, watch profiles).
+    for name in _XGB_REGULARIZERS:
+        if name in hp:
+            params[name] = float(hp[name])
     if family == "xgboost-regressor":
         params["objective"] = "reg:squarederror"
     else:

@@ -171,3 +171,25 @@ def test_federated_mlp_recognizes_exercises_of_subjects_it_never_saw(acceleromet
         seed=0,
     )
     assert history.accuracies()[-1] > 0.5
+
+
+def test_the_gyroscope_plan_hands_its_regularizers_to_xgboost() -> None:
+    """The profile's row/column sampling and leaf weight reach the nodes' XGBoost params;
+    a tree profile that states none keeps XGBoost's defaults (no key at all)."""
+    profile = next(p for p in PROFILES if p.id == "watch-gyroscope")
+    document = profile_document(profile, profile.load())
+    params = TrainingPlan.from_profile(profile.id, document).xgb_params
+    assert {k: params[k] for k in ("subsample", "colsample_bytree", "min_child_weight")} == {
+        "subsample": 0.8,
+        "colsample_bytree": 0.5,
+        "min_child_weight": 3.0,
+    }
+    hyperparameters = {
+        k: v
+        for k, v in document["model"]["hyperparameters"].items()
+        if k not in ("subsample", "colsample_bytree", "min_child_weight")
+    }
+    bare = {**document, "model": {**document["model"], "hyperparameters": hyperparameters}}
+    assert not {"subsample", "colsample_bytree", "min_child_weight"} & set(
+        TrainingPlan.from_profile(profile.id, bare).xgb_params
+    )
