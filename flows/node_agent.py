@@ -37,7 +37,7 @@ from federated.types import FitResult, GlobalModel, NDArrays, Scalar
 from federated.validation import ValidationSummary, canonical_json, check_local_data, explain
 from federated.validation.runner import warm_up
 from fedspec.app.settings import Settings
-from fedspec.errors import ErrorCode
+from fedspec.errors import ErrorCode, FedspecError
 from fedspec.fileio import write_atomic
 from flows import control_variates, timing, tracking
 from flows.coordinator import Coordinator
@@ -108,6 +108,7 @@ class NodeAgent:
         self.outcome = NodeOutcome(env.node, profile_id, round_no)
         self._budget: Budget | None = None  # the ledger's budget record, read before training
         self.run_id = ""  # the node's MLflow child run, once it has one
+        self._record = tracking.RunRecord()  # what its run records of the round's update
 
     # ------------------------------------------------------------------ the protocol
     def run(self) -> NodeOutcome:
@@ -240,11 +241,22 @@ class NodeAgent:
         return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model))
 
     def _train_and_commit(self, rnd: Round) -> None:
-        run_id = tracking.start_node_run(
-            self.parent_run_id, self.profile_id, self.round_no, self.env.node
+        run = tracking.start_node_run(
+            self.parent_run_id,
+            self.profile_id,
+            self.round_no,
+            self.env.node,
+            kept=self.env.read_state(self.profile_id, self.round_no, "run"),
         )
+        self.env.write_state(self.profile_id, self.round_no, "run", run.kept)
+        run_id = run.run_id
+        # Params, metrics, tags and files of the update, written together (flows.tracking).
+        self._record = tracking.RunRecord(params={"node": self.env.node})
         try:
             commitment = self._update(rnd, run_id)
+            # Before the ledger commit points at the update and its validation summary.
+            record, self._record = self._record, tracking.RunRecord()
+            tracking.write_record(run_id, record)
             self.ledger.submit_update(self.profile_id, self.round_no, commitment)
             self.outcome.update_sha256 = commitment.sha256
             self.run_id = run_id
@@ -255,6 +267,10 @@ class NodeAgent:
                 "update committed" if commitment.validation_passed else "excluded (validation)"
             )
         except BaseException:
+            try:  # what the node found before it failed, if not written yet
+                tracking.write_record(run_id, self._record)
+            except FedspecError as exc:  # the failure that brought us here is the one to raise
+                log.warning("%s: could not record its failed update: %s", self.env.node, exc)
             tracking.end_run(run_id, status="FAILED")
             raise
 
@@ -262,7 +278,7 @@ class NodeAgent:
         self, run_id: str, reason: str, rows: int, validation_sha256: str
     ) -> UpdateCommitment:
         # Params are immutable and a retried node may be excluded for another reason: tags.
-        tracking.set_tags(run_id, {"fedspec.excluded": reason})
+        self._record.tags["fedspec.excluded"] = reason
         self.outcome.role, self.outcome.status, self.outcome.reason = "excluded", "excluded", reason
         return UpdateCommitment(
             sha256="",
@@ -294,11 +310,11 @@ class NodeAgent:
         names = data.info.feature_names
         with timing.span("validation"):
             summary, failure = self._validated(X, y, names)
-        tracking.log_params(
-            run_id, {"node": self.env.node, "rows": len(y), "validation_sha256": summary.sha256}
+        self._record.params.update(
+            {"node": self.env.node, "rows": len(y), "validation_sha256": summary.sha256}
         )
         # The coordinator checks this against the hash on the ledger before scoring quality.
-        tracking.log_bytes(run_id, "validation.json", summary.canonical_json.encode())
+        self._record.add_file(run_id, "validation.json", summary.canonical_json.encode())
         if not summary.success:
             reason = "DATA_VALIDATION_FAILED: " + _clip(failure)
             return self._exclusion(run_id, reason, len(y), summary.sha256)
@@ -332,7 +348,7 @@ class NodeAgent:
             except FederatedError as exc:
                 return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
         digest = sha256_hex(published)
-        uri = tracking.log_bytes(run_id, "update.safetensors", self._upload_bytes(published))
+        uri = self._record.add_file(run_id, "update.safetensors", self._upload_bytes(published))
 
         result, _ = decode_update(stored)
         metrics = {
@@ -340,7 +356,7 @@ class NodeAgent:
             for k, v in result.metrics.items()
             if isinstance(v, int | float) and not isinstance(v, bool) and k != TRAINED_ROUND
         }
-        tracking.log_metrics(run_id, metrics | {"num_examples": float(result.num_examples)})
+        self._record.metrics.update(metrics | {"num_examples": float(result.num_examples)})
         self.outcome.metrics.update(metrics)
         return UpdateCommitment(
             sha256=digest,

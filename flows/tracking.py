@@ -3,20 +3,31 @@
 Thin compositions over :mod:`registry` (which owns the MLflow layout and integrity checks):
 the round's parent run opened and closed with its summary, a node's child run, the round's
 evaluation and exclusions, and the registered version tagged with its ledger transaction.
+
+Every MLflow call is a request to the tracking server and a transaction of its store, paid
+by every node every round: what one step of a round records goes in one call where MLflow
+has one (params, metrics and tags in one ``log_batch``, a node's files in one
+``log_artifacts``, a new run's tags in its ``create_run``). A node makes, per round: one
+``create_run``, one ``log_batch`` and one ``log_artifacts`` for its update (its
+:class:`RunRecord`), one ``set_terminated``, and after the round one ``log_batch`` of its
+local evaluation, besides the downloads of the base model and the round's model.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import registry
 from flows.timing import span
 from registry import configure as _configure
+from registry.artifacts import artifact_uri, log_files
 from registry.tracking import client as tracking_client
-from registry.tracking import ensure_experiment, writer
+from registry.tracking import create_node_run, ensure_experiment, reopen_run, writer
+from registry.tracking import log_batch as _log_batch
 
 # On a coordinator's own round run (see coordinator_run): the round's run it stands for.
 ROUND_RUN_TAG = "fedspec.round_run"
@@ -41,16 +52,20 @@ log_bytes = _mlflow(registry.log_bytes)
 log_json = _mlflow(registry.log_json)
 log_metrics = _mlflow(registry.log_metrics)
 log_params = _mlflow(registry.log_params)
+log_batch = _mlflow(_log_batch)
 log_table = _mlflow(registry.log_table)
 set_tags = _mlflow(registry.set_tags)
 start_round_run = _mlflow(registry.start_round_run)
 
 __all__ = [
+    "NodeRun",
+    "RunRecord",
     "configure",
     "coordinator_run",
     "end_round_run",
     "end_run",
     "fetch_bytes",
+    "log_batch",
     "log_bytes",
     "log_json",
     "log_metrics",
@@ -60,6 +75,7 @@ __all__ = [
     "set_tags",
     "start_node_run",
     "start_round_run",
+    "write_record",
 ]
 
 
@@ -70,12 +86,64 @@ def configure(tracking_uri: str, artifact_root: Path) -> None:
     _configure(tracking_uri, artifact_root=artifact_root if local else None)
 
 
+@dataclass(frozen=True)
+class NodeRun:
+    """A node's run in a round, and what the node keeps of it in its private state."""
+
+    parent_run_id: str
+    run_id: str
+
+    @property
+    def kept(self) -> bytes:
+        return f"{self.parent_run_id} {self.run_id}".encode()
+
+
 @_mlflow
-def start_node_run(parent_run_id: str | None, profile_id: str, round_no: int, node: str) -> str:
-    """The node's child run under the round's run (found or opened, so a node started on
-    its own still lands under its round)."""
+def start_node_run(
+    parent_run_id: str | None,
+    profile_id: str,
+    round_no: int,
+    node: str,
+    *,
+    kept: bytes | None = None,
+) -> NodeRun:
+    """The node's child run under the round's run (the round's found or opened, so a node
+    started on its own still lands under its round): the run ``kept`` names (a retried node:
+    reopened) if it is under the same round's run, else a new one. A node keeps its run in
+    its private state (``NodeRun.kept``) rather than search the store for it: one call
+    fewer per node per round; and its ``node`` param goes with its :class:`RunRecord`."""
     parent = parent_run_id or start_round_run(profile_id, round_no)
-    return registry.start_node_run(parent, node, params={"node": node})
+    kept_parent, _, kept_run = (kept or b"").decode().partition(" ")
+    if kept_run and kept_parent == parent:
+        reopen_run(kept_run)
+        return NodeRun(parent, kept_run)
+    return NodeRun(parent, create_node_run(parent, node, profile_id=profile_id, round_no=round_no))
+
+
+@dataclass
+class RunRecord:
+    """What a step records in a run, gathered while it runs and written when it ends by
+    :func:`write_record`: params, metrics (at step 0) and tags in one MLflow ``log_batch``,
+    files in one ``log_artifacts``, each at its path with its bytes."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def add_file(self, run_id: str, artifact_path: str, data: bytes) -> str:
+        """Keep ``data`` for the run's ``artifact_path``; returns the ``runs:/`` URI it will
+        have once written (nothing may point at it before :func:`write_record`)."""
+        uri = artifact_uri(run_id, artifact_path)
+        self.files[artifact_path] = data
+        return uri
+
+
+@_mlflow
+def write_record(run_id: str, record: RunRecord) -> None:
+    """Write ``record`` into the run: at most one ``log_batch`` and one ``log_artifacts``."""
+    log_files(run_id, record.files)
+    _log_batch(run_id, params=record.params, metrics=record.metrics, tags=record.tags)
 
 
 @_mlflow
@@ -114,23 +182,24 @@ def log_round_evaluation(
     alias_reason: str,
     seconds: Mapping[str, float],
 ) -> None:
-    """The global model's evaluation and who was left out (and why) on the round's run."""
-    log_metrics(run_id, dict(metrics), step=round_no)
-    log_metrics(run_id, {f"seconds_{k}": v for k, v in seconds.items()}, step=round_no)
-    log_metrics(
+    """The global model's evaluation and who was left out (and why) on the round's run:
+    metrics and tags in one ``log_batch``, the tables after it."""
+    _log_batch(
         run_id,
-        {"participants_included": len(included), "participants_excluded": len(excluded)},
-        step=round_no,
-    )
-    # Params are immutable; who was excluded is a fact found during the round: tags.
-    set_tags(
-        run_id,
-        {
+        metrics={
+            **metrics,
+            **{f"seconds_{k}": v for k, v in seconds.items()},
+            "participants_included": len(included),
+            "participants_excluded": len(excluded),
+        },
+        # Params are immutable; who was excluded is a fact found during the round: tags.
+        tags={
             "fedspec.included": ",".join(included),
             "fedspec.excluded": ",".join(e["node"] for e in excluded),
             "fedspec.alias": alias,
             "fedspec.alias_reason": alias_reason,
         },
+        step=round_no,
     )
     if excluded:
         log_table(run_id, "excluded.json", excluded)

@@ -35,13 +35,40 @@ def check_sha256(value: str) -> str:
     return digest
 
 
+def _file_path(artifact_path: str) -> PurePosixPath:
+    path = PurePosixPath(artifact_path)
+    if path.is_absolute() or ".." in path.parts or not path.name or artifact_path.endswith("/"):
+        raise RegistryError(f"artifact path must be relative and name a file: {artifact_path!r}")
+    return path
+
+
+def artifact_uri(run_id: str, artifact_path: str) -> str:
+    """The ``runs:/<run_id>/<artifact_path>`` URI :func:`log_bytes` returns for the file."""
+    return f"runs:/{run_id}/{_file_path(artifact_path)}"
+
+
+def log_files(run_id: str, files: Mapping[str, bytes]) -> dict[str, str]:
+    """Store several files (``{artifact_path: data}``) in the run with one MLflow call,
+    each at its path with its bytes, as :func:`log_bytes` stores one; returns their
+    ``runs:/`` URIs by path. Nothing to store makes no call."""
+    paths = {name: _file_path(name) for name in files}
+    if not files:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="fedspec-artifacts-") as tmp:
+        for name, data in files.items():
+            local = Path(tmp, *paths[name].parts)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(data)
+        with translate(f"upload of {', '.join(sorted(files))} to run {run_id}"):
+            client().log_artifacts(run_id, tmp)
+    return {name: f"runs:/{run_id}/{path}" for name, path in paths.items()}
+
+
 def log_bytes(run_id: str, artifact_path: str, data: bytes) -> str:
     """Store ``data`` as the run's artifact ``artifact_path`` (``updates/org1-n1.safetensors``)
     and return its ``runs:/<run_id>/<artifact_path>`` URI. Logging the same path again
     replaces the file (a retried upload of the same bytes is harmless)."""
-    path = PurePosixPath(artifact_path)
-    if path.is_absolute() or ".." in path.parts or not path.name or artifact_path.endswith("/"):
-        raise RegistryError(f"artifact path must be relative and name a file: {artifact_path!r}")
+    path = _file_path(artifact_path)
     with tempfile.TemporaryDirectory(prefix="fedspec-artifact-") as tmp:
         local = Path(tmp) / path.name
         local.write_bytes(data)

@@ -49,8 +49,9 @@ TAG_NODE = "fedspec.node"
 TAG_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag: the UI draws the tree from it
 
 _MAX_PARAM_CHARS = 6000  # MLflow refuses longer param values
-_PARAMS_PER_BATCH = 100  # MLflow's log_batch limits
-_METRICS_PER_BATCH = 1000
+_PARAMS_PER_BATCH = 100  # MLflow's log_batch limits: params and tags each,
+_METRICS_PER_BATCH = 1000  # metrics,
+_ENTITIES_PER_BATCH = 1000  # and all three together
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,11 @@ def configure(tracking_uri: str, *, artifact_root: str | Path | None = None) -> 
         # SQLite serializes writers itself); read when the store for a URI is first built.
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
     with _lock:
+        # Experiment ids stay cached while the store does: every node agent of a process
+        # configures the same store again, and would otherwise look its experiment up anew.
+        if _state.get("config") != config:
+            _experiments.clear()
         _state["config"] = config
-        _experiments.clear()
     return config
 
 
@@ -220,11 +224,14 @@ def start_round_run(
         experiment_id,
         f"tags.`{TAG_KIND}` = 'round' and tags.`{TAG_ROUND}` = '{round_no}'",
     )
-    run_id = found or _create_run(experiment_id, f"round-{round_no:04d}", run_tags)
-    if found:
-        _reopen(found)
-    _log_extras(run_id, params, tags)
-    return run_id
+    if found is None:  # a new run carries its tags from the start: one call fewer
+        extra = flatten(tags or {})  # over the layout's, as when they were set afterwards
+        run_id = _create_run(experiment_id, f"round-{round_no:04d}", {**run_tags, **extra})
+        log_batch(run_id, params=params)
+        return run_id
+    reopen_run(found)
+    log_batch(found, params=params, tags=tags)
+    return found
 
 
 def start_node_run(
@@ -254,9 +261,37 @@ def start_node_run(
     )
     run_id = found or _create_run(experiment_id, f"node-{node_id}", run_tags)
     if found:
-        _reopen(found)
-    _log_extras(run_id, params, tags)
+        reopen_run(found)
+    log_batch(run_id, params=params, tags=tags)
     return run_id
+
+
+def create_node_run(parent_run_id: str, node_id: str, *, profile_id: str, round_no: int) -> str:
+    """A new child run of ``node_id`` under ``parent_run_id`` (of round ``round_no`` of
+    ``profile_id``), tagged as :func:`start_node_run` tags it, in one MLflow call.
+
+    For a caller that knows its parent's profile and round and that it has no run yet (the
+    node agent keeps its run's id in its private state and reopens it on a retry with
+    :func:`reopen_run`): it reads neither the parent run nor searches for an earlier run,
+    two calls per node per round that :func:`start_node_run` pays to find or open. The
+    round's run is in this experiment too (:func:`start_round_run` opens it in
+    :func:`ensure_experiment`'s, whose id is cached per process), or, with credentials, the
+    node writes into its own organization's, as :func:`start_node_run` does.
+    """
+    run_tags = {
+        TAG_PROFILE: profile_id,
+        TAG_ROUND: str(round_no),
+        TAG_KIND: "node",
+        TAG_NODE: node_id,
+        TAG_PARENT: parent_run_id,
+    }
+    return _create_run(ensure_experiment(profile_id), f"node-{node_id}", run_tags)
+
+
+def reopen_run(run_id: str) -> None:
+    """Mark a run RUNNING again (a retried round or node writes on into its earlier run)."""
+    with translate(f"run {run_id}"):
+        client().update_run(run_id, status="RUNNING")
 
 
 def end_run(run_id: str, *, status: RunStatus = "FINISHED") -> None:
@@ -325,40 +360,54 @@ def node_runs(parent_run_id: str) -> dict[str, str]:
     return {r.data.tags.get(TAG_NODE, r.info.run_id): r.info.run_id for r in runs}
 
 
+def log_batch(
+    run_id: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    step: int | None = None,
+) -> None:
+    """Params, metrics (at ``step``, one timestamp) and tags together, in as few MLflow
+    ``log_batch`` calls as its limits allow: one for what a step of a round records (every
+    call is a request and a transaction of the store, paid by every node every round).
+    Params and tags as :func:`log_params` and :func:`set_tags` write them; nothing to write
+    makes no call."""
+    # Deferred: loads mlflow only when used.
+    from mlflow.entities import Metric, Param, RunTag
+
+    stamp = int(time.time() * 1000)
+    param_items = [Param(k, v) for k, v in sorted(flatten(params or {}).items())]
+    tag_items = [RunTag(k, v) for k, v in sorted(flatten(tags or {}).items())]
+    metric_items = [
+        Metric(k, float(v), stamp, step or 0) for k, v in sorted((metrics or {}).items())
+    ]
+    with translate(f"params, metrics and tags of run {run_id}"):
+        while param_items or tag_items or metric_items:
+            these_params, param_items = _split(param_items, _PARAMS_PER_BATCH)
+            these_tags, tag_items = _split(tag_items, _PARAMS_PER_BATCH)
+            room = min(
+                _METRICS_PER_BATCH, _ENTITIES_PER_BATCH - len(these_params) - len(these_tags)
+            )
+            these_metrics, metric_items = _split(metric_items, room)
+            client().log_batch(run_id, metrics=these_metrics, params=these_params, tags=these_tags)
+
+
 def log_params(run_id: str, params: Mapping[str, Any]) -> None:
     """Log params; nested mappings are flattened with dots (``privacy.mode``), other
     non-strings are written as JSON. Re-logging an equal value is fine; a different value
     for a logged key raises ``TrackingError`` (MLflow params are immutable)."""
-    # Deferred: loads mlflow only when used.
-    from mlflow.entities import Param
-
-    flat = flatten(params)
-    items = [Param(k, v) for k, v in sorted(flat.items())]
-    with translate(f"params of run {run_id}"):
-        for i in range(0, len(items), _PARAMS_PER_BATCH):
-            client().log_batch(run_id, params=items[i : i + _PARAMS_PER_BATCH])
+    log_batch(run_id, params=params)
 
 
 def log_metrics(run_id: str, metrics: Mapping[str, float], *, step: int | None = None) -> None:
     """Log metrics at ``step`` (flows use the round number), one timestamp for the batch."""
-    # Deferred: loads mlflow only when used.
-    from mlflow.entities import Metric
-
-    stamp = int(time.time() * 1000)
-    items = [Metric(k, float(v), stamp, step or 0) for k, v in sorted(metrics.items())]
-    with translate(f"metrics of run {run_id}"):
-        for i in range(0, len(items), _METRICS_PER_BATCH):
-            client().log_batch(run_id, metrics=items[i : i + _METRICS_PER_BATCH])
+    log_batch(run_id, metrics=metrics, step=step)
 
 
 def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
     """Set run tags (mutable, unlike params); values are written as strings."""
-    # Deferred: loads mlflow only when used.
-    from mlflow.entities import RunTag
-
-    items = [RunTag(k, v) for k, v in sorted(flatten(tags).items())]
-    with translate(f"tags of run {run_id}"):
-        client().log_batch(run_id, tags=items)
+    log_batch(run_id, tags=tags)
 
 
 def log_table(run_id: str, artifact_file: str, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -464,18 +513,8 @@ def _create_run(experiment_id: str, name: str, tags: Mapping[str, str]) -> str:
     return str(run.info.run_id)
 
 
-def _reopen(run_id: str) -> None:
-    with translate(f"run {run_id}"):
-        client().update_run(run_id, status="RUNNING")
-
-
-def _log_extras(
-    run_id: str, params: Mapping[str, Any] | None, tags: Mapping[str, Any] | None
-) -> None:
-    if params:
-        log_params(run_id, params)
-    if tags:
-        set_tags(run_id, tags)
+def _split(items: list[Any], size: int) -> tuple[list[Any], list[Any]]:
+    return items[:size], items[size:]
 
 
 def _is_path(value: str | Path) -> bool:
