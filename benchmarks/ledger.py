@@ -385,9 +385,12 @@ def print_results(args: argparse.Namespace, m: Measurements) -> None:
         500,
         submit_bound * cores,
     )
-    # The same ratio in CPU time, which other load on the machine does not skew: the CPU the
-    # one-process run used per submit (every thread: client, peer, committer) against the
-    # CPU its crypto alone costs.
+    # The same ratio in CPU time: the CPU the one-process run used per submit (every thread:
+    # client, peer, committer) against the CPU its crypto alone costs. Steadier than the
+    # rates on a shared machine, but not load-free: the same code measured 2.1–3.2 ms per
+    # submit with the process held to one core and 2.3–5.4 ms free to spread over two (its
+    # threads then hand the GIL across cores, and every step, the crypto included, runs
+    # slower than in the baseline's hot loop). Compare runs made side by side.
     cpu_per_submit = m.one_process["cpu_seconds"] / m.one_process["count"]
     crypto_cpu = submit_crypto(base.sign_cpu_rate, base.verify_cpu_rate)
     print(

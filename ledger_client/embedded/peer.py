@@ -400,11 +400,13 @@ class EmbeddedLedger:
     def evaluate(
         self, request: gateway_pb2.EvaluateRequest, timeout: float
     ) -> gateway_pb2.EvaluateResponse:
-        parsed, _ = self._check_proposal(request.proposed_transaction)
-        if parsed.chaincode == "qscc":
-            result = self._qscc(parsed)
-        else:
-            _, result = self._simulate(parsed)
+        # One read transaction for the configuration check and the simulation (see endorse).
+        with self.store.snapshot():
+            parsed, _ = self._check_proposal(request.proposed_transaction)
+            if parsed.chaincode == "qscc":
+                result = self._qscc(parsed)
+            else:
+                _, result = self._simulate(parsed)
         return gateway_pb2.EvaluateResponse(
             result=proposal_response_pb2.Response(status=200, payload=result)
         )
@@ -412,14 +414,19 @@ class EmbeddedLedger:
     def endorse(
         self, request: gateway_pb2.EndorseRequest, timeout: float
     ) -> gateway_pb2.EndorseResponse:
-        parsed, member = self._check_proposal(request.proposed_transaction)
-        if parsed.chaincode == "qscc":
-            raise GatewayServiceError(ErrorCode.INVALID_ARGUMENT, "qscc answers queries only")
-        if self._known_tx(parsed.tx_id):
-            raise GatewayServiceError(
-                "DUPLICATE_TXID", f"transaction {parsed.tx_id} was already submitted"
-            )
-        stub, result = self._simulate(parsed)
+        # The configuration check (in _identify), the duplicate-id check and the simulation
+        # read one snapshot: one SQLite read transaction instead of three, and one statement
+        # fewer. A fresh read transaction costs ~5 µs alone but ~30 µs amid the committer's
+        # blocks (the connection's page cache is re-validated). The checks are the same.
+        with self.store.snapshot():
+            parsed, member = self._check_proposal(request.proposed_transaction)
+            if parsed.chaincode == "qscc":
+                raise GatewayServiceError(ErrorCode.INVALID_ARGUMENT, "qscc answers queries only")
+            if self._known_tx(parsed.tx_id):
+                raise GatewayServiceError(
+                    "DUPLICATE_TXID", f"transaction {parsed.tx_id} was already submitted"
+                )
+            stub, result = self._simulate(parsed)
         action = proposal_pb2.ChaincodeAction(
             results=stub.rwset_bytes(),
             events=stub.event.SerializeToString() if stub.event is not None else b"",

@@ -109,8 +109,16 @@ class Store:
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
-        """A consistent read view for one simulation (WAL gives snapshot isolation)."""
+        """A consistent read view for one simulation (WAL gives snapshot isolation).
+
+        Reentrant: inside a transaction already open on this thread's connection (an outer
+        snapshot) it joins that one. The peer opens one snapshot around a whole endorsement
+        (configuration check, duplicate-id check, simulation), so those reads share one
+        SQLite read transaction — and one look at the WAL — instead of starting one each."""
         conn = self.connection()
+        if conn.in_transaction:
+            yield conn
+            return
         conn.execute("BEGIN")
         try:
             yield conn
