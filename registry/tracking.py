@@ -23,16 +23,17 @@ because MLflow's own URI resolution (``models:/`` URIs, model loading) is proces
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from registry.errors import NotConfiguredError, RegistryError, TrackingAuthError, TrackingError
 
@@ -127,13 +128,47 @@ def current_config() -> TrackingConfig:
     return configure(uri)
 
 
+# SQLite takes one writer at a time, and MLflow's SQL store reads and then writes inside one
+# session (create_run reads the experiment, then inserts the run): two such sessions can each
+# hold the read lock the other's write waits for, and SQLite then answers "database is
+# locked" at once instead of waiting (its deadlock rule: busy_timeout does not apply). Five
+# profiles of 25 node agents in one process (benchmarks/scale.py) failed so. The calls of
+# one process on a SQLite store therefore take turns; processes sharing the file still rely
+# on SQLite's own waiting, and a server store (HTTP) is left to the server.
+_sqlite_turn = threading.RLock()
+
+
+class _TakingTurns:
+    """An ``MlflowClient`` whose calls take turns with this process's other calls."""
+
+    def __init__(self, inner: MlflowClient) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+        method = cast("Callable[..., Any]", attr)
+
+        @functools.wraps(method)
+        def in_turn(*args: Any, **kwargs: Any) -> Any:
+            with _sqlite_turn:
+                return method(*args, **kwargs)
+
+        return in_turn
+
+
 def client() -> MlflowClient:
-    """A client bound to the configured store (cheap: MLflow caches the store per URI)."""
+    """A client bound to the configured store (cheap: MLflow caches the store per URI); on a
+    SQLite store its calls take turns within this process (see ``_sqlite_turn``)."""
     # Deferred: loads mlflow only when used.
     from mlflow import MlflowClient
 
     config = current_config()
-    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    inner = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    if config.tracking_uri.startswith("sqlite:"):
+        return cast("MlflowClient", _TakingTurns(inner))
+    return inner
 
 
 def writer() -> str:

@@ -33,3 +33,35 @@ def test_node_runs_started_at_once_by_more_threads_than_a_pool_holds(
         ids = list(pool.map(node, range(NODES)))
     registry.end_run(rid)
     assert registry.node_runs(rid) == {f"org{i}-n1": ids[i] for i in range(NODES)}
+
+
+def test_calls_on_a_sqlite_store_take_turns_within_the_process(
+    store: registry.TrackingConfig,
+) -> None:
+    """SQLite answers "database is locked" to one of two sessions that each read and then
+    write (MLflow's create_run does), and its busy timeout ran out for 125 node agents of
+    one process under load (benchmarks/scale.py, five profiles of 25): the calls of a
+    process on a SQLite store take turns."""
+    from registry import tracking
+
+    done = threading.Event()
+
+    def search() -> None:
+        tracking.client().search_experiments()
+        done.set()
+
+    with tracking._sqlite_turn:  # another call of this process is in progress
+        caller = threading.Thread(target=search, daemon=True)
+        caller.start()
+        assert not done.wait(0.5), "the call did not wait for its turn"
+    assert done.wait(120)
+    caller.join(timeout=10)
+
+
+def test_a_server_store_is_left_to_the_server() -> None:
+    from mlflow import MlflowClient
+
+    from registry import tracking
+
+    registry.configure("http://127.0.0.1:9")  # never contacted: only the client is built
+    assert type(tracking.client()) is MlflowClient
