@@ -21,6 +21,7 @@ from federated.datasets.partition import (
     partition_iid,
     partition_natural,
 )
+from federated.datasets.rdata import load_chem97, load_tv16
 from federated.datasets.split import holdout_split, split_rows
 from federated.datasets.store import (
     NodeData,
@@ -44,12 +45,15 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
     "mnist-8x8": load_mnist_8x8,
     "watch": load_watch_windows,
     "flights": load_flights,
+    "chem97": load_chem97,
+    "tv16": load_tv16,
 }
 
 
 def load_dataset(name: str, **options: Any) -> Dataset:
     """Load a dataset by catalog name (``digits-8x8``, ``mnist-28x28``, ``watch``,
-    ``flights``); ``options`` go to its loader (``sensor=``, ``sample_size=``…)."""
+    ``flights``, ``chem97``, ``tv16``); ``options`` go to its loader (``sensor=``,
+    ``sample_size=``…)."""
     try:
         loader = LOADERS[name]
     except KeyError:
@@ -68,6 +72,7 @@ __all__ = [
     "dataset_fingerprint",
     "evaluation_data_dir",
     "holdout_split",
+    "load_chem97",
     "load_dataset",
     "load_digits_8x8",
     "load_flights",
@@ -75,6 +80,7 @@ __all__ = [
     "load_mnist_8x8",
     "load_mnist_28x28",
     "load_node_data",
+    "load_tv16",
     "load_watch_windows",
     "materialize_partitions",
     "node_data_dir",
