@@ -40,6 +40,24 @@ def ledger_home(home: Path) -> Settings:
     return Settings.load(home, env={})
 
 
+def three_org_home(home: Path) -> Path:
+    """Three organizations of one node each and a fresh embedded ledger in ``home``: the
+    home the bad-input tests propose their profiles to."""
+    from fedspec.app.bootstrap import init_ledger
+    from fedspec.app.consortium import init_consortium
+
+    init_consortium(["org1", "org2", "org3"], home / "consortium", nodes_per_org=1)
+    init_ledger(Settings.load(home, env={}))
+    return home
+
+
+def home_settings(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """``home``'s settings, with no outer FEDSPEC_* setting in the way."""
+    for name in ("FEDSPEC_HOME", "FEDSPEC_LEDGER", "FEDSPEC_LEDGER_PATH", "FEDSPEC_CONSORTIUM"):
+        monkeypatch.delenv(name, raising=False)
+    return Settings.load(home, env={})
+
+
 def ledger(settings: Settings, identity: str = "org1/admin") -> Any:
     from ledger_client import open_ledger
 

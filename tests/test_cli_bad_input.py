@@ -16,7 +16,7 @@ import pytest
 
 from fedspec.app.settings import Settings
 from fedspec.errors import ConfigError
-from tests.cli_scenario import height, profile_doc
+from tests.cli_scenario import height, home_settings, profile_doc, three_org_home
 
 LONG = "a" * 300  # past NAME_MAX (255 bytes)
 
@@ -41,20 +41,12 @@ def refused(result: tuple[int, str, str], fragment: str, code: int = 2) -> None:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fedspec.app.bootstrap import init_ledger
-    from fedspec.app.consortium import init_consortium
-
-    home = tmp_path_factory.mktemp("bad-input")
-    init_consortium(["org1", "org2", "org3"], home / "consortium", nodes_per_org=1)
-    init_ledger(Settings.load(home, env={}))
-    return home
+    return three_org_home(tmp_path_factory.mktemp("bad-input"))
 
 
 @pytest.fixture
 def settings(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in ("FEDSPEC_HOME", "FEDSPEC_LEDGER", "FEDSPEC_LEDGER_PATH", "FEDSPEC_CONSORTIUM"):
-        monkeypatch.delenv(name, raising=False)
-    return Settings.load(home, env={})
+    return home_settings(home, monkeypatch)
 
 
 def test_a_home_path_component_past_the_limit_names_the_option(

@@ -10,26 +10,18 @@ from typing import Any
 import pytest
 
 from fedspec.app.settings import Settings
-from tests.cli_scenario import height, profile_doc
+from tests.cli_scenario import height, home_settings, profile_doc, three_org_home
 from tests.test_cli_bad_input import refused, run
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fedspec.app.bootstrap import init_ledger
-    from fedspec.app.consortium import init_consortium
-
-    home = tmp_path_factory.mktemp("scaffold-profiles")
-    init_consortium(["org1", "org2", "org3"], home / "consortium", nodes_per_org=1)
-    init_ledger(Settings.load(home, env={}))
-    return home
+    return three_org_home(tmp_path_factory.mktemp("scaffold-profiles"))
 
 
 @pytest.fixture
 def settings(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in ("FEDSPEC_HOME", "FEDSPEC_LEDGER", "FEDSPEC_LEDGER_PATH", "FEDSPEC_CONSORTIUM"):
-        monkeypatch.delenv(name, raising=False)
-    return Settings.load(home, env={})
+    return home_settings(home, monkeypatch)
 
 
 def _scaffold(profile_id: str, **changes: Any) -> dict[str, Any]:
