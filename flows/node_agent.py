@@ -274,9 +274,7 @@ class NodeAgent:
             tracking.end_run(run_id, status="FAILED")
             raise
 
-    def _exclusion(
-        self, run_id: str, reason: str, rows: int, validation_sha256: str
-    ) -> UpdateCommitment:
+    def _exclusion(self, reason: str, rows: int, validation_sha256: str) -> UpdateCommitment:
         # Params are immutable and a retried node may be excluded for another reason: tags.
         self._record.tags["fedspec.excluded"] = reason
         self.outcome.role, self.outcome.status, self.outcome.reason = "excluded", "excluded", reason
@@ -293,7 +291,7 @@ class NodeAgent:
             try:  # deal the shares first: sharing closes once every participant has dealt
                 self._secure.deal(rnd, run_id)
             except FederatedError as exc:
-                return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
+                return self._exclusion(f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
         if (
             self.plan.privacy is not None
             and self.env.read_state(self.profile_id, self.round_no, "update") is None
@@ -301,11 +299,11 @@ class NodeAgent:
             try:  # before the data is even read: a round over budget touches nothing
                 self._check_budget()
             except PrivacyBudgetError as exc:
-                return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
+                return self._exclusion(f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
         try:
             data = self.env.local_data(dict(self.plan.characteristics))
         except DatasetError as exc:  # its data is gone or no longer fits: say so on the ledger
-            return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
+            return self._exclusion(f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
         X, y = self._training_rows(data.train.X, data.train.y)
         names = data.info.feature_names
         with timing.span("validation"):
@@ -317,7 +315,7 @@ class NodeAgent:
         self._record.add_file(run_id, "validation.json", summary.canonical_json.encode())
         if not summary.success:
             reason = "DATA_VALIDATION_FAILED: " + _clip(failure)
-            return self._exclusion(run_id, reason, len(y), summary.sha256)
+            return self._exclusion(reason, len(y), summary.sha256)
         stored = self.env.read_state(self.profile_id, self.round_no, "update")
         if stored is None:
             try:
@@ -325,7 +323,7 @@ class NodeAgent:
             except FederatedError as exc:
                 # Empty data, an incompatible model…: record the exclusion now, with its
                 # reason, rather than leave the coordinator waiting for its deadline.
-                return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
+                return self._exclusion(f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
             stored = encode_update(result, self.plan.family)
             self.env.write_state(self.profile_id, self.round_no, "update", stored)
             eps, delta = (spend.epsilon, spend.delta) if spend is not None else (0.0, 0.0)
@@ -335,7 +333,7 @@ class NodeAgent:
         try:  # after the update is stored, so that a retry applies its Δc_i exactly once
             self._keep_control(stored)
         except FederatedError as exc:
-            return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
+            return self._exclusion(f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
         eps_text, delta_text = (
             (self.env.read_state(self.profile_id, self.round_no, "spend") or b"0.0 0.0")
             .decode()
@@ -346,7 +344,7 @@ class NodeAgent:
             try:
                 published = self._secure.mask(rnd, stored)
             except FederatedError as exc:
-                return self._exclusion(run_id, f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
+                return self._exclusion(f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
         digest = sha256_hex(published)
         uri = self._record.add_file(run_id, "update.safetensors", self._upload_bytes(published))
 
