@@ -47,6 +47,7 @@ from ledger_client import (
     UpdateRecord,
     to_fixed,
 )
+from ledger_client.round_watch import RoundWatch
 from registry import (
     ArtifactIntegrityError,
     ArtifactMissingError,
@@ -108,6 +109,7 @@ class Coordinator:
         *,
         progress: Callable[[str], None] | None = None,
         poll_s: float = 0.05,
+        watch: RoundWatch | None = None,
     ) -> None:
         self.env = env
         self.plan = plan
@@ -115,6 +117,7 @@ class Coordinator:
         self.parent_run_id = parent_run_id
         self.progress = progress or (lambda _: None)
         self.poll_s = poll_s
+        self.watch = watch  # the node agent's: waits for updates on events, not by polling
         self.report = CoordinatorReport()
         self.profile = {**plan.spec, "id": plan.profile_id}
         self.run_id = parent_run_id or ""
@@ -311,20 +314,42 @@ class Coordinator:
 
     # ------------------------------------------------------------------ steps
     def _await_updates(self, rnd: Round) -> dict[str, UpdateRecord]:
-        """Every participant's update record, or whatever arrived before the deadline margin."""
+        """Every participant's update record, or whatever arrived before the deadline margin.
+
+        With a watch, the update list is read once more only when the UpdateCommitted events
+        name every participant (or at the deadline): re-listing on every event would read
+        O(N) records N times (benchmarks/scale.py)."""
+        key = (self.plan.profile_id, rnd.number)
+        until = rnd.coordinator_deadline - self._margin()
         while True:
+            seen = self.watch.version(key) if self.watch is not None else 0
+            cursor = len(self.watch.events(key)) if self.watch is not None else 0
             records = {
                 u.node: u for u in self.ledger.list_updates(self.plan.profile_id, rnd.number)
             }
             if (
                 set(rnd.participants) <= set(records)
-                or time.time() >= rnd.coordinator_deadline - self._margin()
+                or time.time() >= until
                 # Updates were due by the first coordinator's deadline: a replacement
                 # aggregates what arrived instead of waiting a whole window again.
                 or rnd.raw.get("replaced")
             ):
                 return records
-            time.sleep(self.poll_s)
+            if self.watch is None:
+                time.sleep(self.poll_s)
+                continue
+            known = set(records)
+            while self.watch.healthy and not set(rnd.participants) <= known:
+                if time.time() >= until:
+                    break
+                self.watch.wait(key, seen, until, poll_s=self.poll_s)
+                seen = self.watch.version(key)
+                for name, payload in self.watch.events(key, cursor):
+                    cursor += 1
+                    if name == "UpdateCommitted" and isinstance(payload.get("node"), str):
+                        known.add(str(payload["node"]))
+            if not self.watch.healthy:
+                self.watch.wait(key, seen, until, poll_s=self.poll_s)
 
     def _secure_aggregation(self, rnd: Round) -> SecureAggregation | None:
         """The coordinator's side of secure aggregation, for a profile that has it."""

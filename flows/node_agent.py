@@ -53,6 +53,7 @@ from ledger_client import (
     new_seed_secret,
     to_fixed,
 )
+from ledger_client.round_watch import RoundWatch, watching
 from registry.models import fetch_model_bytes
 
 if TYPE_CHECKING:
@@ -83,11 +84,14 @@ class RoundAborted(Exception):
     """The round failed on the ledger (quorum, aborted): nothing more for this node to do."""
 
 
-# Rounds up to this many nodes poll at ``poll_s``; larger ones proportionally less often.
+# Should the ledger's events stream be down, rounds up to this many nodes poll at
+# ``poll_s``, larger ones proportionally less often (ledger_client.round_watch).
 POLL_PEERS = 10
 
 
 class NodeAgent:
+    _watch: RoundWatch  # for the length of run(): this process's follower of round events
+
     def __init__(
         self,
         env: NodeEnvironment,
@@ -109,6 +113,7 @@ class NodeAgent:
         self._budget: Budget | None = None  # the ledger's budget record, read before training
         self.run_id = ""  # the node's MLflow child run, once it has one
         self._record = tracking.RunRecord()  # what its run records of the round's update
+        self._seen = 0  # the round's version at the last read, where a wait starts from
 
     # ------------------------------------------------------------------ the protocol
     def run(self) -> NodeOutcome:
@@ -121,6 +126,10 @@ class NodeAgent:
         )
         # Paid once per process, before joining: never inside the round's later deadlines.
         self._timed("prepare", warm_up)
+        with watching(self.ledger) as self._watch:
+            return self._take_part()
+
+    def _take_part(self) -> NodeOutcome:
         try:
             self._timed("join", self._join)
             rnd = self._timed("reveal", self._reveal)
@@ -167,6 +176,7 @@ class NodeAgent:
                 self._secure.join(commitment)
             else:
                 self.ledger.join_round(self.profile_id, self.round_no, commitment)
+            self._wrote()
         except EndorseError as exc:
             if exc.code != ErrorCode.FAILED_PRECONDITION:
                 raise
@@ -174,7 +184,22 @@ class NodeAgent:
         self.progress("joined")
 
     def _round(self) -> Round:
-        return self.ledger.get_round(self.profile_id, self.round_no)
+        """The round as this process last read it, if nothing changed it since; the version
+        a wait starts from is kept for :meth:`_wait`."""
+        rnd, self._seen = self._watch.read(self._key)
+        return rnd
+
+    @property
+    def _key(self) -> tuple[str, int]:
+        return (self.profile_id, self.round_no)
+
+    def _wait(self, deadline: float, rnd: Round) -> None:
+        """Until the round changes (an event names it) or ``deadline`` passes."""
+        self._watch.wait(self._key, self._seen, deadline, poll_s=self._poll_interval(rnd))
+
+    def _wrote(self) -> None:
+        """After this node's own committed write: its next read must see it."""
+        self._watch.changed(self._key)
 
     def _reveal(self) -> Round:
         secret = self.env.read_state(self.profile_id, self.round_no, "secret")
@@ -192,8 +217,9 @@ class NodeAgent:
                 except EndorseError as exc:
                     if exc.code != ErrorCode.FAILED_PRECONDITION:
                         raise
+                self._wrote()  # revealed, or refused because the round moved on: read again
                 continue
-            time.sleep(self._until(rnd.join_deadline, rnd))
+            self._wait(rnd.join_deadline, rnd)
 
     def _elected(self, rnd: Round) -> Round:
         while rnd.status == "joining":
@@ -211,24 +237,24 @@ class NodeAgent:
             ) or time.time() >= rnd.reveal_deadline:
                 try:
                     rnd = self.ledger.elect_coordinator(self.profile_id, self.round_no)
+                    self._wrote()
                     continue
                 except EndorseError as exc:
                     if exc.code != ErrorCode.FAILED_PRECONDITION:
                         raise
-            time.sleep(self._until(rnd.reveal_deadline, rnd))
+            self._wait(rnd.reveal_deadline, rnd)
             rnd = self._round()
         if rnd.status == "failed":
             raise RoundAborted(f"round failed: {rnd.failure}")
         self.progress(f"coordinator {rnd.coordinator}")
         return rnd
 
-    def _until(self, deadline: float, rnd: Round) -> float:
-        """How long to sleep before reading the round again: ``poll_s``, stretched with the
-        round's size so that all its nodes together read about ``POLL_PEERS / poll_s`` times
-        a second (a read of the round costs more the more nodes joined: at a fixed 50 ms
-        every node's polling cost O(N^2), benchmarks/scale.py), and never past ``deadline``."""
-        interval = self.poll_s * max(1.0, len(rnd.joined) / POLL_PEERS)
-        return max(0.02, min(interval, deadline - time.time() + 0.05))
+    def _poll_interval(self, rnd: Round) -> float:
+        """How often to read the round while the events stream is down: ``poll_s``,
+        stretched with the round's size so that all its nodes together read about
+        ``POLL_PEERS / poll_s`` times a second (a read of the round costs more the more nodes
+        joined: at a fixed 50 ms every node's polling cost O(N^2), benchmarks/scale.py)."""
+        return self.poll_s * max(1.0, len(rnd.joined) / POLL_PEERS)
 
     # ------------------------------------------------------------------ local training
     def _global_model(self, rnd: Round) -> GlobalModel:
@@ -503,9 +529,14 @@ class NodeAgent:
                 self._secure.answer_if_asked(rnd, self.run_id or self.parent_run_id or "")
             if rnd.coordinator == self.env.node:
                 self.outcome.role = "coordinator"
-                Coordinator(self.env, self.plan, self.parent_run_id, progress=self.progress).run(
-                    rnd
-                )
+                Coordinator(
+                    self.env,
+                    self.plan,
+                    self.parent_run_id,
+                    progress=self.progress,
+                    watch=self._watch,
+                ).run(rnd)
+                self._wrote()
                 continue
             if time.time() >= rnd.coordinator_deadline + 1:
                 try:
@@ -514,8 +545,9 @@ class NodeAgent:
                 except EndorseError as exc:
                     if exc.code not in (ErrorCode.FAILED_PRECONDITION, ErrorCode.FORBIDDEN):
                         raise
+                self._wrote()
                 continue
-            time.sleep(self._until(rnd.coordinator_deadline + 1, rnd))
+            self._wait(rnd.coordinator_deadline + 1, rnd)
 
     def _evaluate_locally(self) -> None:
         """The round's model on this node's own validation split (stays in its MLflow run)."""
