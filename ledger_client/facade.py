@@ -226,7 +226,13 @@ class FedspecLedger:
     def join_round(self, profile_id: str, number: int, commitment: str) -> Committed:
         return self.submit("JoinRound", profile_id, str(number), commitment).commit
 
-    def reveal_seed(self, profile_id: str, number: int, secret: str) -> Committed:
+    def reveal_seed(
+        self, profile_id: str, number: int, secret: str, *, after: str = ""
+    ) -> Committed:
+        """Reveal the election secret; ``after``: a node whose reveal is committed already,
+        which proves joining closed with one key read (``RevealSeedAfter``)."""
+        if after:
+            return self.submit("RevealSeedAfter", profile_id, str(number), secret, after).commit
         return self.submit("RevealSeed", profile_id, str(number), secret).commit
 
     def elect_coordinator(self, profile_id: str, number: int) -> Round:

@@ -179,3 +179,51 @@ def test_a_node_that_does_not_volunteer_joins_until_every_volunteer_has(env: Led
         env.ledger("org2/node1").join_round(PROFILE, n, new_seed_secret()[1])
     assert refused.value.code == "FAILED_PRECONDITION" and "closed" in refused.value.message
     _verified(env)
+
+
+def _keys_read(transaction: Transaction, env: LedgerEnv) -> int:
+    """Keys a transaction's read set holds: point reads and the keys of its range reads."""
+    tx = parse_transaction(bytes(transaction._envelope.SerializeToString()))
+    kv = read_kvrwset(tx.results, env.service.config.chaincode)
+    return len(kv.reads) + sum(len(q.raw_reads.kv_reads) for q in kv.range_queries_info)
+
+
+def test_a_reveal_after_a_committed_one_reads_one_key_not_every_join(env: LedgerEnv) -> None:
+    """Joining closed because every volunteer joined: the first reveal proves it by scanning
+    the volunteers and the joins; the others name that reveal (RevealSeedAfter) and read it,
+    so their read sets stay the same size however many nodes joined."""
+    n = _open_round(env, VOLUNTEERS)
+    secrets = {}
+    for ref in VOLUNTEERS:
+        secrets[ref], commitment = new_seed_secret()
+        env.ledger(ref).join_round(PROFILE, n, commitment)
+    first, second, third = VOLUNTEERS
+    scanning = _endorsed(env, first, "RevealSeed", PROFILE, str(n), secrets[first])
+    assert _one_block(env, [scanning]) == ["VALID"]
+    after = [
+        _endorsed(env, ref, "RevealSeedAfter", PROFILE, str(n), secrets[ref], first)
+        for ref in (second, third)
+    ]
+    # Fewer keys than the scan: the proof is one reveal, not the volunteers and their joins.
+    assert max(_keys_read(t, env) for t in after) < _keys_read(scanning, env)
+    assert _one_block(env, after) == ["VALID", "VALID"]  # concurrent: no conflict
+    elected = env.ledger(first).elect_coordinator(PROFILE, n)
+    assert elected.participants == sorted(VOLUNTEERS)
+    _verified(env)
+
+
+def test_a_reveal_naming_a_node_that_has_not_revealed_proves_nothing(env: LedgerEnv) -> None:
+    volunteers = VOLUNTEERS[:2]
+    n = _open_round(env, VOLUNTEERS)  # the third volunteer never joins: joining stays open
+    secrets = {}
+    for ref in volunteers:
+        secrets[ref], commitment = new_seed_secret()
+        env.ledger(ref).join_round(PROFILE, n, commitment)
+    ledger = env.ledger(volunteers[1])
+    with pytest.raises(EndorseError) as refused:
+        ledger.reveal_seed(PROFILE, n, secrets[volunteers[1]], after=volunteers[0])
+    assert refused.value.code == "FAILED_PRECONDITION" and "joining closes" in refused.value.message
+    with pytest.raises(EndorseError) as bad:
+        ledger.reveal_seed(PROFILE, n, secrets[volunteers[1]], after="nobody")
+    assert bad.value.code == "INVALID_ARGUMENT" and "revealed_node" in bad.value.message
+    assert env.ledger("org1/admin").get_round(PROFILE, n).raw["revealed"] == []
