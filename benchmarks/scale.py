@@ -27,12 +27,14 @@ ledger reads (evaluations, by function) and MLflow client calls. Then the growth
 of every column (least squares of log seconds against log N) and a log-log PNG plot.
 
 Run: ``.venv/bin/python -m benchmarks.scale [--nodes 10,25] [--profiles 1,5]
-[--profile-nodes 25] [--orgs 10] [--rounds 1] [--plot PATH] [--json PATH] [--poll-s S]``.
+[--profile-nodes 25] [--orgs 10] [--ledger embedded|fabric] [--rounds 1] [--plot PATH]
+[--json PATH] [--poll-s S]``.
 ``--poll-s`` changes how often the agents re-read the round while they wait (a diagnosis
 of what polling costs). One process, one timeline: node agents run as threads of the round
 flow (the local dispatch), as ``fedspec round run`` runs them. Exit 0 when every round
-closed, 1 otherwise, 2 on bad input. Only the embedded ledger: a Fabric sweep (``network
-up`` as tests/fabric/conftest.py does) is not implemented here yet.
+closed, 1 otherwise, 2 on bad input. ``--ledger fabric`` runs every point on a Fabric
+network of its own (raft orderers, a peer per organization, the chaincode as a service, all
+on this host, as ``fedspec network up`` starts it), read back from the peer's blocks.
 """
 
 from __future__ import annotations
@@ -284,6 +286,47 @@ def ledger_stats(path: Path, after: int) -> LedgerStats:
     )
 
 
+def fabric_ledger_stats(settings: Any, after: int) -> LedgerStats:
+    """The same figures from a Fabric peer: its blocks after ``after`` with the validation
+    code of each transaction (the block's TRANSACTIONS_FILTER metadata, as the peer
+    committed it)."""
+    from fabric_protos.common import common_pb2
+
+    from ledger_client import open_ledger
+    from ledger_client.protocol import parse_transaction
+
+    reader = open_ledger(settings.ledger, "org1/admin")
+    stats = LedgerStats()
+    functions: Counter[str] = Counter()
+    conflicted: Counter[str] = Counter()
+    for number in range(after + 1, reader.height()):
+        block = reader.block(number)
+        stats.blocks += 1
+        stats.block_bytes += len(block.SerializeToString())
+        flags = bytes(block.metadata.metadata[common_pb2.TRANSACTIONS_FILTER])
+        for i, data in enumerate(block.data.data):
+            try:
+                function = parse_transaction(bytes(data)).function
+            except ValueError:
+                function = "config"
+            code = flags[i] if i < len(flags) else 0
+            stats.transactions += 1
+            functions[function] += 1
+            stats.invalid += code != 0
+            if code in CONFLICT_CODES:
+                stats.conflicts += 1
+                conflicted[function] += 1
+    stats.by_function, stats.conflicted = dict(functions), dict(conflicted)
+    return stats
+
+
+def fabric_height(settings: Any) -> int:
+    """The number of the peer's last block (as :func:`ledger_height` for the embedded one)."""
+    from ledger_client import open_ledger
+
+    return open_ledger(settings.ledger, "org1/admin").height() - 1
+
+
 @contextmanager
 def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
@@ -319,7 +362,7 @@ class Point:
 
 
 def consortium(
-    home: Path, nodes: int, profiles: int, orgs: int, base_id: str
+    home: Path, nodes: int, profiles: int, orgs: int, base_id: str, ledger: str = "embedded"
 ) -> tuple[Any, list[str]]:
     """A fresh consortium in ``home``: ``nodes`` nodes spread round-robin over ``orgs``
     organizations (``org1/node0``, ``org2/node0``, …, ``org1/node1``, …), the training rows
@@ -357,6 +400,18 @@ def consortium(
     names = [f"org{i + 1}" for i in range(orgs)]
     members = [(names[i % orgs], f"node{i // orgs}") for i in range(nodes)]
     init_consortium(names, settings.ledger.consortium_dir, nodes_per_org=-(-nodes // orgs))
+    if ledger == "fabric":
+        # A network of its own for the point (raft orderers, a peer per organization, the
+        # chaincode as a service), as `fedspec network up` starts it; stopped by measure().
+        from fabric_network import NetworkLayout, network_up
+        from tests.fabric_support import free_base_port
+
+        network_up(
+            NetworkLayout(
+                home / "network", settings.ledger.consortium_dir, base_port=free_base_port()
+            )
+        )
+        settings = Settings.load(home, env={"FEDSPEC_LEDGER": "fabric"})
     init_ledger(settings, force=True)
     dataset = base.load()
     train_rows, test_rows = holdout_split(dataset, test_fraction=0.2, seed=0)
@@ -384,17 +439,49 @@ def consortium(
 
 
 def measure(
-    root: Path, sweep: str, nodes: int, profiles: int, rounds: int, orgs: int, base_id: str
+    root: Path,
+    sweep: str,
+    nodes: int,
+    profiles: int,
+    rounds: int,
+    orgs: int,
+    base_id: str,
+    ledger: str = "embedded",
 ) -> Point:
     """Run ``rounds`` rounds of every profile (the profiles' rounds at once) and measure
     the last: round 1 pays the first model version, later rounds are the steady state."""
+    home = root / f"{sweep}-n{nodes}-p{profiles}"
+    orgs = min(orgs, nodes) if orgs else nodes
+    try:
+        settings, profile_ids = consortium(home, nodes, profiles, orgs, base_id, ledger)
+        return _measure_rounds(home, settings, profile_ids, sweep, nodes, profiles, rounds, orgs)
+    finally:
+        if ledger == "fabric":
+            from fabric_network import NetworkLayout, network_down
+            from ledger_client import close_services
+
+            close_services()
+            network_down(NetworkLayout(home / "network", home / "consortium"))
+
+
+def _measure_rounds(
+    home: Path,
+    settings: Any,
+    profile_ids: list[str],
+    sweep: str,
+    nodes: int,
+    profiles: int,
+    rounds: int,
+    orgs: int,
+) -> Point:
     from flows import timing
     from flows.rounds import federated_round, local_api_settings
 
-    home = root / f"{sweep}-n{nodes}-p{profiles}"
-    orgs = min(orgs, nodes) if orgs else nodes
-    settings, profile_ids = consortium(home, nodes, profiles, orgs, base_id)
+    fabric = settings.ledger.backend == "fabric"
     path = settings.ledger.ledger_path
+
+    def height() -> int:
+        return fabric_height(settings) if fabric else ledger_height(path)
 
     def one(profile_id: str) -> dict[str, Any]:
         with local_api_settings():
@@ -402,7 +489,7 @@ def measure(
         return summary
 
     for number in range(1, rounds + 1):
-        before = ledger_height(path)
+        before = height()
         load = _uptime()
         with counting() as counters, timing.recording() as spans:
             start = time.perf_counter()
@@ -411,7 +498,7 @@ def measure(
             end = time.perf_counter()
         if number < rounds:
             continue
-        stats = ledger_stats(path, before)
+        stats = fabric_ledger_stats(settings, before) if fabric else ledger_stats(path, before)
         return Point(
             sweep=sweep,
             nodes=nodes,
@@ -567,7 +654,7 @@ def _counts(text: str, what: str) -> list[int]:
     return values
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--nodes", default="10,25", help="N for the one-profile sweep")
     parser.add_argument("--profiles", default="", help="P for the profiles sweep (e.g. 1,5)")
@@ -580,6 +667,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "transaction is endorsed by a majority of them on the one-host embedded ledger",
     )
     parser.add_argument("--profile", choices=BASE_PROFILES, default=BASE_PROFILES[0])
+    parser.add_argument(
+        "--ledger",
+        choices=("embedded", "fabric"),
+        default="embedded",
+        help="fabric: a local Fabric network per point (a peer per organization: keep --orgs "
+        "small on 2 cores)",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="rounds per point; the last counts")
     parser.add_argument("--plot", type=Path, default=None, help="PNG (default: in the bench dir)")
     parser.add_argument("--json", type=Path, default=None, help="write the points as JSON")
@@ -589,27 +683,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="diagnosis only: the agents' ledger polling interval (default: theirs)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _checked(args: argparse.Namespace) -> tuple[list[int], list[int]]:
+    """The sweeps' node and profile counts; :class:`BadInput` for what cannot run."""
+    nodes = _counts(args.nodes, "nodes")
+    profiles = _counts(args.profiles, "profiles")
+    if args.profile_nodes < 1 or args.rounds < 1 or args.orgs < 0:
+        raise BadInput("--profile-nodes and --rounds must be at least 1, --orgs at least 0")
+    for n in [*nodes, *([args.profile_nodes] if profiles else [])]:
+        if n < 3:
+            raise BadInput(f"{n} nodes: a round needs at least 3 (the profile's min_nodes)")
+        if args.orgs == 0 and n > MAX_ORGS:
+            raise BadInput(f"{n} nodes, one organization each: a consortium has at most 64")
+        rows = TRAIN_ROWS[args.profile]
+        if rows // n < MIN_ROWS_PER_NODE:
+            raise BadInput(
+                f"{n} nodes: {args.profile} has {rows} training rows, fewer than "
+                f"{MIN_ROWS_PER_NODE} per node (--profile digits-28x28 has more)"
+            )
+    if args.ledger == "fabric":
+        from fabric_network import NetworkError
+        from fabric_network.control import binaries
+
+        try:
+            binaries()
+        except NetworkError as exc:
+            raise BadInput(f"--ledger fabric needs Fabric's binaries: {exc}") from None
+    return nodes, profiles
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        nodes = _counts(args.nodes, "nodes")
-        profiles = _counts(args.profiles, "profiles")
-        if args.profile_nodes < 1 or args.rounds < 1 or args.orgs < 0:
-            raise BadInput("--profile-nodes and --rounds must be at least 1, --orgs at least 0")
-        for n in [*nodes, *([args.profile_nodes] if profiles else [])]:
-            if n < 3:
-                raise BadInput(f"{n} nodes: a round needs at least 3 (the profile's min_nodes)")
-            if args.orgs == 0 and n > MAX_ORGS:
-                raise BadInput(f"{n} nodes, one organization each: a consortium has at most 64")
-            rows = TRAIN_ROWS[args.profile]
-            if rows // n < MIN_ROWS_PER_NODE:
-                raise BadInput(
-                    f"{n} nodes: {args.profile} has {rows} training rows, fewer than "
-                    f"{MIN_ROWS_PER_NODE} per node (--profile digits-28x28 has more)"
-                )
+        nodes, profiles = _checked(args)
     except BadInput as exc:
         print(f"scale: {exc}", file=sys.stderr)
         return 2
-
+    if args.ledger == "fabric":
+        # The round flows load their settings from the home and the environment.
+        os.environ["FEDSPEC_LEDGER"] = "fabric"
     root = bench_dir("fedspec-bench-scale-")
     from fedspec.demo.run import start_local_api
 
@@ -619,19 +733,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_poll_interval(args.poll_s)
     poll = "agents' default" if args.poll_s is None else f"{args.poll_s} s"
     print(
-        f"{args.profile} torch-mlp {HYPERPARAMETERS}; orgs {args.orgs or 'one a node'}; "
+        f"{args.profile} torch-mlp {HYPERPARAMETERS}; {args.ledger} ledger; "
+        f"orgs {args.orgs or 'one a node'}; "
         f"home {root}; cpus {os.cpu_count()}; "
         f"polling {poll}"
     )
     # First imports (torch, Great Expectations, MLflow) and Prefect's first flow run are
     # paid here, once, not by the smallest point of the sweep.
-    warm = measure(root, "warmup", 3, 1, 1, args.orgs, args.profile)
+    warm = measure(root, "warmup", 3, 1, 1, args.orgs, args.profile, args.ledger)
     print(f"warm-up: 3 nodes, {warm.wall_s:.1f} s ({','.join(warm.statuses)})")
     points: list[Point] = []
     sweep = [("nodes", n, 1) for n in nodes]
     sweep += [("profiles", args.profile_nodes, p) for p in profiles]
     for kind, n, p in sweep:
-        points.append(measure(root, kind, n, p, args.rounds, args.orgs, args.profile))
+        points.append(measure(root, kind, n, p, args.rounds, args.orgs, args.profile, args.ledger))
         print(f"  N={n} P={p}: {points[-1].wall_s:.1f} s, {points[-1].statuses}", flush=True)
         if args.json:  # after every point: a long sweep cut short keeps what it measured
             args.json.write_text(json.dumps({"points": [asdict(q) for q in points]}, indent=1))

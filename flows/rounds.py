@@ -61,6 +61,9 @@ def _settings(home: str | None) -> Settings:
     return Settings.load(home)
 
 
+LOCAL_API_RETRIES = 8
+
+
 @contextmanager
 def local_api_settings(api: LocalApi | None = None) -> Iterator[None]:
     """Flow settings for Prefect's temporary local API (no ``PREFECT_API_URL``): no flow
@@ -70,10 +73,16 @@ def local_api_settings(api: LocalApi | None = None) -> Iterator[None]:
 
     ``api``: the temporary API the command line started ahead (:mod:`flows.local_api`);
     the flows use it instead of starting Prefect's own. Unused (and stopped) where Prefect's
-    settings name a server after all, or forbid a temporary one."""
+    settings name a server after all, or forbid a temporary one.
+
+    More client retries than Prefect's 5: the temporary API keeps its runs in one SQLite file,
+    and when many flow runs start at once (20 profiles' rounds, benchmarks/scale.py) their
+    inserts collide ("database is locked", answered 503); Prefect's backoff doubles from 2 s,
+    so 5 retries gave up after about a minute, 8 after about eight."""
     # Deferred: loads prefect only when used.
     from prefect.settings import (
         PREFECT_API_URL,
+        PREFECT_CLIENT_MAX_RETRIES,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_SERVER_EPHEMERAL_ENABLED,
         PREFECT_UI_URL,
@@ -87,7 +96,10 @@ def local_api_settings(api: LocalApi | None = None) -> Iterator[None]:
             api.stop()
         yield
         return
-    updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    updates: dict[Any, Any] = {
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        PREFECT_CLIENT_MAX_RETRIES: max(LOCAL_API_RETRIES, PREFECT_CLIENT_MAX_RETRIES.value()),
+    }
     if api is not None:
         # No "View at" links in the logs: the temporary API serves no UI (nor did Prefect's).
         updates.update({PREFECT_API_URL: api.wait(), PREFECT_UI_URL: ""})

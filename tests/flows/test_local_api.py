@@ -19,7 +19,7 @@ def test_a_configured_server_is_used_and_none_is_started(monkeypatch: pytest.Mon
 def test_the_flows_use_the_api_started_ahead_and_it_stops(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, PREFECT_UI_URL
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     api = start_local_api()
@@ -30,6 +30,8 @@ def test_the_flows_use_the_api_started_ahead_and_it_stops(
         with local_api_settings(api):
             assert PREFECT_API_URL.value() == api.url
             assert not PREFECT_UI_URL.value()  # no links to a UI the API does not serve
+            # Runs that start together retry their colliding SQLite inserts for minutes.
+            assert PREFECT_CLIENT_MAX_RETRIES.value() >= 8
             with urllib.request.urlopen(f"{api.url}/health", timeout=10) as response:
                 assert response.status == 200
     finally:
