@@ -94,6 +94,7 @@ class RoundWatch:
         chaincode = self._ledger.contract.chaincode
         checkpoint = Checkpoint()
         while not self._stop.is_set():
+            opened, seen = time.monotonic(), self.events_seen
             try:
                 events = network.get_chaincode_events(
                     chaincode,
@@ -107,9 +108,12 @@ class RoundWatch:
                     if self._stop.is_set():
                         return
                 self._set_healthy(True)
-            except LedgerError as exc:
-                # A peer resetting the stream or restarting: reads stop being cached (an
-                # event may be late) until the stream is back, from where it stopped.
+                if self.events_seen == seen and time.monotonic() - opened < STREAM_S / 2:
+                    self._stop.wait(0.5)  # a closed service ends its stream at once: no spin
+            except Exception as exc:  # the follower must outlive any stream error
+                # A peer resetting the stream or restarting, a connection closed: reads stop
+                # being cached (an event may be late) until the stream is back, from where it
+                # stopped. The waits' deadlines and polling carry the rounds meanwhile.
                 log.debug("round watch: events stream broke: %s", exc)
                 self._set_healthy(False)
                 self._stop.wait(0.5)
