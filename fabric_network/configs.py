@@ -22,6 +22,8 @@ from ledger_client.channel_update import ORG_POLICY_ROLES
 
 # Short batches for local use: a ledger phase waits up to this long for its block.
 BATCH_TIMEOUT = "100ms"
+# A block is cut at this many transactions even before the timeout.
+BATCH_MAX_MESSAGES = 100
 PROFILE = "FedspecChannel"
 # The chaincode definition's endorsement policy: the channel's Application Endorsement policy
 # (a MAJORITY of the member organizations' Endorsement policies, below). A reference, not a
@@ -103,7 +105,7 @@ def configtx(layout: Layout, orderers: Sequence[Orderer], peers: Sequence[Peer])
             "EtcdRaft": {"Consenters": consenters},
             "BatchTimeout": BATCH_TIMEOUT,
             "BatchSize": {
-                "MaxMessageCount": 100,
+                "MaxMessageCount": BATCH_MAX_MESSAGES,
                 "AbsoluteMaxBytes": "64 MB",
                 "PreferredMaxBytes": "4 MB",
             },
