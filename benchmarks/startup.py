@@ -10,11 +10,17 @@ rounds, each as the walkthrough runs it: org2–org4 ``round join`` in the backg
 (both migrate their schema), the second on the ones the first left.
 
 Baselines measured in the same run: ``python -c pass`` (an interpreter start);
+``fedspec version``, the floor of every command (the interpreter, Typer, which builds the
+whole command tree and imports pydantic to coerce each parameter, and the command line's own
+modules): what a command takes above it is its own imports and work;
 ``import great_expectations``, the floor of a command that validates a file with Great
 Expectations (``data add``); ``import flows.rounds``, what a round's process imports before
 it can run a flow. A round is split at its first flow run (Prefect's "Beginning flow run"
 log line): start-up before it (imports, Prefect's temporary API, the MLflow store), the
 flows (the round itself, whose windows wait on the joining members), and the exit.
+The commands' runs are interleaved (one run of each, then the next), and each prints its CPU
+seconds (user + system, children included) beside its wall seconds: on a shared machine the
+CPU seconds move less with the load than the wall seconds do.
 
 Run: ``.venv/bin/python -m benchmarks.startup [--runs 3]``.
 """
@@ -25,6 +31,7 @@ import argparse
 import datetime as dt
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -79,17 +86,30 @@ def _setup(walk: Path, env: dict[str, str]) -> None:
         subprocess.run(argv, cwd=walk, env=env, check=True, capture_output=True)
 
 
+Timings = dict[str, tuple[list[float], list[float]]]  # command → (wall s, CPU s) per run
+
+
 def _timed(
-    argv: list[str], runs: int, cwd: Path, env: dict[str, str], *, status: int = 0
-) -> list[float]:
-    times = []
+    commands: dict[str, list[str]], runs: int, cwd: Path, env: dict[str, str], *, status: int = 0
+) -> Timings:
+    """Wall and CPU seconds (user + system, of the command and every child it waited for) of
+    each command, ``runs`` times, interleaved: one run of each, then the next, so that a change
+    of load on a shared machine falls on every command alike."""
+    timings: Timings = {name: ([], []) for name in commands}
     for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(argv, cwd=cwd, env=env, check=False, capture_output=True)
-        times.append(time.perf_counter() - start)
-        if done.returncode != status:
-            raise RuntimeError(f"{argv}: exit {done.returncode}: {done.stderr[-2000:]!r}")
-    return times
+        for name, argv in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            done = subprocess.run(argv, cwd=cwd, env=env, check=False, capture_output=True)
+            wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if done.returncode != status:
+                raise RuntimeError(f"{argv}: exit {done.returncode}: {done.stderr[-2000:]!r}")
+            timings[name][0].append(wall)
+            timings[name][1].append(
+                after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            )
+    return timings
 
 
 def _clock(line_time: str, started: float) -> float:
@@ -145,6 +165,7 @@ def main() -> None:
     py = sys.executable
     commands = {
         "python -c pass": [py, "-c", "pass"],
+        "fedspec version": _fedspec("org1", "version"),
         "import great_expectations": [py, "-c", "import great_expectations"],
         "import flows.rounds": [py, "-c", "import flows.rounds"],
         "data add --node": _fedspec(
@@ -158,7 +179,7 @@ def main() -> None:
         "data list": _fedspec("org1", "data", "list"),
         "round volunteer": _fedspec("org1", "round", "volunteer", PROFILE),
     }  # fmt: skip
-    results = {name: _timed(argv, args.runs, walk, env) for name, argv in commands.items()}
+    results = _timed(commands, args.runs, walk, env)
     for k in range(2, len(ORGS) + 1):  # every member's data, as the walkthrough adds it
         org = f"org{k}"
         for argv in (
@@ -171,21 +192,31 @@ def main() -> None:
             subprocess.run(argv, cwd=walk, env=env, check=True, capture_output=True)
     # A member's `round join` (its node volunteers) up to its first look at the ledger: no
     # round is open, and it gives up after 1 s (exit 2); what is above 1 s is its start-up.
-    results["round join (--timeout 1)"] = _timed(
-        _fedspec("org2", "round", "join", PROFILE, "--timeout", "1"), args.runs, walk, env, status=2
-    )
+    join = {
+        "round join (--timeout 1)": _fedspec("org2", "round", "join", PROFILE, "--timeout", "1")
+    }
+    results |= _timed(join, args.runs, walk, env, status=2)
     rounds = [_round(walk, env) for _ in range(2)]
 
-    base = statistics.median(results["python -c pass"])
-    ge = statistics.median(results["import great_expectations"])
-    flows = statistics.median(results["import flows.rounds"])
-    print(f"walkthrough commands, {args.runs} runs each (median s), load {os.getloadavg()[0]:.1f}")
-    print(f"{'command':<26} {'min s':>7} {'median s':>9} {'× python':>9} {'× import GE':>12}")
-    for name, times in results.items():
-        median = statistics.median(times)
+    def median(name: str, cpu: bool = False) -> float:
+        return statistics.median(results[name][1 if cpu else 0])
+
+    base, ge, flows = (
+        median(n) for n in ("python -c pass", "import great_expectations", "import flows.rounds")
+    )
+    ge_cpu = median("import great_expectations", cpu=True)
+    print(
+        f"walkthrough commands, {args.runs} runs each, interleaved; load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'command':<26} {'min s':>7} {'median s':>9} {'× python':>9} {'× import GE':>12} "
+        f"{'CPU s':>7} {'CPU × GE':>9}"
+    )
+    for name, (walls, _) in results.items():
+        wall, cpu = median(name), median(name, cpu=True)
         print(
-            f"{name:<26} {min(times):>7.2f} {median:>9.2f} {median / base:>8.1f}× "
-            f"{median / ge:>11.2f}×"
+            f"{name:<26} {min(walls):>7.2f} {wall:>9.2f} {wall / base:>8.1f}× "
+            f"{wall / ge:>11.2f}× {cpu:>7.2f} {cpu / ge_cpu:>8.2f}×"
         )
     print(f"\nround run --dispatch own, 3 members joining; import flows.rounds: {flows:.2f} s")
     header = ("total s", "start-up s", "× import", "flows s", "exit s")
