@@ -27,7 +27,13 @@ def test_a_round_without_any_fitting_data_fails_at_once_with_the_reasons(
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "FEDSPEC_HOME": str(round_home.home)},
+        # A Prefect home of its own: the command's temporary API migrates a fresh database,
+        # which raced another server starting on this worker's ("duplicate column name").
+        env={
+            **os.environ,
+            "FEDSPEC_HOME": str(round_home.home),
+            "PREFECT_HOME": str(round_home.home / "prefect"),
+        },
     )
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr

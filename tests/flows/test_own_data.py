@@ -93,7 +93,9 @@ def test_a_round_on_members_own_csv_files(
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "FEDSPEC_HOME": str(home)},
+        # A Prefect home of its own: the command's temporary API migrates a fresh database,
+        # which must not race another server starting on this worker's.
+        env={**os.environ, "FEDSPEC_HOME": str(home), "PREFECT_HOME": str(tmp_path / "prefect")},
     )
     assert proc.returncode == 0, (proc.stdout, proc.stderr[-3000:])
     assert "Traceback" not in proc.stdout + proc.stderr
