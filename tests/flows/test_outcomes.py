@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from flows.node_agent import NodeOutcome
 from flows.rounds import _ledger_outcome
-from ledger_client import Round, UpdateRecord
+from ledger_client import UpdateRecord
+from tests.round_records import round_record
 
 OK_RUN = {"node": "org2/node0", "status": "ok", "reason": "", "flow_run": "r-2"}
 
 
-def _round(**changes: Any) -> Round:
-    doc: dict[str, Any] = {
-        "profile": "p",
-        "round": 3,
-        "status": "closed",
-        "coordinator": "org1/node0",
-        "participants": ["org1/node0", "org2/node0"],
-        "withheld": [],
-        "base_model": "",
-        "base_round": 0,
-        "min_nodes": 2,
-        "join_deadline": 0,
-        "reveal_deadline": 0,
-        "coordinator_deadline": 0,
-        "seed": "",
-        "failure": None,
-        "rewards": None,
-        "model": "ab" * 32,
-    }
-    doc.update(changes)
-    return Round.from_json(doc)
+_round = round_record
 
 
 def _update(passed: bool = True, reason: str = "") -> UpdateRecord:

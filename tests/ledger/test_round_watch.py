@@ -18,6 +18,7 @@ import pytest
 from ledger_client.errors import LedgerError
 from ledger_client.records import Round, new_seed_secret
 from ledger_client.round_watch import RoundWatch, _fresh, _Read, watching
+from tests.round_records import round_record
 
 from .conftest import LedgerEnv
 
@@ -96,24 +97,7 @@ def test_reads_are_not_cached_while_the_events_stream_is_down(
 
 
 def _round(**deadlines: int) -> Round:
-    doc: dict[str, Any] = {
-        "profile": PROFILE,
-        "round": 1,
-        "status": "joining",
-        "coordinator": "",
-        "participants": [],
-        "base_model": "",
-        "base_round": 0,
-        "min_nodes": 2,
-        "join_deadline": 0,
-        "reveal_deadline": 0,
-        "coordinator_deadline": 0,
-        "seed": "",
-        "failure": None,
-        "rewards": None,
-        **deadlines,
-    }
-    return Round.from_json(doc)
+    return round_record(status="joining", coordinator="", participants=[], **deadlines)
 
 
 def test_a_read_goes_stale_when_a_deadline_of_the_round_passes() -> None:
