@@ -282,7 +282,7 @@ class NodeAgent:
         # Verified against the ledger's hash before a single byte is deserialized; a child
         # profile's first round starts from its parent's champion, registered under the
         # parent (the ledger names whose lineage holds it).
-        return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model))
+        return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model, shared=True))
 
     def _train_and_commit(self, rnd: Round) -> None:
         run = tracking.start_node_run(
@@ -573,7 +573,7 @@ class NodeAgent:
             return
         try:
             model = decode_global_model(
-                fetch_model_bytes(self.profile_id, self.outcome.model_sha256)
+                fetch_model_bytes(self.profile_id, self.outcome.model_sha256, shared=True)
             )
             data = self.env.local_data(dict(self.plan.characteristics))
 

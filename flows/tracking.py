@@ -10,7 +10,8 @@ has one (params, metrics and tags in one ``log_batch``, a node's files in one
 ``log_artifacts``, a new run's tags in its ``create_run``). A node makes, per round: one
 ``create_run``, one ``log_batch`` and one ``log_artifacts`` for its update (its
 :class:`RunRecord`), one ``set_terminated``, and after the round one ``log_batch`` of its
-local evaluation, besides the downloads of the base model and the round's model.
+local evaluation, besides the downloads of the base model and the round's model, which the
+agents of one process share (``registry.fetch_model_bytes(..., shared=True)``).
 """
 
 from __future__ import annotations

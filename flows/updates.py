@@ -26,7 +26,7 @@ def base_model(plan: TrainingPlan, rnd: Round) -> GlobalModel:
         return plan.initial_model()
     # A child profile's first round starts from its parent's champion (the ledger says
     # whose lineage holds the base model).
-    return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model))
+    return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model, shared=True))
 
 
 def prefetch(wanted: list[tuple[str, str]]) -> Callable[[str, str], bytes]:

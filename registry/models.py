@@ -38,6 +38,7 @@ from registry.profiles import (
     resolve_hyperparameters,
 )
 from registry.tracking import TAG_PROFILE, client, translate, writer
+from registry.verified_bytes import VerifiedBytes
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -50,6 +51,7 @@ TAG_FAMILY = "family"
 TAG_LEDGER_TX = "ledger_tx_id"
 TAG_LEDGER_BLOCK = "ledger_block"
 METRIC_TAG_PREFIX = "metric."
+VERIFIED = VerifiedBytes()  # the model bytes this process fetched, by profile and hash
 LOGGED_MODEL_NAME = "global-model"
 EXAMPLE_ROWS = 5
 
@@ -195,8 +197,14 @@ def get_version(
         raise TrackingError(f"{profile_id}: {exc}") from exc
 
 
-def fetch_model_bytes(profile_id: str, sha256: str) -> bytes:
-    """The exchange bytes of the version with hash ``sha256``, verified after download."""
+def fetch_model_bytes(profile_id: str, sha256: str, *, shared: bool = False) -> bytes:
+    """The exchange bytes of the version with hash ``sha256``, verified after download.
+
+    ``shared``: the node agents of a round, which all load the same base and new model: once
+    per process, then from memory, verified again (:mod:`registry.verified_bytes`). Model
+    access (``fedspec model``, serving) reads the store on every load."""
+    if shared:
+        return VERIFIED.get(profile_id, sha256, lambda: fetch_model_bytes(profile_id, sha256))
     found = find_version(profile_id, sha256)
     if found is None:
         raise ModelNotFoundError(f"{profile_id} has no version with sha256 {sha256}", sha256=sha256)
