@@ -86,6 +86,10 @@ MIN_UPDATE_MARGIN_S = 2.0
 SHAPLEY_EVALUATIONS = 16
 
 
+# How long a coordinator waiting on UpdateCommitted events goes without listing the updates.
+RELIST_S = 30.0
+
+
 @dataclass
 class CoordinatorReport:
     model_sha256: str = ""
@@ -338,9 +342,11 @@ class Coordinator:
             if self.watch is None:
                 time.sleep(self.poll_s)
                 continue
-            known = set(records)
+            known, listed = set(records), time.monotonic()
             while self.watch.healthy and not set(rnd.participants) <= known:
-                if time.time() >= until:
+                # The deadline, or a fresh list now and then: the events are a hint, the
+                # ledger's list the authority (RELIST_S bounds what a lost event could cost).
+                if time.time() >= until or time.monotonic() - listed >= RELIST_S:
                     break
                 self.watch.wait(key, seen, until, poll_s=self.poll_s)
                 seen = self.watch.version(key)
