@@ -67,6 +67,7 @@ class RoundWatch:
         self._reads: dict[RoundKey, _Read] = {}
         self._events: dict[RoundKey, list[tuple[str, dict[str, object]]]] = {}
         self._healthy = True
+        self._blind = False  # no start height: never trusted to announce every change
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.events_seen = 0  # for benchmarks and tests
@@ -76,9 +77,13 @@ class RoundWatch:
     def start(self) -> None:
         try:
             start: int | None = self._ledger.height()
-        except LedgerError as exc:  # a reader without qscc rights: from the next commit on
-            log.debug("round watch starts at the next commit: %s", exc)
-            start = None
+        except LedgerError as exc:
+            # A reader without the right to the chain's height: the stream still wakes the
+            # waiters, but a renewed stream starts at the next commit and could miss events
+            # in between, so reads are never cached and waits poll as without a watch.
+            log.debug("round watch without the height, polling: %s", exc)
+            start, self._blind = None, True
+            self._set_healthy(False)
         self._thread = threading.Thread(
             target=self._follow, args=(start,), name="round-watch", daemon=True
         )
@@ -132,6 +137,7 @@ class RoundWatch:
         self.changed(key)
 
     def _set_healthy(self, healthy: bool) -> None:
+        healthy = healthy and not self._blind
         with self._lock:
             if self._healthy == healthy:
                 return

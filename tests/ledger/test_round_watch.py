@@ -107,3 +107,29 @@ def test_a_read_goes_stale_when_a_deadline_of_the_round_passes() -> None:
     assert _fresh(_Read(0, 150.0, rnd), 199.5)
     assert not _fresh(_Read(0, 150.0, rnd), 250.0)  # anyone may elect now
     assert _fresh(_Read(0, 250.0, rnd), 10_000.0)
+
+
+def test_without_the_chain_s_height_reads_are_never_cached(
+    env: LedgerEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renewed stream would then start at the next commit and could miss events between
+    two streams: the watch may still wake waiters but its reads always go to the ledger."""
+    n = _open_round(env)
+    key = (PROFILE, n)
+    ledger = env.ledger(VOLUNTEERS[0])
+
+    def refused() -> int:
+        raise LedgerError("qscc GetChainInfo: access denied", code="FORBIDDEN")
+
+    monkeypatch.setattr(ledger, "height", refused)
+    watch = RoundWatch(ledger)
+    watch.start()
+    try:
+        assert not watch.healthy
+        watch.read(key)
+        env.ledger(VOLUNTEERS[1]).join_round(PROFILE, n, new_seed_secret()[1])
+        rnd, _ = watch.read(key)  # whether or not the join's event arrived
+        assert not watch.healthy
+        assert rnd.joined == [VOLUNTEERS[1]] and watch.reads == 2
+    finally:
+        watch.stop()
