@@ -1,6 +1,11 @@
 """What the coordinator and the specialization check share about nodes' updates: the
 round's base model, fetching updates in parallel (each verified against its ledger hash), and
-whether an update was trained for this round from this round's base model."""
+whether an update was trained for this round from this round's base model.
+
+Updates fetched and verified are kept by their hash for the process (``UPDATES``): where
+the coordinator and the round flow share a process (the local dispatch), the specialization
+check after the round reads the updates the coordinator fetched instead of downloading each
+again (benchmarks/round_time.py); every load checks the hash again."""
 
 from __future__ import annotations
 
@@ -13,10 +18,12 @@ from federated.types import FitResult, GlobalModel
 from flows import tracking
 from ledger_client import Round
 from registry.models import fetch_model_bytes
+from registry.verified_bytes import VerifiedBytes
 
 # Metric keys a node adds to its update, so a coordinator can refuse a stale one.
 TRAINED_ROUND = "trained_round"
 TRAINED_FROM = "trained_from"
+UPDATES = VerifiedBytes(max_bytes=128 * 1024 * 1024)
 
 
 def base_model(plan: TrainingPlan, rnd: Round) -> GlobalModel:
@@ -35,9 +42,9 @@ def prefetch(wanted: list[tuple[str, str]]) -> Callable[[str, str], bytes]:
     raised."""
 
     def fetch(item: tuple[str, str]) -> bytes | Exception:
+        uri, sha256 = item
         try:
-            data: bytes = tracking.fetch_bytes(item[0], sha256=item[1])
-            return data
+            return UPDATES.get(uri, sha256, lambda: tracking.fetch_bytes(uri, sha256=sha256))
         except Exception as exc:  # re-raised by the lookup, in the caller's order
             return exc
 

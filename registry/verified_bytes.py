@@ -1,4 +1,4 @@
-"""Model bytes this process has fetched and verified, by their hash.
+"""Model (and update) bytes this process has fetched and verified, by their hash.
 
 A process that runs many node agents (the round flow's local dispatch, a member's several
 nodes, a simulation worker) fetched each round's base model and new model once per node:
@@ -44,7 +44,7 @@ class VerifiedBytes:
                 return kept
             data = fetch()
             self.fetches += 1
-            _check(f"fetched model bytes of {scope}", data, sha256)
+            _check(f"bytes fetched for {scope}", data, sha256)
             self._keep(key, data)
             return data
 
@@ -55,7 +55,7 @@ class VerifiedBytes:
                 return None
             self._kept.move_to_end(key)
         try:
-            _check(f"model bytes of {key[0]} kept in memory", data, key[1])
+            _check(f"bytes of {key[0]} kept in memory", data, key[1])
         except ArtifactIntegrityError:
             self.forget(key)
             raise
