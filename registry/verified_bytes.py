@@ -38,15 +38,22 @@ class VerifiedBytes:
         key = (scope, sha256)
         with self._lock:
             in_flight = self._fetching.setdefault(key, threading.Lock())
-        with in_flight:
-            kept = self._take(key)
-            if kept is not None:
-                return kept
-            data = fetch()
-            self.fetches += 1
-            _check(f"bytes fetched for {scope}", data, sha256)
-            self._keep(key, data)
-            return data
+        try:
+            with in_flight:
+                kept = self._take(key)
+                if kept is not None:
+                    return kept
+                data = fetch()
+                self.fetches += 1
+                _check(f"bytes fetched for {scope}", data, sha256)
+                self._keep(key, data)
+                return data
+        finally:
+            # One lock per fetch in flight, not per hash ever seen: a long-running process
+            # would otherwise keep a lock for every model and update of every round.
+            with self._lock:
+                if self._fetching.get(key) is in_flight and not in_flight.locked():
+                    del self._fetching[key]
 
     def _take(self, key: tuple[str, str]) -> bytes | None:
         with self._lock:

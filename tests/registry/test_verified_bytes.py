@@ -42,6 +42,7 @@ def test_concurrent_loads_share_one_fetch() -> None:
     for t in threads:
         t.join(timeout=60)
     assert results == [data] * 8 and cache.fetches == 1
+    assert cache._fetching == {}  # no lock kept once nothing is in flight
 
 
 def test_bytes_that_do_not_hash_to_the_ledger_s_hash_are_refused_and_not_kept() -> None:
