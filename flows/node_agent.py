@@ -20,6 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -44,7 +45,7 @@ from flows.coordinator import Coordinator
 from flows.environment import NodeEnvironment
 from flows.models import ProfileModel
 from flows.secure import SecureNode, secure_threshold
-from flows.updates import TRAINED_FROM, TRAINED_ROUND
+from flows.updates import TRAINED_FROM, TRAINED_ROUND, keep_uploaded
 from ledger_client import (
     Budget,
     EndorseError,
@@ -285,22 +286,20 @@ class NodeAgent:
         return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model, shared=True))
 
     def _train_and_commit(self, rnd: Round) -> None:
-        run = tracking.start_node_run(
-            self.parent_run_id,
-            self.profile_id,
-            self.round_no,
-            self.env.node,
-            kept=self.env.read_state(self.profile_id, self.round_no, "run"),
-        )
-        self.env.write_state(self.profile_id, self.round_no, "run", run.kept)
-        run_id = run.run_id
+        # The node's run is created while it validates and trains: nothing needs the run's id
+        # before the update is uploaded, and creating it (MLflow I/O) before training cost
+        # 0.05–0.1 s of every round's critical path (benchmarks/round_time.py).
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="node-run")
+        starting = pool.submit(self._start_run)
+        pool.shutdown(wait=False)
         # Params, metrics, tags and files of the update, written together (flows.tracking).
         self._record = tracking.RunRecord(params={"node": self.env.node})
         try:
-            commitment = self._update(rnd, run_id)
+            commitment = self._update(rnd, starting.result)
+            run_id = starting.result()
             # Before the ledger commit points at the update and its validation summary.
             record, self._record = self._record, tracking.RunRecord()
-            tracking.write_record(run_id, record)
+            keep_uploaded(tracking.write_record(run_id, record))
             self.ledger.submit_update(self.profile_id, self.round_no, commitment)
             self.outcome.update_sha256 = commitment.sha256
             self.run_id = run_id
@@ -311,12 +310,26 @@ class NodeAgent:
                 "update committed" if commitment.validation_passed else "excluded (validation)"
             )
         except BaseException:
-            try:  # what the node found before it failed, if not written yet
-                tracking.write_record(run_id, self._record)
-            except FedspecError as exc:  # the failure that brought us here is the one to raise
-                log.warning("%s: could not record its failed update: %s", self.env.node, exc)
-            tracking.end_run(run_id, status="FAILED")
+            if starting.exception() is None:  # a run to record the failure in
+                run_id = starting.result()
+                try:  # what the node found before it failed, if not written yet
+                    tracking.write_record(run_id, self._record)
+                except FedspecError as exc:  # the failure that brought us here is the one to raise
+                    log.warning("%s: could not record its failed update: %s", self.env.node, exc)
+                tracking.end_run(run_id, status="FAILED")
             raise
+
+    def _start_run(self) -> str:
+        """The node's run of the round (a retried node's, reopened), kept in its state."""
+        run = tracking.start_node_run(
+            self.parent_run_id,
+            self.profile_id,
+            self.round_no,
+            self.env.node,
+            kept=self.env.read_state(self.profile_id, self.round_no, "run"),
+        )
+        self.env.write_state(self.profile_id, self.round_no, "run", run.kept)
+        return run.run_id
 
     def _exclusion(self, reason: str, rows: int, validation_sha256: str) -> UpdateCommitment:
         # Params are immutable and a retried node may be excluded for another reason: tags.
@@ -330,10 +343,11 @@ class NodeAgent:
             validation_reason=reason,
         )
 
-    def _update(self, rnd: Round, run_id: str) -> UpdateCommitment:
+    def _update(self, rnd: Round, run_id: Callable[[], str]) -> UpdateCommitment:
+        """The update's commitment; ``run_id()`` waits for the node's run (being created)."""
         if self._secure is not None:
             try:  # deal the shares first: sharing closes once every participant has dealt
-                self._secure.deal(rnd, run_id)
+                self._secure.deal(rnd, run_id())
             except FederatedError as exc:
                 return self._exclusion(f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
         if (
@@ -356,7 +370,7 @@ class NodeAgent:
             {"node": self.env.node, "rows": len(y), "validation_sha256": summary.sha256}
         )
         # The coordinator checks this against the hash on the ledger before scoring quality.
-        self._record.add_file(run_id, "validation.json", summary.canonical_json.encode())
+        self._record.files["validation.json"] = summary.canonical_json.encode()
         if not summary.success:
             reason = "DATA_VALIDATION_FAILED: " + _clip(failure)
             return self._exclusion(reason, len(y), summary.sha256)
@@ -390,7 +404,7 @@ class NodeAgent:
             except FederatedError as exc:
                 return self._exclusion(f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
         digest = sha256_hex(published)
-        uri = self._record.add_file(run_id, "update.safetensors", self._upload_bytes(published))
+        uri = self._record.add_file(run_id(), "update.safetensors", self._upload_bytes(published))
 
         result, _ = decode_update(stored)
         metrics = {
@@ -537,9 +551,8 @@ class NodeAgent:
         while True:
             rnd = self._round()
             if rnd.status == "closed":
-                self.outcome.model_sha256 = rnd.raw.get("model", "")
-                with timing.span("evaluation"):
-                    self._evaluate_locally()
+                if not self.outcome.model_sha256:  # as its coordinator, it has evaluated it
+                    self._evaluate(rnd.raw.get("model", ""))
                 return
             if rnd.status == "failed":
                 raise RoundAborted(f"round failed: {rnd.failure}")
@@ -553,7 +566,7 @@ class NodeAgent:
                     self.parent_run_id,
                     progress=self.progress,
                     watch=self._watch,
-                ).run(rnd)
+                ).run(rnd, meanwhile=self._evaluate)
                 self._wrote()
                 continue
             if time.time() >= rnd.coordinator_deadline + 1:
@@ -567,6 +580,10 @@ class NodeAgent:
                 continue
             self._wait(rnd.coordinator_deadline + 1, rnd)
 
+    def _evaluate(self, model_sha256: str) -> None:
+        self.outcome.model_sha256 = model_sha256
+        self._evaluate_locally()
+
     def _evaluate_locally(self) -> None:
         """The round's model on this node's own validation split (stays in its MLflow run)."""
         if self.outcome.status != "ok" or not self.outcome.model_sha256:
@@ -577,7 +594,8 @@ class NodeAgent:
             )
             data = self.env.local_data(dict(self.plan.characteristics))
 
-            metrics = ProfileModel.of(self.plan, model).metrics(data.valid.X, data.valid.y)
+            with timing.span("evaluation"):  # the scoring only: its MLflow call is overhead
+                metrics = ProfileModel.of(self.plan, model).metrics(data.valid.X, data.valid.y)
             self.outcome.metrics.update({f"local_valid_{k}": float(v) for k, v in metrics.items()})
             tracking.log_node_evaluation(self.run_id, metrics)
         except FederatedError as exc:  # evaluation is a report, never a reason to fail the node

@@ -16,11 +16,13 @@ elected coordinator that disappears is replaced after its deadline.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,7 +33,7 @@ from fedspec.app.settings import Settings
 from fedspec.errors import ErrorCode
 from flows import tracking
 from flows.node_agent import NodeOutcome, run_node
-from flows.specialization import specialization_check
+from flows.specialization import run_check
 from ledger_client import (
     Consortium,
     EndorseError,
@@ -244,12 +246,17 @@ def federated_round(
     summary = _summary(profile_id, round_no, rnd, outcomes, time.perf_counter() - started, parent)
     if rnd.status == "closed":
         summary["alias"], summary["evaluation"] = _committed_model(ledger, profile_id, round_no)
-        if specialize:
+    # The table in Prefect's UI (Prefect API calls) while the specialization check and the
+    # round's MLflow run (ledger, MLflow) finish: neither needs the other. In this flow run's
+    # context: Prefect links the artifacts to the run it finds there.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish") as pool:
+        publishing = pool.submit(contextvars.copy_context().run, _publish, dict(summary))
+        if rnd.status == "closed" and specialize:
             summary["specialization"] = _specialize(
                 profile_id, home, rnd.coordinator, opener, parent
             )
-    tracking.end_round_run(parent, summary)
-    _publish(summary)
+        tracking.end_round_run(parent, summary)
+        publishing.result()
     return summary
 
 
@@ -404,8 +411,14 @@ def _specialize(
     failure."""
 
     try:
-        return specialization_check(
-            profile_id, home, propose=True, proposer=coordinator, reader=opener, run_id=run_id
+        return run_check(
+            profile_id,
+            home,
+            get_run_logger(),
+            propose=True,
+            proposer=coordinator,
+            reader=opener,
+            run_id=run_id,
         )
     except Exception as exc:  # detection is advice; the committed round stands
         get_run_logger().warning("%s: specialization check failed: %s", profile_id, exc)

@@ -1,6 +1,7 @@
 """After a round: should the profile split, and has demand for a new profile built up?
 
-Runs after each round of a profile (``federated-round`` calls :func:`specialization_check`)
+Runs after each round of a profile (``federated-round`` calls :func:`run_check` in its own
+flow run)
 and on demand (``fedspec specialize check``). Two sources of proposals:
 
 * **divergence** inside the profile (:mod:`federated.divergence`): each committed round's
@@ -445,6 +446,34 @@ def _default_admin(settings: Settings) -> str:
     return Consortium.load(settings.ledger.consortium_dir).default_admin
 
 
+def run_check(
+    profile_id: str,
+    home: str | None,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    *,
+    propose: bool = True,
+    proposer: str = "",
+    reader: str = "",
+    run_id: str = "",
+) -> dict[str, Any]:
+    """The check's work, in the caller's flow run: ``federated-round`` runs it in its own
+    run, because a subflow run of its own cost ~0.13 s of Prefect round trips per round
+    (5 % of a demo round, benchmarks/round_time.py). Its lines go to ``logger``."""
+    report = check_profile(
+        profile_id,
+        Settings.load(home),
+        propose=propose,
+        proposer=proposer or None,
+        reader=reader or None,
+    )
+    for line in report.lines:
+        logger.info("%s: %s", profile_id, line)
+    doc = report.to_json()
+    if run_id:
+        tracking.log_bytes(run_id, "specialization.json", json.dumps(doc, indent=2).encode())
+    return doc
+
+
 @flow(name="specialization-check", log_prints=True)
 def specialization_check(
     profile_id: str,
@@ -459,17 +488,12 @@ def specialization_check(
     # Deferred: loads prefect only when used.
     from prefect import get_run_logger
 
-    logger = get_run_logger()
-    report = check_profile(
+    return run_check(
         profile_id,
-        Settings.load(home),
+        home,
+        get_run_logger(),
         propose=propose,
-        proposer=proposer or None,
-        reader=reader or None,
+        proposer=proposer,
+        reader=reader,
+        run_id=run_id,
     )
-    for line in report.lines:
-        logger.info("%s: %s", profile_id, line)
-    doc = report.to_json()
-    if run_id:
-        tracking.log_bytes(run_id, "specialization.json", json.dumps(doc, indent=2).encode())
-    return doc

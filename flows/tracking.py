@@ -141,10 +141,12 @@ class RunRecord:
 
 
 @_mlflow
-def write_record(run_id: str, record: RunRecord) -> None:
-    """Write ``record`` into the run: at most one ``log_batch`` and one ``log_artifacts``."""
-    log_files(run_id, record.files)
+def write_record(run_id: str, record: RunRecord) -> dict[str, bytes]:
+    """Write ``record`` into the run: at most one ``log_batch`` and one ``log_artifacts``.
+    Returns the files written, by their ``runs:/`` URIs."""
+    uris = log_files(run_id, record.files)
     _log_batch(run_id, params=record.params, metrics=record.metrics, tags=record.tags)
+    return {uris[path]: data for path, data in record.files.items()}
 
 
 @_mlflow

@@ -9,7 +9,7 @@ again (benchmarks/round_time.py); every load checks the hash again."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from federated.exchange import decode_global_model
@@ -34,6 +34,13 @@ def base_model(plan: TrainingPlan, rnd: Round) -> GlobalModel:
     # A child profile's first round starts from its parent's champion (the ledger says
     # whose lineage holds the base model).
     return decode_global_model(fetch_model_bytes(rnd.base_profile, rnd.base_model, shared=True))
+
+
+def keep_uploaded(uris: Mapping[str, bytes]) -> None:
+    """Keep the files a node agent of this process has just uploaded (``{runs:/ uri: bytes}``)
+    for the coordinator, should it run here: see ``VerifiedBytes.put``."""
+    for uri, data in uris.items():
+        UPDATES.put(uri, data)
 
 
 def prefetch(wanted: list[tuple[str, str]]) -> Callable[[str, str], bytes]:

@@ -13,7 +13,7 @@ import importlib.metadata
 import json
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +156,8 @@ def register_global_model(
             tags=version_tags,
             model_id=model_id,
         )
+    # Node agents of this process (the local dispatch) load this version next, by its hash.
+    VERIFIED.put(profile_id, model_bytes)
     return _info(created)
 
 
@@ -214,9 +216,18 @@ def fetch_model_bytes(profile_id: str, sha256: str, *, shared: bool = False) -> 
     return fetch_bytes(f"{found.uri}/artifacts/{MODEL_FILE}", sha256=found.sha256)
 
 
-def set_version_tags(profile_id: str, sha256: str, tags: Mapping[str, Any]) -> ModelVersionInfo:
-    """Set tags on the version with hash ``sha256`` (values written as strings)."""
-    found = find_version(profile_id, sha256)
+def set_version_tags(
+    profile_id: str,
+    sha256: str,
+    tags: Mapping[str, Any],
+    *,
+    version: ModelVersionInfo | None = None,
+) -> ModelVersionInfo:
+    """Set tags on the version with hash ``sha256`` (values written as strings); returns the
+    version with them. ``version``: the version as the caller has it (just registered, say),
+    which spares the search for it."""
+    found = version if version is not None and version.sha256 == sha256 else None
+    found = found or find_version(profile_id, sha256)
     if found is None:
         raise ModelNotFoundError(f"{profile_id} has no version with sha256 {sha256}", sha256=sha256)
     # MLflow sets a version's tags one call each: only those that change (a coordinator's
@@ -229,20 +240,37 @@ def set_version_tags(profile_id: str, sha256: str, tags: Mapping[str, Any]) -> M
         mlflow_client = client()
         for key, value in changed.items():
             mlflow_client.set_model_version_tag(profile_id, str(found.version), key, value)
-        return _info(mlflow_client.get_model_version(profile_id, str(found.version)))
+    # Not read back: one call fewer, and a read could not rule out a later writer either.
+    return replace(found, tags={**found.tags, **changed})
 
 
 def record_ledger_commit(
-    profile_id: str, sha256: str, *, tx_id: str, block: int
+    profile_id: str,
+    sha256: str,
+    *,
+    tx_id: str,
+    block: int,
+    version: ModelVersionInfo | None = None,
 ) -> ModelVersionInfo:
     """Tag the version with the ledger transaction that committed its hash."""
-    return set_version_tags(profile_id, sha256, {TAG_LEDGER_TX: tx_id, TAG_LEDGER_BLOCK: block})
+    return set_version_tags(
+        profile_id, sha256, {TAG_LEDGER_TX: tx_id, TAG_LEDGER_BLOCK: block}, version=version
+    )
 
 
-def record_metrics(profile_id: str, sha256: str, metrics: Mapping[str, float]) -> ModelVersionInfo:
+def record_metrics(
+    profile_id: str,
+    sha256: str,
+    metrics: Mapping[str, float],
+    *,
+    version: ModelVersionInfo | None = None,
+) -> ModelVersionInfo:
     """Record evaluation metrics on the version as ``metric.<name>`` tags."""
     return set_version_tags(
-        profile_id, sha256, {f"{METRIC_TAG_PREFIX}{k}": repr(float(v)) for k, v in metrics.items()}
+        profile_id,
+        sha256,
+        {f"{METRIC_TAG_PREFIX}{k}": repr(float(v)) for k, v in metrics.items()},
+        version=version,
     )
 
 

@@ -68,6 +68,7 @@ def promote(
     metrics: Mapping[str, float],
     *,
     champion_metrics: Mapping[str, float] | None = None,
+    version: ModelVersionInfo | None = None,
 ) -> AliasDecision:
     """Record ``metrics`` on the version with hash ``sha256`` and give it ``champion`` or
     ``challenger``.
@@ -75,10 +76,11 @@ def promote(
     The champion's metrics are those recorded on it (``metric.*`` tags) unless
     ``champion_metrics`` are given, e.g. the champion re-evaluated on this round's held-out
     data, which is the fairer comparison when the held-out set changes between rounds.
+    ``version``: the version as the caller has it (just registered), sparing its search.
     """
     profile_id = profile_id_of(profile)
     objective = objective_of(profile)
-    candidate = record_metrics(profile_id, sha256, metrics)
+    candidate = record_metrics(profile_id, sha256, metrics, version=version)
     current = _alias_holder(profile_id, CHAMPION)
     if current is not None and current.version == candidate.version:
         value = float(metrics.get(objective.metric, math.nan))

@@ -55,6 +55,18 @@ class VerifiedBytes:
                 if self._fetching.get(key) is in_flight and not in_flight.locked():
                     del self._fetching[key]
 
+    def put(self, scope: str, data: bytes) -> str:
+        """Keep ``data``, which this process has just stored itself (an uploaded update, a
+        registered model), under its own hash; returns the hash. Write-through: where the
+        coordinator runs in the process of the node agents that uploaded (the local
+        dispatch), it reads their updates from here instead of downloading each again
+        (benchmarks/round_time.py). Keyed by the hash of the bytes as stored, so bytes that
+        differ from what the ledger names are never served for it: the ledger's hash then
+        misses here and the fetch from the store decides."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        self._keep((scope, sha256), data)
+        return sha256
+
     def _take(self, key: tuple[str, str]) -> bytes | None:
         with self._lock:
             data = self._kept.get(key)

@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, *MLFLOW_WARNINGS]
 # one log_artifacts (validation.json, update.safetensors) of its update; end its run; log
 # its local evaluation.
 NODE_OWN = Counter(create_run=1, log_batch=2, log_artifacts=1, set_terminated=1)
-# The models are fetched once per process, whichever of its agents comes first (find the
-# version, download): the round's model. The next round's base model is that same model,
-# fetched already.
-FIRST_ROUND = LATER_ROUND = Counter(search_model_versions=1, download_artifacts=1)
+# No model is fetched: the round's coordinator registered it in this process, which keeps
+# the bytes it registered (registry.verified_bytes), and the next round's base model is that
+# same model. (A process without the coordinator fetches each model once: test_verified_bytes.)
+FIRST_ROUND = LATER_ROUND = Counter[str]()
 FETCH_CALLS = ("search_model_versions", "download_artifacts")
 
 
@@ -34,21 +34,40 @@ def _labelled(monkeypatch: pytest.MonkeyPatch, calls: MlflowCalls) -> None:
     from flows.coordinator import Coordinator
     from flows.node_agent import NodeAgent
 
-    agent_run, coordinator_run = NodeAgent.run, Coordinator.run
+    agent_run, start_run, evaluate = NodeAgent.run, NodeAgent._start_run, NodeAgent._evaluate
+    coordinator_run, finish = Coordinator.run, Coordinator._finish
 
+    # The node's run is created, and the coordinator finishes after its commit, in threads
+    # of their own; the coordinator's node evaluates the model inside Coordinator.run:
+    # each labelled as the agent it works for.
     def run_agent(self: NodeAgent) -> Any:
         with calls.label(self.env.node):
             return agent_run(self)
 
-    def run_coordinator(self: Coordinator, rnd: Any) -> Any:
+    def start_agent_run(self: NodeAgent) -> Any:
+        with calls.label(self.env.node):
+            return start_run(self)
+
+    def evaluate_as_agent(self: NodeAgent, model_sha256: str) -> Any:
+        with calls.label(self.env.node):
+            return evaluate(self, model_sha256)
+
+    def run_coordinator(self: Coordinator, rnd: Any, **kwargs: Any) -> Any:
         with calls.label("coordinator"):
-            return coordinator_run(self, rnd)
+            return coordinator_run(self, rnd, **kwargs)
+
+    def finish_coordinator(self: Coordinator, *args: Any) -> Any:
+        with calls.label("coordinator"):
+            return finish(self, *args)
 
     monkeypatch.setattr(NodeAgent, "run", run_agent)
+    monkeypatch.setattr(NodeAgent, "_start_run", start_agent_run)
+    monkeypatch.setattr(NodeAgent, "_evaluate", evaluate_as_agent)
     monkeypatch.setattr(Coordinator, "run", run_coordinator)
+    monkeypatch.setattr(Coordinator, "_finish", finish_coordinator)
 
 
-def test_a_node_makes_five_mlflow_calls_a_round_and_its_process_fetches_each_model_once(
+def test_a_node_makes_five_mlflow_calls_a_round_and_fetches_no_model_its_process_registered(
     round_home: RoundHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows import tracking
