@@ -186,7 +186,7 @@ def log_round_evaluation(
     seconds: Mapping[str, float],
 ) -> None:
     """The global model's evaluation and who was left out (and why) on the round's run:
-    metrics and tags in one ``log_batch``, the tables after it."""
+    metrics and tags in one ``log_batch``, then the table of who was left out, if any."""
     _log_batch(
         run_id,
         metrics={
@@ -204,13 +204,11 @@ def log_round_evaluation(
         },
         step=round_no,
     )
+    # The metrics are the run's own (MLflow's charts and run comparison show them), and in
+    # round.json: no table of the same numbers, which cost four MLflow calls a round on
+    # its critical path (list, upload, read the run, tag it: benchmarks/round_time.py).
     if excluded:
         log_table(run_id, "excluded.json", excluded)
-    log_table(
-        run_id,
-        "evaluation.json",
-        [{"metric": k, "value": float(v)} for k, v in sorted(metrics.items())],
-    )
 
 
 @_mlflow
