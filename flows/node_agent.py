@@ -171,7 +171,7 @@ class NodeAgent:
             secret = hex_secret.encode()
         commitment = hashlib.sha256(bytes.fromhex(secret.decode())).hexdigest()
         rnd = self._round()
-        if self.env.node in rnd.joined:
+        if self.env.node in rnd.joined_set:
             return  # a retried agent: already in, with this same commitment
         if rnd.status != "joining" or rnd.phase != "joining":
             raise RoundAborted(f"joining round {self.round_no} had closed ({rnd.status})")
@@ -213,7 +213,7 @@ class NodeAgent:
             rnd = self._round()
             if rnd.status != "joining":
                 return rnd
-            if self.env.node in rnd.revealed:
+            if self.env.node in rnd.revealed_set:
                 return rnd
             if rnd.phase == "revealing":
                 # Joining closed because every volunteer joined: the first joined node
@@ -222,7 +222,7 @@ class NodeAgent:
                 # reveal_seed_after). Should the first node not reveal in time, the others
                 # prove it themselves.
                 after = rnd.revealed[0] if rnd.revealed else ""
-                if not after and self.env.node != min(rnd.joined):
+                if not after and self.env.node != rnd.first_joined:
                     opened = opened or time.monotonic()
                     left = FIRST_REVEAL_WAIT_S - (time.monotonic() - opened)
                     if left > 0 and time.time() < rnd.join_deadline:
@@ -242,17 +242,12 @@ class NodeAgent:
 
     def _elected(self, rnd: Round) -> Round:
         while rnd.status == "joining":
-            everyone = (
-                bool(rnd.joined)
-                and set(rnd.revealed) == set(rnd.joined)
-                and rnd.phase == "revealing"
-            )
             # Once everyone revealed, one node elects (the first joined, by id): every node
             # trying at once made N - 1 transactions lose an MVCC race and retry (election
             # grew as N^2, benchmarks/scale.py). The others elect after the reveal window,
             # should that node be gone.
             if (
-                everyone and self.env.node == min(rnd.joined)
+                rnd.all_revealed and self.env.node == rnd.first_joined
             ) or time.time() >= rnd.reveal_deadline:
                 try:
                     rnd = self.ledger.elect_coordinator(self.profile_id, self.round_no)

@@ -104,6 +104,25 @@ class Network:
         The iterator follows new blocks until ``timeout`` seconds pass without one (forever
         when ``None``). Passing a checkpoint resumes exactly after the last event it saw.
         """
+        for block in self.get_chaincode_event_blocks(
+            chaincode, start_block=start_block, checkpoint=checkpoint, timeout=timeout
+        ):
+            for event in block:
+                if checkpoint is not None:
+                    checkpoint.checkpoint_event(event)
+                yield event
+
+    def get_chaincode_event_blocks(
+        self,
+        chaincode: str,
+        *,
+        start_block: int | None = None,
+        checkpoint: Checkpoint | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[list[ChaincodeEvent]]:
+        """As :meth:`get_chaincode_events`, one block's events at a time (never an empty
+        list), for a follower that acts once per block rather than once per event; it moves
+        ``checkpoint`` on itself, as it handles each event."""
         request = gateway_pb2.ChaincodeEventsRequest(
             channel_id=self.name, chaincode_id=chaincode, identity=self.gateway.identity.serialize()
         )
@@ -126,17 +145,18 @@ class Network:
         )
         try:
             for response in self.gateway.client.chaincode_events(signed, timeout):
-                for ev in response.events:
-                    event = ChaincodeEvent(
+                block = [
+                    ChaincodeEvent(
                         block_number=response.block_number,
                         transaction_id=ev.tx_id,
                         chaincode=ev.chaincode_id,
                         name=ev.event_name,
                         payload=bytes(ev.payload),
                     )
-                    if checkpoint is not None:
-                        checkpoint.checkpoint_event(event)
-                    yield event
+                    for ev in response.events
+                ]
+                if block:
+                    yield block
         except GatewayServiceError as exc:
             raise GatewayError(f"chaincode events: {exc.message}", code=exc.code) from exc
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 FIXED_POINT = 1_000_000
@@ -118,6 +119,30 @@ class Round(_Document):
     base_source: str = ""
     base_reason: str = ""
     commit: Committed | None = field(default=None, compare=False)
+
+    # Views that every node agent of a process asks of the one read of the round they share
+    # (ledger_client.round_watch), each time an event wakes them: computed once per read,
+    # not once per agent and wake-up, which made each event cost O(N) per agent, O(N^2) in
+    # all, at N nodes.
+    @cached_property
+    def joined_set(self) -> frozenset[str]:
+        return frozenset(self.joined)
+
+    @cached_property
+    def revealed_set(self) -> frozenset[str]:
+        return frozenset(self.revealed)
+
+    @cached_property
+    def first_joined(self) -> str:
+        """The first joined node by id (who reveals first, and elects), or ``""``."""
+        return min(self.joined) if self.joined else ""
+
+    @cached_property
+    def all_revealed(self) -> bool:
+        """Joining closed and every joined node revealed: the round can be elected."""
+        return (
+            bool(self.joined) and self.phase == "revealing" and self.revealed_set == self.joined_set
+        )
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any], commit: Committed | None = None) -> Round:

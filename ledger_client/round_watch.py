@@ -101,15 +101,24 @@ class RoundWatch:
         while not self._stop.is_set():
             opened, seen = time.monotonic(), self.events_seen
             try:
-                events = network.get_chaincode_events(
+                blocks = network.get_chaincode_event_blocks(
                     chaincode,
                     start_block=start if checkpoint.block_number is None else None,
                     checkpoint=checkpoint if checkpoint.block_number is not None else None,
                     timeout=STREAM_S,
                 )
-                for event in events:
-                    checkpoint.checkpoint_event(event)
-                    self._saw(event.name, event.json())
+                for block in blocks:
+                    # Waiters wake once per block that changed their round, not once per
+                    # event: N agents woken by each of N joins in a block was O(N^2)
+                    # wake-ups for nothing (benchmarks/scale.py).
+                    changed: dict[RoundKey, None] = {}
+                    for event in block:
+                        checkpoint.checkpoint_event(event)
+                        key = self._saw(event.name, event.json())
+                        if key is not None:
+                            changed[key] = None
+                    for key in changed:
+                        self.changed(key)
                     if self._stop.is_set():
                         return
                 self._set_healthy(True)
@@ -123,18 +132,19 @@ class RoundWatch:
                 self._set_healthy(False)
                 self._stop.wait(0.5)
 
-    def _saw(self, name: str, payload: object) -> None:
+    def _saw(self, name: str, payload: object) -> RoundKey | None:
+        """Record a round's event; returns its round (to wake its waiters), else ``None``."""
         if not isinstance(payload, dict):
-            return
+            return None
         profile, number = payload.get("profile"), payload.get("round")
         if not isinstance(profile, str) or not isinstance(number, int):
-            return
+            return None
         self._set_healthy(True)
         self.events_seen += 1
         key = (profile, number)
         with self._lock:
             self._events.setdefault(key, []).append((name, payload))
-        self.changed(key)
+        return key
 
     def _set_healthy(self, healthy: bool) -> None:
         healthy = healthy and not self._blind

@@ -79,7 +79,7 @@ def test_reads_are_not_cached_while_the_events_stream_is_down(
         broken.set()
         raise LedgerError("chaincode events: the peer is restarting", code="UNAVAILABLE")
 
-    monkeypatch.setattr(network, "get_chaincode_events", refuse)
+    monkeypatch.setattr(network, "get_chaincode_event_blocks", refuse)
     watch = RoundWatch(ledger)
     watch.start()
     try:
