@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,6 +37,7 @@ from federated.errors import DatasetError
 from federated.plan import matches
 from fedspec.app.settings import Settings
 from fedspec.fileio import write_atomic
+from fedspec.lazy import LazyProperty
 from flows.timing import TimedProxy
 from ledger_client import FedspecLedger, open_ledger
 
@@ -55,7 +55,7 @@ class NodeEnvironment:
     def name(self) -> str:
         return self.node.partition("/")[2]
 
-    @cached_property
+    @LazyProperty
     def ledger(self) -> FedspecLedger:
         # Every ledger call is a "ledger" span of the round benchmark (flows.timing).
         return cast(

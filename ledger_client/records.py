@@ -11,8 +11,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import cached_property
 from typing import Any
+
+from fedspec.lazy import LazyProperty
 
 FIXED_POINT = 1_000_000
 
@@ -124,20 +125,20 @@ class Round(_Document):
     # (ledger_client.round_watch), each time an event wakes them: computed once per read,
     # not once per agent and wake-up, which made each event cost O(N) per agent, O(N^2) in
     # all, at N nodes.
-    @cached_property
+    @LazyProperty
     def joined_set(self) -> frozenset[str]:
         return frozenset(self.joined)
 
-    @cached_property
+    @LazyProperty
     def revealed_set(self) -> frozenset[str]:
         return frozenset(self.revealed)
 
-    @cached_property
+    @LazyProperty
     def first_joined(self) -> str:
         """The first joined node by id (who reveals first, and elects), or ``""``."""
         return min(self.joined) if self.joined else ""
 
-    @cached_property
+    @LazyProperty
     def all_revealed(self) -> bool:
         """Joining closed and every joined node revealed: the round can be elected."""
         return (
