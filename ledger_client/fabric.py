@@ -26,6 +26,15 @@ T = TypeVar("T")
 
 # How long a refusal from a lagging remote endorser is retried (a block is cut every 100 ms).
 LAGGING_PEER_RETRY_S = 3.0
+# Right after a chaincode definition is committed, or a member's peer joined, the gateway's
+# discovery may not yet know enough peers with the chaincode to satisfy the endorsement
+# policy: gossip spreads that every few seconds, and the gateway refuses at once with
+# FAILED_PRECONDITION "no combination of peers can be derived …" (the README's Fabric
+# walkthrough failed so on a clean clone, at its first transaction after the fourth `node
+# up`). Nothing was endorsed, so asking again is safe; gossip has no event a client could
+# wait on, so the retry is bounded instead.
+DISCOVERY_RETRY_S = 30.0
+_NO_PEER_COMBINATION = "no combination of peers can be derived"
 # How long a commit is waited for on the other organizations' peers.
 OTHER_PEERS_WAIT_S = 2.0
 # A ledger record (a model, a round's updates) stays far below this; Fabric's own default.
@@ -84,11 +93,17 @@ class FabricGatewayService:
         # another organization's peer may still be a block behind and refuse a call that
         # builds on it. A refusal that comes only from other organizations' peers is
         # retried briefly; one from our own peer is the chaincode's real answer.
-        deadline = time.monotonic() + min(LAGGING_PEER_RETRY_S, timeout)
+        started = time.monotonic()
+        deadline = started + min(LAGGING_PEER_RETRY_S, timeout)
         while True:
             try:
                 return self._call(self._stub.Endorse, request, timeout)
             except GatewayServiceError as exc:
+                if _NO_PEER_COMBINATION in exc.message and not exc.details:
+                    if time.monotonic() - started > min(DISCOVERY_RETRY_S, timeout):
+                        raise
+                    time.sleep(0.25)
+                    continue
                 remote_only = bool(self.org and exc.details) and all(
                     d.msp_id and d.msp_id != self.org for d in exc.details
                 )
