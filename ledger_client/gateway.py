@@ -121,8 +121,9 @@ class Network:
         timeout: float | None = None,
     ) -> Iterator[list[ChaincodeEvent]]:
         """As :meth:`get_chaincode_events`, one block's events at a time (never an empty
-        list), for a follower that acts once per block rather than once per event; it moves
-        ``checkpoint`` on itself, as it handles each event."""
+        list), for a follower that acts once per block rather than once per event.
+        ``checkpoint`` only says where to resume: the caller moves it on as it handles each
+        event."""
         request = gateway_pb2.ChaincodeEventsRequest(
             channel_id=self.name, chaincode_id=chaincode, identity=self.gateway.identity.serialize()
         )

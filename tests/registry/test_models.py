@@ -73,6 +73,15 @@ def test_register_logs_a_verified_pyfunc_with_signature_example_and_tags(
     assert registry.fetch_model_bytes("reg-a", strong.sha256) == strong.data
     tagged = registry.record_ledger_commit("reg-a", strong.sha256, tx_id="ab" * 32, block=12)
     assert tagged.tags["ledger_tx_id"] == "ab" * 32 and tagged.tags["ledger_block"] == "12"
+    # Given the version as the caller has it (a coordinator: as it registered it), the tags
+    # are set without searching for it, and the store has them, not only the answer.
+    again = registry.record_ledger_commit(
+        "reg-a", strong.sha256, tx_id="cd" * 32, block=13, version=info
+    )
+    stored = registry.find_version("reg-a", strong.sha256)
+    assert again.tags["ledger_block"] == "13" and again.tags["family"] == "torch-mlp"
+    assert stored is not None and stored.tags["ledger_tx_id"] == "cd" * 32
+    assert stored.tags["ledger_block"] == "13"
 
 
 def test_the_pyfunc_predicts_what_the_adapter_predicts(

@@ -77,3 +77,25 @@ def test_least_recently_used_models_leave_past_the_bound() -> None:
     assert cache.fetches == 3  # a stayed
     cache.get("p", _sha(b), lambda: b)
     assert cache.fetches == 4  # b had left
+
+
+def test_bytes_this_process_stored_are_served_by_their_own_hash_only() -> None:
+    cache, data = VerifiedBytes(), b"an update" * 100
+    fetched: list[bytes] = []
+
+    def fetch(found: bytes) -> Callable[[], bytes]:
+        def download() -> bytes:
+            fetched.append(found)
+            return found
+
+        return download
+
+    assert cache.put("runs:/r/update.safetensors", data) == _sha(data)
+    assert cache.get("runs:/r/update.safetensors", _sha(data), fetch(data)) == data
+    assert fetched == [] and cache.fetches == 0  # written through: no download
+    # Bytes stored that differ from what the ledger names (tampered on their way out) are
+    # never served for the ledger's hash: that load goes to the store, which decides.
+    honest = b"the committed update"
+    cache.put("runs:/s/update.safetensors", b"tampered")
+    assert cache.get("runs:/s/update.safetensors", _sha(honest), fetch(honest)) == honest
+    assert fetched == [honest] and cache.fetches == 1
