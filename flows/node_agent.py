@@ -43,6 +43,7 @@ from fedspec.fileio import write_atomic
 from flows import control_variates, timing, tracking
 from flows.coordinator import Coordinator
 from flows.environment import NodeEnvironment
+from flows.local_work import local_work_slot
 from flows.models import ProfileModel
 from flows.secure import SecureNode, secure_threshold
 from flows.updates import TRAINED_FROM, TRAINED_ROUND, keep_uploaded
@@ -353,36 +354,42 @@ class NodeAgent:
                 self._check_budget()
             except PrivacyBudgetError as exc:
                 return self._exclusion(f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
-        try:
-            data = self.env.local_data(dict(self.plan.characteristics))
-        except DatasetError as exc:  # its data is gone or no longer fits: say so on the ledger
-            return self._exclusion(f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
-        X, y = self._training_rows(data.train.X, data.train.y)
-        names = data.info.feature_names
-        with timing.span("validation"):
-            summary, failure = self._validated(X, y, names)
-        self._record.params.update(
-            {"node": self.env.node, "rows": len(y), "validation_sha256": summary.sha256}
-        )
-        # The coordinator checks this against the hash on the ledger before scoring quality.
-        self._record.files["validation.json"] = summary.canonical_json.encode()
-        if not summary.success:
-            reason = "DATA_VALIDATION_FAILED: " + _clip(failure)
-            return self._exclusion(reason, len(y), summary.sha256)
-        stored = self.env.read_state(self.profile_id, self.round_no, "update")
-        if stored is None:
+        # The node's local work (read, validate, train) takes one of the process's slots:
+        # agents co-located in one process (the demo, a simulation, benchmarks/scale.py) all
+        # leave the election at once, and 200 of them doing Python work together starved the
+        # ones still waking up of the interpreter lock for seconds. Waiting here holds no lock
+        # and no other node waits on it (secure aggregation's dealing happened above).
+        with local_work_slot():
             try:
-                result, spend = self._fit(rnd, X, y)
-            except FederatedError as exc:
-                # Empty data, an incompatible model…: record the exclusion now, with its
-                # reason, rather than leave the coordinator waiting for its deadline.
-                return self._exclusion(f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
-            stored = encode_update(result, self.plan.family)
-            self.env.write_state(self.profile_id, self.round_no, "update", stored)
-            eps, delta = (spend.epsilon, spend.delta) if spend is not None else (0.0, 0.0)
-            self.env.write_state(
-                self.profile_id, self.round_no, "spend", f"{eps!r} {delta!r}".encode()
+                data = self.env.local_data(dict(self.plan.characteristics))
+            except DatasetError as exc:  # its data is gone or no longer fits: say so on the ledger
+                return self._exclusion(f"{exc.code}: {_short(exc)}", 0, NOT_VALIDATED)
+            X, y = self._training_rows(data.train.X, data.train.y)
+            names = data.info.feature_names
+            with timing.span("validation"):
+                summary, failure = self._validated(X, y, names)
+            self._record.params.update(
+                {"node": self.env.node, "rows": len(y), "validation_sha256": summary.sha256}
             )
+            # The coordinator checks this against the hash on the ledger before scoring quality.
+            self._record.files["validation.json"] = summary.canonical_json.encode()
+            if not summary.success:
+                reason = "DATA_VALIDATION_FAILED: " + _clip(failure)
+                return self._exclusion(reason, len(y), summary.sha256)
+            stored = self.env.read_state(self.profile_id, self.round_no, "update")
+            if stored is None:
+                try:
+                    result, spend = self._fit(rnd, X, y)
+                except FederatedError as exc:
+                    # Empty data, an incompatible model…: record the exclusion now, with its
+                    # reason, rather than leave the coordinator waiting for its deadline.
+                    return self._exclusion(f"{exc.code}: {_short(exc)}", len(y), summary.sha256)
+                stored = encode_update(result, self.plan.family)
+                self.env.write_state(self.profile_id, self.round_no, "update", stored)
+                eps, delta = (spend.epsilon, spend.delta) if spend is not None else (0.0, 0.0)
+                self.env.write_state(
+                    self.profile_id, self.round_no, "spend", f"{eps!r} {delta!r}".encode()
+                )
         try:  # after the update is stored, so that a retry applies its Δc_i exactly once
             self._keep_control(stored)
         except FederatedError as exc:
@@ -584,13 +591,16 @@ class NodeAgent:
         if self.outcome.status != "ok" or not self.outcome.model_sha256:
             return
         try:
-            model = decode_global_model(
-                fetch_model_bytes(self.profile_id, self.outcome.model_sha256, shared=True)
-            )
-            data = self.env.local_data(dict(self.plan.characteristics))
-
-            with timing.span("evaluation"):  # the scoring only: its MLflow call is overhead
-                metrics = ProfileModel.of(self.plan, model).metrics(data.valid.X, data.valid.y)
+            # A slot, as training takes (flows.local_work): the N agents of a process wake at
+            # the model's commit together, and their scoring starved the ledger's committer
+            # of the coordinator's last transaction (1.4 s of its 1.4 s at 200 nodes).
+            with local_work_slot():
+                model = decode_global_model(
+                    fetch_model_bytes(self.profile_id, self.outcome.model_sha256, shared=True)
+                )
+                data = self.env.local_data(dict(self.plan.characteristics))
+                with timing.span("evaluation"):  # the scoring only: its MLflow call is overhead
+                    metrics = ProfileModel.of(self.plan, model).metrics(data.valid.X, data.valid.y)
             self.outcome.metrics.update({f"local_valid_{k}": float(v) for k, v in metrics.items()})
             tracking.log_node_evaluation(self.run_id, metrics)
         except FederatedError as exc:  # evaluation is a report, never a reason to fail the node
