@@ -119,6 +119,7 @@ class NodeAgent:
         self.run_id = ""  # the node's MLflow child run, once it has one
         self._record = tracking.RunRecord()  # what its run records of the round's update
         self._seen = 0  # the round's version at the last read, where a wait starts from
+        self._wrote_at = 0  # its last committed write, as the watch counts them (a read's floor)
 
     # ------------------------------------------------------------------ the protocol
     def run(self) -> NodeOutcome:
@@ -191,7 +192,7 @@ class NodeAgent:
     def _round(self) -> Round:
         """The round as this process last read it, if nothing changed it since; the version
         a wait starts from is kept for :meth:`_wait`."""
-        rnd, self._seen = self._watch.read(self._key)
+        rnd, self._seen = self._watch.read(self._key, after=self._wrote_at)
         return rnd
 
     @property
@@ -204,7 +205,7 @@ class NodeAgent:
 
     def _wrote(self) -> None:
         """After this node's own committed write: its next read must see it."""
-        self._watch.changed(self._key)
+        self._wrote_at = self._watch.wrote()
 
     def _reveal(self) -> Round:
         secret = self.env.read_state(self.profile_id, self.round_no, "secret")

@@ -18,6 +18,7 @@ from chaincode.errors import ChaincodeError
 from chaincode.identity import parse_creator
 from chaincode.schema import validate_profile
 from fedspec.errors import ErrorCode
+from ledger_client.coalesce import Coalescer
 from ledger_client.errors import RETRYABLE_COMMIT_CODES, CommitError, EndorseError, GatewayError
 from ledger_client.gateway import Contract
 from ledger_client.records import (
@@ -46,6 +47,9 @@ from ledger_client.records import (
     Vote,
 )
 
+# One per process: reads shared across the identities of the process (ledger_client.coalesce).
+SHARED_READS: Coalescer[Any] = Coalescer()
+
 
 class FedspecLedger:
     """Reads and writes return typed records (:mod:`ledger_client.records`). Every write waits
@@ -68,6 +72,13 @@ class FedspecLedger:
     # ---------------------------------------------------------------- plumbing
     def evaluate(self, name: str, *args: str) -> Any:
         return json.loads(self.contract.evaluate_transaction(name, *args))
+
+    def _shared_evaluate(self, name: str, *args: str) -> Any:
+        """``evaluate`` for reads whose answer does not depend on the caller, shared by
+        concurrent callers on the same ledger service (:mod:`ledger_client.coalesce`)."""
+        contract = self.contract
+        key = (id(contract.gateway.client), contract.network.name, contract.chaincode, name, args)
+        return SHARED_READS.call(key, lambda: self.evaluate(name, *args))
 
     def submit(self, name: str, *args: str) -> Submitted:
         """Submit and wait for the commit; re-endorse and retry when an MVCC race was lost.
@@ -189,7 +200,9 @@ class FedspecLedger:
         return Vote.from_json(done.result, done.commit)
 
     def get_profile(self, profile_id: str) -> Profile:
-        return Profile.from_json(self.evaluate("GetProfile", profile_id))
+        # Whoever asks gets the same profile: the agents of a process share their reads of it
+        # (200 starting at once made 200 evaluates, ledger_client.coalesce).
+        return Profile.from_json(self._shared_evaluate("GetProfile", profile_id))
 
     def list_profiles(self, status: str = "") -> list[Profile]:
         return [Profile.from_json(p) for p in self.evaluate("ListProfiles", status)]

@@ -44,6 +44,7 @@ SAFETY_S = 5.0
 @dataclass(frozen=True)
 class _Read:
     version: int  # the round's change count when the read began
+    writes: int  # this process's committed writes when the read began (``wrote``)
     at: float  # wall-clock time the read began (round deadlines are wall-clock seconds)
     round: Round
 
@@ -52,10 +53,16 @@ class RoundWatch:
     """Rounds of one ledger connection, as its events say they change.
 
     ``read(key)`` returns the round and its version; ``wait(key, seen, until)`` blocks until
-    the version moves past ``seen`` (an event or a write of this process), ``until`` (a
-    deadline of the round), or the safety interval; ``changed(key)`` is what a writer calls
-    after its own transaction committed, so that its next read sees it without waiting for
-    the event. Reads of one round are single-flight: concurrent readers share one GetRound.
+    the version moves past ``seen`` (an event), ``until`` (a deadline of the round), or the
+    safety interval. ``wrote()`` is what a writer calls after its own transaction committed;
+    it passes what it returns to ``read(key, after=...)`` so that its next read began after
+    the commit, and sees it without waiting for the event. Reads of one round are
+    single-flight: concurrent readers share one GetRound.
+
+    A writer's own commit does not make the shared read stale for the others: it used to,
+    and then at 200 nodes each of the 200 reveals cost a GetRound of O(N) (the reveal phase
+    grew as N^1.3, benchmarks/scale.py). The others learn of it from its event, once per
+    block; the writers of one block share the first read that began after their commits.
     """
 
     def __init__(self, ledger: FedspecLedger) -> None:
@@ -65,6 +72,7 @@ class RoundWatch:
         self._read_locks: dict[RoundKey, threading.Lock] = {}
         self._versions: dict[RoundKey, int] = {}
         self._reads: dict[RoundKey, _Read] = {}
+        self._writes = 0  # committed writes of this process's agents (``wrote``)
         self._events: dict[RoundKey, list[tuple[str, dict[str, object]]]] = {}
         self._healthy = True
         self._blind = False  # no start height: never trusted to announce every change
@@ -181,15 +189,23 @@ class RoundWatch:
         with self._lock:
             return list(self._events.get(key, [])[start:])
 
+    def wrote(self) -> int:
+        """After a write of this process committed: pass the answer to :meth:`read` as
+        ``after``, and that read will have begun after the commit."""
+        with self._lock:
+            self._writes += 1
+            return self._writes
+
     def changed(self, key: RoundKey) -> None:
-        """The round changed (an event, or this process's own committed write)."""
+        """The round changed: an event named it (or a test says so)."""
         with self._lock:
             condition = self._condition(key)
             self._versions[key] = self._versions.get(key, 0) + 1
             condition.notify_all()
 
-    def read(self, key: RoundKey) -> tuple[Round, int]:
-        """The round, and the version it is current for."""
+    def read(self, key: RoundKey, *, after: int = 0) -> tuple[Round, int]:
+        """The round, and the version it is current for; read after the write for which
+        :meth:`wrote` answered ``after``."""
         with self._lock:
             self._condition(key)
             read_lock = self._read_locks[key]
@@ -197,13 +213,20 @@ class RoundWatch:
             with self._lock:
                 version = self._versions.get(key, 0)
                 cached = self._reads.get(key) if self._healthy else None
-            if cached is not None and cached.version == version and _fresh(cached, time.time()):
+            if (
+                cached is not None
+                and cached.version == version
+                and cached.writes >= after
+                and _fresh(cached, time.time())
+            ):
                 return cached.round, version
+            with self._lock:
+                writes = self._writes
             at = time.time()
             rnd = self._ledger.get_round(*key)
             self.reads += 1
             with self._lock:
-                self._reads[key] = _Read(version, at, rnd)
+                self._reads[key] = _Read(version, writes, at, rnd)
             return rnd, version
 
     def wait(self, key: RoundKey, seen: int, until: float, *, poll_s: float) -> None:

@@ -44,10 +44,35 @@ def test_reads_are_shared_until_the_round_changes(env: LedgerEnv) -> None:
         assert (again, same, watch.reads) == (first, version, 1)
 
         ledger.join_round(PROFILE, n, new_seed_secret()[1])
-        watch.changed(key)  # what an agent does after its own committed write
-        mine, newer = watch.read(key)
-        assert newer > version and watch.reads == 2
+        after = watch.wrote()  # what an agent does after its own committed write
+        mine, _ = watch.read(key, after=after)
+        assert watch.reads == 2
         assert mine.joined == [VOLUNTEERS[0]]
+
+
+def test_a_write_needs_a_read_begun_after_it_only_for_its_writer(env: LedgerEnv) -> None:
+    n = _open_round(env)
+    key = (PROFILE, n)
+    a, b = env.ledger(VOLUNTEERS[0]), env.ledger(VOLUNTEERS[1])
+    watch = RoundWatch(a)  # never started: no event arrives while the test runs
+    watch.read(key)
+    a.join_round(PROFILE, n, new_seed_secret()[1])
+    a_wrote = watch.wrote()
+    others, _ = watch.read(key)  # another agent: the shared read stands until the event
+    assert (watch.reads, others.joined) == (1, [])
+    mine, _ = watch.read(key, after=a_wrote)
+    assert (watch.reads, mine.joined) == (2, [VOLUNTEERS[0]])
+
+    b.join_round(PROFILE, n, new_seed_secret()[1])
+    b_wrote = watch.wrote()
+    again, _ = watch.read(key, after=a_wrote)  # a's floor: the read after its write will do
+    assert (watch.reads, again.joined) == (2, [VOLUNTEERS[0]])
+    theirs, _ = watch.read(key, after=b_wrote)
+    assert watch.reads == 3
+    assert set(theirs.joined) == {VOLUNTEERS[0], VOLUNTEERS[1]}
+    # Writers whose commits came before one read share it: b's floor is met from now on.
+    watch.read(key, after=b_wrote)
+    assert watch.reads == 3
 
 
 def test_agents_of_one_process_share_one_watch_and_it_stops_with_the_last(
@@ -102,11 +127,11 @@ def _round(**deadlines: int) -> Round:
 
 def test_a_read_goes_stale_when_a_deadline_of_the_round_passes() -> None:
     rnd = _round(join_deadline=100, reveal_deadline=200, coordinator_deadline=0)
-    assert _fresh(_Read(0, 50.0, rnd), 99.0)
-    assert not _fresh(_Read(0, 50.0, rnd), 100.0)  # joining closed with no transaction
-    assert _fresh(_Read(0, 150.0, rnd), 199.5)
-    assert not _fresh(_Read(0, 150.0, rnd), 250.0)  # anyone may elect now
-    assert _fresh(_Read(0, 250.0, rnd), 10_000.0)
+    assert _fresh(_Read(0, 0, 50.0, rnd), 99.0)
+    assert not _fresh(_Read(0, 0, 50.0, rnd), 100.0)  # joining closed with no transaction
+    assert _fresh(_Read(0, 0, 150.0, rnd), 199.5)
+    assert not _fresh(_Read(0, 0, 150.0, rnd), 250.0)  # anyone may elect now
+    assert _fresh(_Read(0, 0, 250.0, rnd), 10_000.0)
 
 
 def test_without_the_chain_s_height_reads_are_never_cached(
