@@ -20,6 +20,7 @@ import contextvars
 import dataclasses
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -130,6 +131,39 @@ def _node_timeout(schedule: dict[str, Any]) -> int:
     )
 
 
+# A round's node tasks start once all of them are launched. Each task's thread must get the
+# interpreter lock before the launching loop may go on to the next (``Thread.start`` waits
+# for it), and at 200 nodes the agents already started kept it busy: the last agent started
+# 2.3 s after the first, which every other node then waited for at the reveal
+# (benchmarks/scale.py). Nothing can hold the tasks back for long: the launch is a loop of
+# submits, and its end sets the event whatever happens.
+_launches: dict[tuple[str, int], threading.Event] = {}
+_launches_lock = threading.Lock()
+LAUNCH_WAIT_S = 60.0
+
+
+@contextmanager
+def _launching(profile_id: str, round_no: int) -> Iterator[None]:
+    key, launched = (profile_id, round_no), threading.Event()
+    with _launches_lock:
+        _launches[key] = launched
+    try:
+        yield
+    finally:
+        launched.set()
+        with _launches_lock:
+            if _launches.get(key) is launched:
+                del _launches[key]
+
+
+def _launched(profile_id: str, round_no: int) -> None:
+    """Until this process's launch of the round's node tasks ended (none under way: now)."""
+    with _launches_lock:
+        launched = _launches.get((profile_id, round_no))
+    if launched is not None:
+        launched.wait(LAUNCH_WAIT_S)
+
+
 # Retrying a node is safe: its agent resumes with the same secret and the same update.
 @task(name="node-round", retries=1, retry_delay_seconds=NODE_RETRY_DELAY_S)
 def node_round_task(
@@ -139,6 +173,7 @@ def node_round_task(
     parent_run_id: str | None,
     home: str | None,
 ) -> dict[str, Any]:
+    _launched(profile_id, round_no)
     return run_node(node, profile_id, round_no, parent_run_id, home)
 
 
@@ -436,9 +471,10 @@ def _dispatch(
     round_ended: Callable[[], bool] = lambda: False,
 ) -> list[dict[str, Any]]:
     if dispatch == "local":
-        futures = [
-            node_round_task.submit(node, profile_id, round_no, parent, home) for node in nodes
-        ]
+        with _launching(profile_id, round_no):
+            futures = [
+                node_round_task.submit(node, profile_id, round_no, parent, home) for node in nodes
+            ]
         outcomes = []
         for node, future in zip(nodes, futures, strict=True):
             try:
