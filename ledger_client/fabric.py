@@ -138,12 +138,21 @@ class FabricGatewayService:
     def chaincode_events(
         self, request: gateway_pb2.SignedChaincodeEventsRequest, timeout: float | None
     ) -> Iterator[gateway_pb2.ChaincodeEventsResponse]:
+        opened = time.monotonic()
         stream = self._stub.ChaincodeEvents(request, timeout=timeout)
         try:
             yield from stream
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return  # the caller's window ended: the stream is over, not failed
+            # The peer may see the same deadline first and reset the stream (RST_STREAM,
+            # CANCELLED "Stream removed"): past the window, that is its end too.
+            if (
+                exc.code() == grpc.StatusCode.CANCELLED
+                and timeout is not None
+                and time.monotonic() - opened >= timeout
+            ):
+                return
             raise _translate(exc, self.endpoint) from exc
         finally:
             stream.cancel()
